@@ -1,0 +1,2 @@
+pub mod generated;
+pub mod transport;
