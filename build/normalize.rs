@@ -45,6 +45,11 @@ fn fail(step: &'static str, location: impl Into<String>, message: impl Into<Stri
     }
 }
 
+/// A visitor of schema objects, given each schema's location.
+pub type SchemaVisitor<'a> = dyn FnMut(&mut Map<String, Value>, &[String]) + 'a;
+/// A visitor of operations, given each operation's path and method.
+pub type OperationVisitor<'a> = dyn FnMut(&str, &str, &mut Map<String, Value>) + 'a;
+
 /// HTTP methods that carry operations in an OpenAPI path item.
 pub const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -102,7 +107,7 @@ pub fn downgrade_openapi_version(doc: &mut Value) {
 }
 
 /// Visits every operation object with its path and method.
-fn for_each_operation(doc: &mut Value, f: &mut dyn FnMut(&str, &str, &mut Map<String, Value>)) {
+fn for_each_operation(doc: &mut Value, f: &mut OperationVisitor<'_>) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -354,7 +359,7 @@ pub fn declare_success_as_any_2xx(doc: &mut Value) -> Result<(), NormalizeError>
 }
 
 /// Visits every schema object in the document, children before parents, with its location.
-pub fn for_each_schema(doc: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value>, &[String])) {
+pub fn for_each_schema(doc: &mut Value, f: &mut SchemaVisitor<'_>) {
     let mut location = Vec::new();
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
@@ -402,11 +407,7 @@ pub fn for_each_schema(doc: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value
     }
 }
 
-fn walk_parameters(
-    params: &mut Value,
-    location: &mut Vec<String>,
-    f: &mut dyn FnMut(&mut Map<String, Value>, &[String]),
-) {
+fn walk_parameters(params: &mut Value, location: &mut Vec<String>, f: &mut SchemaVisitor<'_>) {
     for param in params.as_array_mut().into_iter().flatten() {
         let name = param
             .get("name")
@@ -421,12 +422,7 @@ fn walk_parameters(
     }
 }
 
-fn walk_content(
-    content: &mut Value,
-    label: &str,
-    location: &mut Vec<String>,
-    f: &mut dyn FnMut(&mut Map<String, Value>, &[String]),
-) {
+fn walk_content(content: &mut Value, label: &str, location: &mut Vec<String>, f: &mut SchemaVisitor<'_>) {
     for (_, media) in content.as_object_mut().into_iter().flatten() {
         if let Some(schema) = media.get_mut("schema") {
             location.push(label.to_string());
@@ -443,11 +439,7 @@ const SCHEMA_LIST_KEYWORDS: [&str; 4] = ["anyOf", "oneOf", "allOf", "prefixItems
 /// Keywords whose value maps names to schemas.
 const SCHEMA_MAP_KEYWORDS: [&str; 3] = ["properties", "patternProperties", "$defs"];
 
-fn walk_schema(
-    schema: &mut Value,
-    location: &mut Vec<String>,
-    f: &mut dyn FnMut(&mut Map<String, Value>, &[String]),
-) {
+fn walk_schema(schema: &mut Value, location: &mut Vec<String>, f: &mut SchemaVisitor<'_>) {
     let Some(object) = schema.as_object_mut() else {
         return;
     };

@@ -1,1 +1,72 @@
-fn main() {}
+//! Quickstart: create a tag concurrency limit, read it back, take and give back a slot, clean up.
+//!
+//! With PREFECT_API_URL set (or an active Prefect profile) it uses that server; otherwise it
+//! starts a local Prefect server of its own (installing Prefect into a cached venv once).
+//!
+//!     cargo run --example quickstart
+
+use prefect_client::local_server::LocalServer;
+use prefect_client::{Client, Error};
+
+#[tokio::main]
+async fn main() {
+    if let Err(error) = run().await {
+        eprintln!("quickstart failed: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Error> {
+    // Keep the server (if we start one) alive until the end of `run`.
+    let (client, _server) = match std::env::var("PREFECT_API_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            println!("using the Prefect server at {url}");
+            (Client::from_env()?, None)
+        }
+        _ => {
+            println!(
+                "PREFECT_API_URL is not set: starting a local Prefect server (the first run installs Prefect, about 30 s)"
+            );
+            let server = LocalServer::start().await?;
+            println!("local Prefect server at {}", server.api_url());
+            (server.client()?, Some(server))
+        }
+    };
+    println!("server version: {}", client.server_version().await?);
+
+    let limits = client.concurrency_limits();
+    let tag = format!("quickstart-{}", uuid::Uuid::new_v4().simple());
+    let created = limits.create(&tag, 2).await?;
+    println!(
+        "created limit {} on tag {:?}: at most {} at once",
+        created.id, created.tag, created.concurrency_limit
+    );
+
+    let read = limits.read_by_tag(&tag).await?;
+    println!("read back: {read:#?}");
+
+    // Take one slot for a (pretend) task run, look at the limit, and give the slot back.
+    let task_run = uuid::Uuid::new_v4();
+    limits.increment(&[&tag], task_run).await?;
+    let busy = limits.read(created.id).await?;
+    println!(
+        "while held: {} of {} slots in use",
+        busy.active_slots.len(),
+        busy.concurrency_limit
+    );
+    limits.decrement(&[&tag], task_run).await?;
+    let free = limits.read(created.id).await?;
+    println!(
+        "after release: {} of {} slots in use",
+        free.active_slots.len(),
+        free.concurrency_limit
+    );
+
+    limits.delete_by_tag(&tag).await?;
+    match limits.read_by_tag(&tag).await {
+        Err(e) if e.is_not_found() => println!("deleted {tag:?}; done"),
+        Err(e) => return Err(e),
+        Ok(_) => println!("warning: {tag:?} is still there after delete"),
+    }
+    Ok(())
+}

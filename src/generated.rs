@@ -10,6 +10,7 @@
 
 #![allow(
     missing_docs,
+    dead_code,
     unused_imports,
     clippy::all,
     clippy::pedantic,

@@ -1,2 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+pub mod config;
+pub mod error;
 pub mod generated;
-pub mod transport;
+#[cfg(feature = "local-server")]
+pub mod local_server;
+pub mod resources;
+mod transport;
+
+pub use client::{Client, ClientBuilder};
+pub use config::Config;
+pub use error::{ApiError, Error, FieldError};
+/// The request and response types of every operation, generated from Prefect's schema.
+pub use generated::types;
+pub use transport::{MAX_RETRY_AFTER, PREFECT_API_VERSION, is_repeatable};

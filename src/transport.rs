@@ -1,4 +1,348 @@
-//! placeholder
-#[derive(Clone, Debug, Default)]
-pub struct Transport;
-impl progenitor_client::ClientHooks<Transport> for crate::generated::Client {}
+//! The one place every request passes through: the generated client's
+//! `ClientHooks::exec`. It adds Prefect's headers and credentials, opens a tracing span per
+//! request, and retries what is safe to retry.
+//!
+//! # Retries
+//! A request is retried, up to `max_retries` times with exponential backoff and jitter (or the
+//! server's `Retry-After`, when it gives one of at most [`MAX_RETRY_AFTER`]), when:
+//! - the connection could not be made: nothing reached the server, any operation is retried;
+//! - the server answered 429 or 503 (or a code in `PREFECT_CLIENT_RETRY_EXTRA_CODES`): it
+//!   refused the request without acting on it, any operation is retried;
+//! - the answer was 502 or 504, or the connection broke after the request was sent: the
+//!   server may have acted, so only operations that are safe to repeat are retried (reads,
+//!   filters, deletes, renewals, releases and Prefect's upserts); for the others (creating a
+//!   flow run, a v2 limit, an artifact, logs, events, taking slots) the error is returned, so
+//!   nothing is created twice.
+//!
+//! Timeouts are not retried: a request that stalls past the timeout ends in a
+//! [`Error::Timeout`](crate::Error::Timeout), so every call ends in bounded time.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use progenitor_client::{ClientHooks, OperationInfo};
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::{Method, Request, Response, StatusCode};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::error::{Error, parse_retry_after};
+
+/// The Prefect API version the client speaks (what Prefect's own client sends).
+pub const PREFECT_API_VERSION: &str = "0.8.4";
+/// The longest `Retry-After` the client waits on its own; a longer one is returned as an error.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The header carrying the API version.
+const API_VERSION_HEADER: HeaderName = HeaderName::from_static("x-prefect-api-version");
+/// The header progenitor adds with the document's version; Prefect does not read it.
+const PROGENITOR_VERSION_HEADER: &str = "api-version";
+
+/// Per-client state the generated client carries: credentials, headers and retry policy.
+#[derive(Clone)]
+pub struct Transport {
+    authorization: Option<HeaderValue>,
+    api_version: HeaderValue,
+    max_retries: u32,
+    retry_extra_codes: Vec<u16>,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("max_retries", &self.max_retries)
+            .field("retry_extra_codes", &self.retry_extra_codes)
+            .finish()
+    }
+}
+
+impl Transport {
+    /// Precomputes the headers from the settings; a key that cannot be a header is an error.
+    pub(crate) fn new(config: &Config) -> Result<Transport, Error> {
+        use base64::Engine;
+        use secrecy::ExposeSecret;
+        let authorization = if let Some(key) = &config.api_key {
+            Some(sensitive_header(
+                &format!("Bearer {}", key.expose_secret()),
+                "PREFECT_API_KEY",
+            )?)
+        } else if let Some(auth) = &config.auth_string {
+            let token = base64::engine::general_purpose::STANDARD.encode(auth.expose_secret());
+            Some(sensitive_header(
+                &format!("Basic {token}"),
+                "PREFECT_API_AUTH_STRING",
+            )?)
+        } else {
+            None
+        };
+        Ok(Transport {
+            authorization,
+            api_version: HeaderValue::from_static(PREFECT_API_VERSION),
+            max_retries: config.max_retries,
+            retry_extra_codes: config.retry_extra_codes.clone(),
+        })
+    }
+
+    fn decorate(&self, request: &mut Request) {
+        let headers = request.headers_mut();
+        headers.remove(PROGENITOR_VERSION_HEADER);
+        headers.insert(API_VERSION_HEADER, self.api_version.clone());
+        if let Some(auth) = &self.authorization {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+    }
+
+    /// Sends `request`, retrying per the policy above, inside one tracing span.
+    async fn execute(
+        &self,
+        client: &reqwest::Client,
+        mut request: Request,
+        operation: &str,
+    ) -> reqwest::Result<Response> {
+        self.decorate(&mut request);
+        let span = tracing::debug_span!(
+            "prefect.request",
+            operation,
+            method = %request.method(),
+            path = request.url().path(),
+            status = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let repeatable = is_repeatable(request.method(), operation);
+        async move {
+            let started = Instant::now();
+            let mut backoff = backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(10))
+                .with_jitter()
+                .with_max_times(self.max_retries as usize)
+                .build();
+            let mut attempts = 1u32;
+            loop {
+                let copy = request.try_clone();
+                let result = client.execute(request).await;
+                let retry = self.retry_decision(&result, repeatable);
+                let next = match (retry, copy) {
+                    (Some(after), Some(copy)) => backoff.next().map(|delay| (after.unwrap_or(delay), copy)),
+                    _ => None,
+                };
+                let Some((wait, copy)) = next else {
+                    let span = tracing::Span::current();
+                    if let Ok(response) = &result {
+                        span.record("status", response.status().as_u16());
+                    }
+                    span.record("attempts", attempts);
+                    span.record("duration_ms", started.elapsed().as_millis() as u64);
+                    return result;
+                };
+                tracing::debug!(
+                    attempt = attempts,
+                    wait_ms = wait.as_millis() as u64,
+                    outcome = %describe(&result),
+                    "retrying Prefect request"
+                );
+                drop(result);
+                tokio::time::sleep(wait).await;
+                request = copy;
+                attempts += 1;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// `Some(retry_after)` when the outcome may be retried.
+    fn retry_decision(
+        &self,
+        result: &reqwest::Result<Response>,
+        repeatable: bool,
+    ) -> Option<Option<Duration>> {
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                if retry_after.is_some_and(|d| d > MAX_RETRY_AFTER) {
+                    return None;
+                }
+                let refused = status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE
+                    || self.retry_extra_codes.contains(&status.as_u16());
+                let maybe_acted = matches!(status.as_u16(), 502 | 504);
+                (refused || (maybe_acted && repeatable)).then_some(retry_after)
+            }
+            Err(e) if e.is_timeout() => None,
+            Err(e) if e.is_connect() => Some(None),
+            Err(e) if e.is_request() || e.is_body() => repeatable.then_some(None),
+            Err(_) => None,
+        }
+    }
+}
+
+fn describe(result: &reqwest::Result<Response>) -> String {
+    match result {
+        Ok(response) => response.status().to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn sensitive_header(value: &str, setting: &str) -> Result<HeaderValue, Error> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        Error::Config(format!(
+            "{setting} contains characters that cannot be sent in an HTTP header (a newline or \
+             control character?); copy the value again"
+        ))
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// Whether repeating the operation cannot change the outcome: reads, Prefect's POST filters
+/// and counts, deletes, lease renewals and releases, and the creates the server upserts.
+pub fn is_repeatable(method: &Method, operation: &str) -> bool {
+    if matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    ) {
+        return true;
+    }
+    const PREFIXES: [&str; 8] = [
+        "read_",
+        "count_",
+        "paginate_",
+        "filter_",
+        "validate_",
+        "renew_",
+        "reset_",
+        "next_runs",
+    ];
+    const NAMES: [&str; 10] = [
+        // Prefect upserts these: a repeat returns the same object.
+        "create_concurrency_limit",
+        "create_flow",
+        "create_deployment",
+        "create_block_type",
+        "create_block_schema",
+        "create_work_pool",
+        // Releasing slots: the second release of a lease finds nothing to release.
+        "bulk_decrement_active_slots_with_lease",
+        "decrement_concurrency_limits_v1",
+        "update_concurrency_limit_v2",
+        "read_health",
+    ];
+    PREFIXES.iter().any(|p| operation.starts_with(p))
+        || NAMES.contains(&operation)
+        || operation.starts_with("update_")
+}
+
+impl ClientHooks<Transport> for crate::generated::Client {
+    async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
+        self.inner.execute(&self.client, request, info.operation_id).await
+    }
+}
+
+/// Builds the HTTP client the SDK uses when the caller brings none: rustls (ring), the
+/// configured timeouts, User-Agent, extra CA certificate and certificate checking.
+pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Error> {
+    // Keeps a provider the application installed; otherwise installs ring for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.request_timeout)
+        .user_agent(concat!("prefect-client-rust/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true);
+    if let Some(path) = &config.ssl_cert_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Config(format!(
+                "PREFECT_API_SSL_CERT_FILE {} cannot be read ({e}); point it at a PEM file of CA certificates",
+                path.display()
+            ))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::Config(format!(
+                "PREFECT_API_SSL_CERT_FILE {} holds no PEM certificates ({e}); point it at a PEM file",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(Error::Config(format!(
+                "PREFECT_API_SSL_CERT_FILE {} holds no PEM certificates; point it at a PEM file",
+                path.display()
+            )));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    if config.tls_insecure_skip_verify {
+        tracing::warn!(
+            "PREFECT_API_TLS_INSECURE_SKIP_VERIFY is set: TLS certificates are NOT verified; anyone on the \
+             network path can read and change the traffic, including the API key"
+        );
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_that_duplicate_are_not_repeatable() {
+        for op in [
+            "create_flow_run",
+            "create_concurrency_limit_v2",
+            "create_logs",
+            "create_artifact",
+            "bulk_increment_active_slots_with_lease",
+            "create_events",
+            "increment_concurrency_limits_v1",
+        ] {
+            assert!(!is_repeatable(&Method::POST, op), "{op}");
+        }
+        for op in [
+            "read_flow_runs",
+            "count_flows",
+            "create_concurrency_limit",
+            "renew_concurrency_lease",
+            "bulk_decrement_active_slots_with_lease",
+            "create_flow",
+        ] {
+            assert!(is_repeatable(&Method::POST, op), "{op}");
+        }
+        assert!(is_repeatable(&Method::DELETE, "delete_flow"));
+    }
+
+    #[test]
+    fn authorization_is_bearer_or_basic_and_hidden() {
+        let config = Config::new("http://h:1/api").unwrap().with_api_key("pnu_k");
+        let t = Transport::new(&config).unwrap();
+        assert_eq!(t.authorization.as_ref().unwrap(), "Bearer pnu_k");
+        assert!(t.authorization.as_ref().unwrap().is_sensitive());
+        assert!(!format!("{t:?}").contains("pnu_k"));
+        let config = Config::new("http://h:1/api")
+            .unwrap()
+            .with_auth_string("admin:pass");
+        let t = Transport::new(&config).unwrap();
+        assert_eq!(t.authorization.as_ref().unwrap(), "Basic YWRtaW46cGFzcw==");
+    }
+
+    #[test]
+    fn keys_with_newlines_are_a_config_error_without_the_key() {
+        let config = Config::new("http://h:1/api")
+            .unwrap()
+            .with_api_key("abc\nsecretpart");
+        let err = Transport::new(&config).unwrap_err();
+        assert!(err.to_string().contains("PREFECT_API_KEY") && !err.to_string().contains("secretpart"));
+    }
+}

@@ -1,0 +1,183 @@
+//! [`Client`]: the entry point, with one handle per resource and the generated client underneath.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::generated;
+use crate::resources::concurrency_limits::ConcurrencyLimits;
+use crate::transport::{Transport, build_http_client};
+use crate::{Error, error};
+
+/// A Prefect API client. Cheap to clone; clones share connections.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), prefect_client::Error> {
+/// let client = prefect_client::Client::from_env()?;
+/// let limit = client.concurrency_limits().create("database", 5).await?;
+/// println!("{} allows {}", limit.tag, limit.concurrency_limit);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    raw: Arc<generated::Client>,
+    config: Arc<Config>,
+}
+
+impl Client {
+    /// A client for the API at `api_url` with Prefect's defaults and no credentials.
+    pub fn new(api_url: &str) -> Result<Client, Error> {
+        Client::builder(api_url).build()
+    }
+
+    /// A client from the user's Prefect settings (environment, then the active profile of
+    /// `profiles.toml`); see [`Config::from_env`].
+    pub fn from_env() -> Result<Client, Error> {
+        ClientBuilder::from_config(Config::from_env()?).build()
+    }
+
+    /// A client from explicit settings.
+    pub fn from_config(config: Config) -> Result<Client, Error> {
+        ClientBuilder::from_config(config).build()
+    }
+
+    /// Starts building a client for the API at `api_url`.
+    pub fn builder(api_url: &str) -> ClientBuilder {
+        ClientBuilder {
+            config: Config::new(api_url),
+            http: None,
+        }
+    }
+
+    /// The generated client, for any operation the handles do not cover. Its errors become
+    /// typed with [`Error::from_generated`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &prefect_client::Client) -> Result<(), prefect_client::Error> {
+    /// use prefect_client::{Error, types};
+    /// let flows = match client.raw().read_flows(&types::ReadFlowsBody::default()).await {
+    ///     Ok(response) => response.into_inner(),
+    ///     Err(e) => return Err(Error::from_generated(e).await),
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub fn raw(&self) -> &generated::Client {
+        &self.raw
+    }
+
+    /// The settings this client was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The API URL requests go to.
+    pub fn api_url(&self) -> &str {
+        self.config.api_url()
+    }
+
+    /// Tag concurrency limits (v1): `POST /concurrency_limits/` and friends.
+    pub fn concurrency_limits(&self) -> ConcurrencyLimits<'_> {
+        ConcurrencyLimits::new(self)
+    }
+
+    /// `GET /health`: `Ok(())` when the server is up and answers it is healthy.
+    pub async fn health(&self) -> Result<(), Error> {
+        let healthy = error::unwrap_response("health_check", self.raw.health_check().await).await?;
+        if healthy {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "the server at {} answers /health with false; check its logs",
+                self.api_url()
+            )))
+        }
+    }
+
+    /// `GET /admin/version`: the server's Prefect version.
+    pub async fn server_version(&self) -> Result<String, Error> {
+        error::unwrap_response("read_version", self.raw.read_version().await).await
+    }
+}
+
+/// Builds a [`Client`]: URL, credentials, timeouts, retries, or a caller's own
+/// `reqwest::Client`.
+///
+/// ```
+/// # fn demo() -> Result<(), prefect_client::Error> {
+/// let client = prefect_client::Client::builder("https://api.prefect.cloud/api/accounts/A/workspaces/W")
+///     .api_key("pnu_...")
+///     .request_timeout(std::time::Duration::from_secs(30))
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "call .build() to get a Client"]
+pub struct ClientBuilder {
+    config: Result<Config, Error>,
+    http: Option<reqwest::Client>,
+}
+
+impl ClientBuilder {
+    /// Starts from explicit settings.
+    pub fn from_config(config: Config) -> ClientBuilder {
+        ClientBuilder {
+            config: Ok(config),
+            http: None,
+        }
+    }
+
+    fn map(mut self, f: impl FnOnce(Config) -> Config) -> ClientBuilder {
+        self.config = self.config.map(f);
+        self
+    }
+
+    /// Sends `Authorization: Bearer <key>` (Prefect Cloud).
+    pub fn api_key(self, key: impl Into<String>) -> ClientBuilder {
+        self.map(|c| c.with_api_key(key))
+    }
+
+    /// Sends `Authorization: Basic <base64(user:password)>` (self-hosted with an auth string).
+    pub fn auth_string(self, auth_string: impl Into<String>) -> ClientBuilder {
+        self.map(|c| c.with_auth_string(auth_string))
+    }
+
+    /// The longest a whole request may take (default 60 s).
+    pub fn request_timeout(self, timeout: Duration) -> ClientBuilder {
+        self.map(|c| c.with_request_timeout(timeout))
+    }
+
+    /// The longest connecting may take (default 10 s).
+    pub fn connect_timeout(self, timeout: Duration) -> ClientBuilder {
+        self.map(|c| c.with_connect_timeout(timeout))
+    }
+
+    /// How many times a failed request is retried (default 5).
+    pub fn max_retries(self, retries: u32) -> ClientBuilder {
+        self.map(|c| c.with_max_retries(retries))
+    }
+
+    /// Uses the caller's HTTP client (its own TLS, proxy, timeouts and User-Agent) instead of
+    /// building one; the SDK still adds credentials and Prefect's headers to every request.
+    pub fn http_client(mut self, client: reqwest::Client) -> ClientBuilder {
+        self.http = Some(client);
+        self
+    }
+
+    /// Checks the settings and builds the client; no request is sent.
+    pub fn build(self) -> Result<Client, Error> {
+        let config = self.config?;
+        if config.request_timeout.is_zero() || config.connect_timeout.is_zero() {
+            return Err(Error::Config("timeouts must be longer than zero".into()));
+        }
+        let transport = Transport::new(&config)?;
+        let http = match self.http {
+            Some(http) => http,
+            None => build_http_client(&config)?,
+        };
+        let raw = generated::Client::new_with_client(config.api_url(), http, transport);
+        Ok(Client {
+            raw: Arc::new(raw),
+            config: Arc::new(config),
+        })
+    }
+}

@@ -1,0 +1,606 @@
+//! The one error type of the SDK: what went wrong, typed for callers to branch on, with a
+//! message that says what to do.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+/// Everything a call to Prefect can fail with.
+///
+/// Branch on the variant (or the `is_*` helpers); show it with `Display`, which names the fix.
+/// No variant ever holds an API key or auth string.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input was rejected before any request was sent.
+    #[error("invalid {what}: {message}")]
+    InvalidInput {
+        /// Which argument.
+        what: &'static str,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+
+    /// The client's settings are missing or wrong (API URL, key, profile, timeouts).
+    #[error("Prefect client configuration: {0}")]
+    Config(String),
+
+    /// 404: the object does not exist.
+    #[error("{0}; check the id or name (the object may have been deleted)")]
+    NotFound(ApiError),
+
+    /// 409: the object conflicts with an existing one (a duplicate name).
+    #[error("{0}; an object with that name or key exists already: read or update it instead")]
+    Conflict(ApiError),
+
+    /// 422: the server rejected the request's content.
+    #[error("{error}{}; fix the request", FieldErrors(fields))]
+    Validation {
+        /// Status, path and the server's message.
+        error: ApiError,
+        /// Each rejected field with its location, as the server listed them.
+        fields: Vec<FieldError>,
+    },
+
+    /// 401: the server needs credentials or rejected them.
+    #[error(
+        "{0}; set PREFECT_API_KEY (Prefect Cloud) or PREFECT_API_AUTH_STRING (a self-hosted server \
+         with basic auth) to valid credentials"
+    )]
+    Unauthorized(ApiError),
+
+    /// 403: the credentials are valid but not allowed this operation or workspace.
+    #[error("{0}; the API key has no access to this workspace or operation, check its role")]
+    Forbidden(ApiError),
+
+    /// 423: the concurrency slots asked for are taken; try again after `retry_after`.
+    #[error("{error}: concurrency slots are taken{}", RetryAfter(*retry_after))]
+    SlotsUnavailable {
+        /// Status, path and the server's message.
+        error: ApiError,
+        /// The server's advice on when to try again.
+        retry_after: Option<Duration>,
+    },
+
+    /// 429: the server asks the client to slow down.
+    #[error("{error}: the server is rate-limiting this client{}", RetryAfter(*retry_after))]
+    RateLimited {
+        /// Status, path and the server's message.
+        error: ApiError,
+        /// The server's advice on when to try again.
+        retry_after: Option<Duration>,
+    },
+
+    /// 5xx: the server (or a proxy in front of it) failed.
+    #[error("{0}; the server or a proxy in front of it failed, check its logs and try again later")]
+    Server(ApiError),
+
+    /// Any other unsuccessful status.
+    #[error("{0}")]
+    Api(ApiError),
+
+    /// The request did not complete in time.
+    #[error(
+        "request to {path} timed out; the server is slow or unreachable: check it, or raise \
+         PREFECT_API_REQUEST_TIMEOUT / the client's timeout"
+    )]
+    Timeout {
+        /// The API path (no host, no query).
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server could not be reached, or the connection failed mid-request.
+    #[error(
+        "cannot reach the Prefect API at {url} ({}); check PREFECT_API_URL and that the server is \
+         running (`prefect server start`)",
+        source_chain(source)
+    )]
+    Connect {
+        /// The base URL (no credentials).
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server answered 2xx with a body that is not what the operation returns.
+    #[error(
+        "the server's answer to {operation} is not the expected JSON ({source}); body starts with \
+         {excerpt:?}: check that PREFECT_API_URL is the Prefect API (it usually ends in /api) and \
+         that the server runs a compatible Prefect 3.x"
+    )]
+    Decode {
+        /// The operation (generated method name), when known.
+        operation: String,
+        /// The first bytes of the body.
+        excerpt: String,
+        /// What did not match.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A concurrency lease was lost: its slots may already be someone else's.
+    #[error("{0}")]
+    LeaseLost(String),
+
+    /// Anything else the HTTP layer reported.
+    #[error("request failed: {}", source_chain(.0))]
+    Http(#[source] reqwest::Error),
+}
+
+/// An unsuccessful answer from the server: status, where, and Prefect's `detail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The API path of the request (no host, no query).
+    pub path: String,
+    /// Prefect's `detail` (or `exception_message`), or the start of a non-JSON body.
+    pub detail: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Prefect answered {} to {}", self.status, self.path)?;
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// One field the server rejected in a 422.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FieldError {
+    /// Where the field is (`["body", "concurrency_limit"]`).
+    #[serde(default, deserialize_with = "location")]
+    pub loc: Vec<String>,
+    /// What is wrong with it.
+    #[serde(default)]
+    pub msg: String,
+    /// Pydantic's error type (`missing`, `int_parsing`, …).
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+fn location<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let parts: Vec<serde_json::Value> = Deserialize::deserialize(d)?;
+    Ok(parts
+        .into_iter()
+        .map(|p| match p {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        })
+        .collect())
+}
+
+struct FieldErrors<'a>(&'a [FieldError]);
+
+impl fmt::Display for FieldErrors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, field) in self.0.iter().enumerate() {
+            let sep = if i == 0 { " (" } else { "; " };
+            write!(f, "{sep}{}: {}", field.loc.join("."), field.msg)?;
+        }
+        if !self.0.is_empty() {
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+struct RetryAfter(Option<Duration>);
+
+impl fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, ", retry after {:.1} s", d.as_secs_f64()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The causes of an HTTP error, joined, without the request URL.
+fn source_chain(error: &reqwest::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
+}
+
+/// The longest body excerpt an error keeps.
+const EXCERPT_CHARS: usize = 200;
+/// The most of an error body read to find Prefect's detail.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The start of a body, as text, for messages.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_CHARS * 4)]);
+    let text = text.trim();
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Prefect's error bodies: `{"detail": "..."}` or, for validation, `{"exception_message": ...,
+/// "exception_detail": [...]}`; FastAPI's own `{"detail": [...]}` is accepted too.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    detail: Option<serde_json::Value>,
+    #[serde(default)]
+    exception_message: Option<String>,
+    #[serde(default)]
+    exception_detail: Option<Vec<FieldError>>,
+}
+
+/// Decodes an unsuccessful answer into the matching [`Error`].
+pub(crate) fn from_status(
+    status: StatusCode,
+    path: String,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Error {
+    let mut fields = Vec::new();
+    let detail = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => {
+            if let Some(list) = parsed.exception_detail {
+                fields = list;
+            }
+            match parsed.detail {
+                Some(serde_json::Value::String(s)) => s,
+                Some(serde_json::Value::Array(items)) => {
+                    if fields.is_empty() {
+                        fields = serde_json::from_value(serde_json::Value::Array(items)).unwrap_or_default();
+                    }
+                    parsed.exception_message.unwrap_or_default()
+                }
+                Some(other) => other.to_string(),
+                None => parsed.exception_message.unwrap_or_default(),
+            }
+        }
+        Err(_) => excerpt(body),
+    };
+    let error = ApiError { status, path, detail };
+    match status.as_u16() {
+        401 => Error::Unauthorized(error),
+        403 => Error::Forbidden(error),
+        404 => Error::NotFound(error),
+        409 => Error::Conflict(error),
+        422 => Error::Validation { error, fields },
+        423 => Error::SlotsUnavailable { error, retry_after },
+        429 => Error::RateLimited { error, retry_after },
+        500..=599 => Error::Server(error),
+        _ => Error::Api(error),
+    }
+}
+
+/// Parses `Retry-After`: decimal seconds (Prefect sends `2.588…`) or an HTTP date.
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(24.0 * 3600.0)));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn retry_after_of(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
+impl Error {
+    /// Turns an error of the generated client into a typed [`Error`], reading the body of an
+    /// unsuccessful response for Prefect's detail.
+    ///
+    /// The wrapper does this for every call; use it when calling [`crate::Client::raw`] directly.
+    pub async fn from_generated<E>(error: progenitor_client::Error<E>) -> Error {
+        Self::from_generated_operation("the request", error).await
+    }
+
+    pub(crate) async fn from_generated_operation<E>(
+        operation: &str,
+        error: progenitor_client::Error<E>,
+    ) -> Error {
+        use progenitor_client::Error as G;
+        match error {
+            G::UnexpectedResponse(response) => Self::from_response(response).await,
+            G::ErrorResponse(response) => Error::Api(ApiError {
+                status: response.status(),
+                path: String::new(),
+                detail: String::new(),
+            }),
+            G::CommunicationError(e) | G::ResponseBodyError(e) | G::InvalidUpgrade(e) => {
+                Self::from_reqwest(e)
+            }
+            G::InvalidResponsePayload(body, source) => Error::Decode {
+                operation: operation.to_string(),
+                excerpt: excerpt(&body),
+                source,
+            },
+            G::InvalidRequest(message) => Error::InvalidInput {
+                what: "request",
+                message,
+            },
+            G::Custom(message) => Error::Config(message),
+        }
+    }
+
+    /// Reads an unsuccessful response (bounded) into a typed [`Error`].
+    pub(crate) async fn from_response(mut response: reqwest::Response) -> Error {
+        let status = response.status();
+        let path = response.url().path().to_string();
+        let retry_after = retry_after_of(response.headers());
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk);
+                    if body.len() >= ERROR_BODY_LIMIT {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // The status already says what happened; a broken error body only loses detail.
+                Err(_) => break,
+            }
+        }
+        from_status(status, path, retry_after, &body)
+    }
+
+    /// Classifies an HTTP-layer error; the URL (which could carry credentials) is dropped.
+    pub(crate) fn from_reqwest(error: reqwest::Error) -> Error {
+        let path = error.url().map(|u| u.path().to_string()).unwrap_or_default();
+        let origin = error.url().map(origin_of).unwrap_or_default();
+        let error = error.without_url();
+        if error.is_timeout() {
+            Error::Timeout { path, source: error }
+        } else if error.is_connect() || error.is_request() || error.is_body() || error.is_decode() {
+            // Could not connect, or the connection broke while sending or reading.
+            Error::Connect { url: origin, source: error }
+        } else {
+            Error::Http(error)
+        }
+    }
+
+    /// The HTTP status of an unsuccessful answer, if the server answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.api_error().map(|e| e.status)
+    }
+
+    /// The server's answer, for errors that come from one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Error::NotFound(e)
+            | Error::Conflict(e)
+            | Error::Unauthorized(e)
+            | Error::Forbidden(e)
+            | Error::Server(e)
+            | Error::Api(e)
+            | Error::Validation { error: e, .. }
+            | Error::SlotsUnavailable { error: e, .. }
+            | Error::RateLimited { error: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The server's advice on when to try again (423, 429, 503 with `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::SlotsUnavailable { retry_after, .. } | Error::RateLimited { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(_))
+    }
+    /// 409.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict(_))
+    }
+    /// 422.
+    pub fn is_validation(&self) -> bool {
+        matches!(self, Error::Validation { .. })
+    }
+    /// 401 or 403.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Error::Unauthorized(_) | Error::Forbidden(_))
+    }
+    /// 423: concurrency slots taken.
+    pub fn is_slots_unavailable(&self) -> bool {
+        matches!(self, Error::SlotsUnavailable { .. })
+    }
+    /// 5xx.
+    pub fn is_server(&self) -> bool {
+        matches!(self, Error::Server(_))
+    }
+    /// Timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+    /// Could not connect, or the connection broke.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Connect { .. })
+    }
+    /// Rejected before sending: bad input or configuration.
+    pub fn is_client_side(&self) -> bool {
+        matches!(self, Error::InvalidInput { .. } | Error::Config(_))
+    }
+    /// A lease was lost (expired or revoked) while its slots were held.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, Error::LeaseLost(_))
+    }
+    /// Worth trying again later: 423, 429, 502–504, timeouts and connection failures.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::SlotsUnavailable { .. } | Error::RateLimited { .. } | Error::Timeout { .. } => true,
+            Error::Connect { .. } => true,
+            Error::Server(e) => matches!(e.status.as_u16(), 502..=504),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn invalid(what: &'static str, message: impl Into<String>) -> Error {
+        Error::InvalidInput {
+            what,
+            message: message.into(),
+        }
+    }
+}
+
+/// `scheme://host:port` of a URL, without credentials or path.
+pub(crate) fn origin_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+        (Some(host), None) => format!("{}://{host}", url.scheme()),
+        _ => url.scheme().to_string(),
+    }
+}
+
+/// Converts the result of a generated call into the SDK's result, decoding errors.
+pub(crate) async fn unwrap_response<T, E>(
+    operation: &str,
+    result: Result<progenitor_client::ResponseValue<T>, progenitor_client::Error<E>>,
+) -> Result<T, Error> {
+    match result {
+        Ok(value) => Ok(value.into_inner()),
+        Err(e) => Err(Error::from_generated_operation(operation, e).await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> StatusCode {
+        StatusCode::from_u16(code).unwrap()
+    }
+
+    #[test]
+    fn prefect_validation_body_gives_field_locations() {
+        let body = br#"{"exception_message":"Invalid request received.","exception_detail":[{"type":"int_parsing","loc":["body","concurrency_limit"],"msg":"Input should be a valid integer","input":"x"}],"request_body":{}}"#;
+        let err = from_status(status(422), "/api/concurrency_limits/".into(), None, body);
+        let Error::Validation { error, fields } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(error.detail, "Invalid request received.");
+        assert_eq!(fields[0].loc, ["body", "concurrency_limit"]);
+        assert_eq!(fields[0].kind, "int_parsing");
+        let text = err.to_string();
+        assert!(
+            text.contains("body.concurrency_limit: Input should be a valid integer"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn detail_string_and_fastapi_lists_are_read() {
+        let err = from_status(
+            status(422),
+            "/p".into(),
+            None,
+            br#"{"detail":"Slots requested is greater than the limit"}"#,
+        );
+        assert_eq!(
+            err.api_error().unwrap().detail,
+            "Slots requested is greater than the limit"
+        );
+        let err = from_status(
+            status(422),
+            "/p".into(),
+            None,
+            br#"{"detail":[{"loc":["query",1],"msg":"bad","type":"x"}]}"#,
+        );
+        let Error::Validation { fields, .. } = err else {
+            panic!()
+        };
+        assert_eq!(fields[0].loc, ["query", "1"]);
+    }
+
+    #[test]
+    fn statuses_map_to_variants() {
+        let cases = [
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "NotFound"),
+            (409, "Conflict"),
+            (423, "SlotsUnavailable"),
+            (429, "RateLimited"),
+            (500, "Server"),
+            (503, "Server"),
+            (418, "Api"),
+        ];
+        for (code, variant) in cases {
+            let err = from_status(status(code), "/x".into(), None, b"{\"detail\":\"d\"}");
+            assert!(format!("{err:?}").starts_with(variant), "{code} -> {err:?}");
+            assert_eq!(err.status(), Some(status(code)));
+        }
+    }
+
+    #[test]
+    fn html_error_pages_keep_a_short_excerpt() {
+        let page = format!("<html><body>{}</body></html>", "x".repeat(5000));
+        let err = from_status(status(502), "/api/x".into(), None, page.as_bytes());
+        let detail = &err.api_error().unwrap().detail;
+        assert!(
+            detail.starts_with("<html>") && detail.chars().count() <= EXCERPT_CHARS + 1,
+            "{detail}"
+        );
+        assert!(err.is_transient());
+        assert!(err.to_string().contains("check its logs"));
+    }
+
+    #[test]
+    fn retry_after_accepts_decimals_integers_and_dates() {
+        assert_eq!(parse_retry_after("2.5"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("1e12"), Some(Duration::from_secs(24 * 3600)));
+    }
+
+    #[test]
+    fn slots_unavailable_message_has_retry_after() {
+        let err = from_status(
+            status(423),
+            "/api/v2/x".into(),
+            Some(Duration::from_millis(2588)),
+            br#"{"detail":"Locked"}"#,
+        );
+        assert_eq!(err.retry_after(), Some(Duration::from_millis(2588)));
+        assert!(err.to_string().contains("retry after 2.6 s"), "{err}");
+    }
+
+    #[test]
+    fn excerpt_is_char_safe() {
+        let text = "é".repeat(300);
+        assert_eq!(excerpt(text.as_bytes()).chars().count(), EXCERPT_CHARS + 1);
+        assert_eq!(excerpt(b"  short  "), "short");
+    }
+}
