@@ -73,11 +73,15 @@ pub fn normalize(doc: &mut Value) -> Result<(), NormalizeError> {
         type_lists_to_nullable(schema);
         null_unions_to_nullable(schema);
         dedupe_union_members(schema);
+        durations_as_seconds(schema);
+        unconstrained_unions_to_any(schema);
     });
     discriminated_unions_to_one_of(doc);
+    for_each_schema(doc, &mut |schema, _| remaining_any_of_to_one_of(schema));
     header_params_not_nullable(doc);
     string_union_params_to_string(doc)?;
     const_to_enum(doc);
+    title_properties_by_location(doc);
     Ok(())
 }
 
@@ -595,6 +599,93 @@ pub fn dedupe_union_members(schema: &mut Map<String, Value>) {
     }
 }
 
+/// Step: `format: duration` strings → numbers of seconds. Prefect's server sends every
+/// `timedelta` as float seconds (`"within": 60.0`) although the document says string, and it
+/// accepts seconds on input. An ISO 8601 default (`PT1H`) becomes its seconds (`3600.0`).
+pub fn durations_as_seconds(schema: &mut Map<String, Value>) {
+    if schema.get("format").and_then(Value::as_str) == Some("duration") {
+        schema.remove("format");
+        schema.remove("pattern");
+        schema.insert("type".into(), json!("number"));
+        if let Some(Value::String(text)) = schema.get("default") {
+            match iso8601_seconds(text) {
+                Some(seconds) => schema.insert("default".into(), json!(seconds)),
+                None => schema.remove("default"),
+            };
+        }
+    }
+    // A map of durations (children are converted first) with an ISO 8601 default map.
+    let map_of_numbers =
+        schema.get("additionalProperties").and_then(|a| a.get("type")) == Some(&json!("number"));
+    if let (true, Some(Value::Object(default))) = (map_of_numbers, schema.get_mut("default")) {
+        for value in default.values_mut() {
+            if let Some(seconds) = value.as_str().and_then(iso8601_seconds) {
+                *value = json!(seconds);
+            }
+        }
+    }
+}
+
+/// Seconds in an ISO 8601 duration of days, hours, minutes and seconds (`P7D`, `PT1H30M`).
+pub fn iso8601_seconds(text: &str) -> Option<f64> {
+    let rest = text.strip_prefix('P')?;
+    let (days, time) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut total = 0.0;
+    for (part, units) in [
+        (days, &[('D', 86_400.0)][..]),
+        (time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)][..]),
+    ] {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+            } else {
+                let factor = units.iter().find(|(u, _)| *u == c)?.1;
+                total += number.parse::<f64>().ok()? * factor;
+                number.clear();
+            }
+        }
+        if !number.is_empty() {
+            return None;
+        }
+    }
+    Some(total)
+}
+
+/// Keywords that only annotate a schema and do not constrain values.
+const ANNOTATIONS: [&str; 5] = ["title", "description", "default", "deprecated", "nullable"];
+
+/// True for a schema that admits any value (`{}` or only annotations).
+pub fn is_unconstrained(schema: &Value) -> bool {
+    schema
+        .as_object()
+        .is_some_and(|m| m.keys().all(|k| ANNOTATIONS.contains(&k.as_str())))
+}
+
+/// Step: a union with a member that admits anything (`anyOf: [{type: object}, {}]`) admits
+/// anything: drop the union, so the value is any JSON value instead of a struct of flattened
+/// optional members that rejects strings.
+pub fn unconstrained_unions_to_any(schema: &mut Map<String, Value>) {
+    for keyword in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(members)) = schema.get(keyword)
+            && members.iter().any(is_unconstrained)
+        {
+            schema.remove(keyword);
+        }
+    }
+}
+
+/// Step: every `anyOf` left → `oneOf`. typify turns `anyOf` into a struct of flattened optional
+/// members, which fails or half-decodes real values (`require: "all" | 3`); as `oneOf` it is an
+/// enum whose first matching member decodes. A `default` goes: `oneOf` demands exactly one
+/// matching member, which a default such as `0` (integer and number) breaks.
+pub fn remaining_any_of_to_one_of(schema: &mut Map<String, Value>) {
+    if let Some(members) = schema.remove("anyOf") {
+        schema.insert("oneOf".into(), members);
+        schema.remove("default");
+    }
+}
+
 /// The single value a property admits through `const` or a one-value `enum`.
 fn single_value(property: &Value) -> Option<&Value> {
     property.get("const").or_else(|| match property.get("enum") {
@@ -745,6 +836,47 @@ pub fn const_to_enum(doc: &mut Value) {
         schema.remove("default");
         schema.insert("title".into(), json!(const_title(location, &mut taken)));
     });
+}
+
+/// FastAPI's title for a property: its words capitalized (`actions_on_trigger` →
+/// `Actions On Trigger`).
+pub fn default_title(property: &str) -> String {
+    property
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Step: a property schema of a component that carries FastAPI's default title (`Name`,
+/// `Actions`) is titled by its location instead (`WorkPool name`, `Automation actions`), so the
+/// types typify makes for it (pattern newtypes, unions, item enums) get names that say whose
+/// they are (`WorkPoolName`, `AutomationActionsItem`) instead of colliding generic ones.
+pub fn title_properties_by_location(doc: &mut Value) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (component, schema) in schemas.iter_mut() {
+        let mut location = vec![component.clone()];
+        walk_schema(schema, &mut location, &mut |s, loc| {
+            let (Some(property), true) = (loc.last(), loc.len() > 1) else {
+                return;
+            };
+            if s.get("title").and_then(Value::as_str) == Some(default_title(property).as_str()) {
+                s.insert("title".into(), json!(loc.join(" ")));
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -1053,6 +1185,52 @@ mod tests {
     }
 
     #[test]
+    fn durations_become_seconds() {
+        let mut s = object(json!({ "type": "string", "format": "duration", "title": "Within" }));
+        durations_as_seconds(&mut s);
+        assert_eq!(Value::Object(s), json!({ "type": "number", "title": "Within" }));
+    }
+
+    #[test]
+    fn iso8601_defaults_become_seconds() {
+        assert_eq!(iso8601_seconds("PT0S"), Some(0.0));
+        assert_eq!(iso8601_seconds("PT1H30M"), Some(5400.0));
+        assert_eq!(iso8601_seconds("P7D"), Some(604_800.0));
+        assert_eq!(iso8601_seconds("P1DT0.5S"), Some(86_400.5));
+        assert_eq!(iso8601_seconds("P1Y"), None);
+        assert_eq!(iso8601_seconds("1H"), None);
+        let mut s = object(json!({ "type": "string", "format": "duration", "default": "PT1M" }));
+        durations_as_seconds(&mut s);
+        assert_eq!(s["default"], json!(60.0));
+        let mut map = object(
+            json!({ "type": "object", "additionalProperties": { "type": "number" }, "default": { "a": "P7D" } }),
+        );
+        durations_as_seconds(&mut map);
+        assert_eq!(map["default"], json!({ "a": 604_800.0 }));
+    }
+
+    #[test]
+    fn unions_with_an_unconstrained_member_admit_anything() {
+        let mut s = object(json!({ "anyOf": [{ "type": "object" }, {}], "nullable": true, "title": "Data" }));
+        unconstrained_unions_to_any(&mut s);
+        assert_eq!(Value::Object(s), json!({ "nullable": true, "title": "Data" }));
+        let mut kept = object(json!({ "anyOf": [{ "type": "object" }, { "type": "string" }] }));
+        unconstrained_unions_to_any(&mut kept);
+        assert!(kept.contains_key("anyOf"));
+    }
+
+    #[test]
+    fn remaining_any_of_becomes_one_of() {
+        let mut s =
+            object(json!({ "anyOf": [{ "type": "integer" }, { "enum": ["any", "all"] }], "default": 0 }));
+        remaining_any_of_to_one_of(&mut s);
+        assert_eq!(
+            Value::Object(s),
+            json!({ "oneOf": [{ "type": "integer" }, { "enum": ["any", "all"] }] })
+        );
+    }
+
+    #[test]
     fn header_params_lose_nullable() {
         let mut doc = doc_with(json!({ "/a": { "get": { "operationId": "a", "parameters": [
             { "in": "header", "name": "x-prefect-ui", "schema": { "type": "boolean", "nullable": true } },
@@ -1105,6 +1283,30 @@ mod tests {
             json!({ "enum": ["call-webhook"], "title": "CallWebhook type" })
         );
         assert_eq!(b["title"], "CancelFlowRun type");
+    }
+
+    #[test]
+    fn default_titles_match_fastapi() {
+        assert_eq!(default_title("actions_on_trigger"), "Actions On Trigger");
+        assert_eq!(default_title("name"), "Name");
+    }
+
+    #[test]
+    fn properties_with_default_titles_are_titled_by_location() {
+        let mut doc = json!({ "openapi": "3.1.0", "paths": {}, "components": { "schemas": {
+            "WorkPool": { "type": "object", "title": "WorkPool", "properties": {
+                "name": { "type": "string", "pattern": "^[^/]+$", "title": "Name" },
+                "status": { "enum": ["READY"], "title": "WorkPoolStatus" },
+            } },
+        } } });
+        title_properties_by_location(&mut doc);
+        let props = &doc["components"]["schemas"]["WorkPool"]["properties"];
+        assert_eq!(props["name"]["title"], "WorkPool name");
+        assert_eq!(
+            props["status"]["title"], "WorkPoolStatus",
+            "a chosen title is kept"
+        );
+        assert_eq!(doc["components"]["schemas"]["WorkPool"]["title"], "WorkPool");
     }
 
     #[test]

@@ -374,7 +374,10 @@ impl Error {
             Error::Timeout { path, source: error }
         } else if error.is_connect() || error.is_request() || error.is_body() || error.is_decode() {
             // Could not connect, or the connection broke while sending or reading.
-            Error::Connect { url: origin, source: error }
+            Error::Connect {
+                url: origin,
+                source: error,
+            }
         } else {
             Error::Http(error)
         }
