@@ -82,6 +82,7 @@ pub fn normalize(doc: &mut Value) -> Result<(), NormalizeError> {
     string_union_params_to_string(doc)?;
     const_to_enum(doc);
     title_properties_by_location(doc);
+    fence_indented_descriptions(doc);
     Ok(())
 }
 
@@ -838,6 +839,76 @@ pub fn const_to_enum(doc: &mut Value) {
     });
 }
 
+/// Wraps each run of lines indented by four or more spaces that follows a blank line (a
+/// Markdown code block) in a ```` ```text ```` fence, so rustdoc renders it as text instead of
+/// compiling it as a Rust doctest.
+pub fn fence_indented_text(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut in_block = false;
+    let mut previous_blank = true;
+    for line in text.lines() {
+        let indented = line.starts_with("    ") && !line.trim().is_empty();
+        if indented && !in_block && previous_blank {
+            out.push("```text".into());
+            in_block = true;
+        } else if in_block && !indented && !line.trim().is_empty() {
+            close_fence(&mut out);
+            in_block = false;
+        }
+        out.push(if in_block {
+            line.trim_start().to_string()
+        } else {
+            line.to_string()
+        });
+        previous_blank = line.trim().is_empty();
+    }
+    if in_block {
+        close_fence(&mut out);
+        while out.last().is_some_and(|l| l.trim().is_empty()) {
+            out.pop();
+        }
+    }
+    out.join("\n")
+}
+
+/// Closes a fence before the blank lines that ended the block.
+fn close_fence(out: &mut Vec<String>) {
+    let mut blanks = 0;
+    while out.last().is_some_and(|l| l.trim().is_empty()) {
+        out.pop();
+        blanks += 1;
+    }
+    out.push("```".into());
+    out.extend(std::iter::repeat_n(String::new(), blanks));
+}
+
+/// Step: fence indented blocks in operation, parameter and schema descriptions (see
+/// [`fence_indented_text`]); progenitor copies descriptions into doc comments.
+pub fn fence_indented_descriptions(doc: &mut Value) {
+    let fence = |holder: &mut Map<String, Value>| {
+        if let Some(Value::String(text)) = holder.get("description")
+            && text.lines().any(|l| l.starts_with("    "))
+        {
+            let fenced = fence_indented_text(text);
+            holder.insert("description".into(), json!(fenced));
+        }
+    };
+    for_each_operation(doc, &mut |_, _, op| {
+        fence(op);
+        for param in op
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(param) = param.as_object_mut() {
+                fence(param);
+            }
+        }
+    });
+    for_each_schema(doc, &mut |schema, _| fence(schema));
+}
+
 /// FastAPI's title for a property: its words capitalized (`actions_on_trigger` →
 /// `Actions On Trigger`).
 pub fn default_title(property: &str) -> String {
@@ -1283,6 +1354,19 @@ mod tests {
             json!({ "enum": ["call-webhook"], "title": "CallWebhook type" })
         );
         assert_eq!(b["title"], "CancelFlowRun type");
+    }
+
+    #[test]
+    fn indented_blocks_are_fenced_as_text() {
+        let text = "Order:\n\n    - first\n    - second\n\nAfter.";
+        assert_eq!(
+            fence_indented_text(text),
+            "Order:\n\n```text\n- first\n- second\n```\n\nAfter."
+        );
+        let trailing = "x\n\n    code";
+        assert_eq!(fence_indented_text(trailing), "x\n\n```text\ncode\n```");
+        // A continuation line right after a paragraph is not a code block.
+        assert_eq!(fence_indented_text("a\n    b"), "a\n    b");
     }
 
     #[test]

@@ -158,6 +158,9 @@ impl ClientBuilder {
 
     /// Uses the caller's HTTP client (its own TLS, proxy, timeouts and User-Agent) instead of
     /// building one; the SDK still adds credentials and Prefect's headers to every request.
+    /// Its timeouts and TLS settings are the caller's: `PREFECT_API_REQUEST_TIMEOUT` and the TLS
+    /// settings of the [`Config`] do not apply. If your reqwest has no TLS backend feature, call
+    /// [`install_tls_provider`](crate::install_tls_provider) before building it.
     pub fn http_client(mut self, client: reqwest::Client) -> ClientBuilder {
         self.http = Some(client);
         self

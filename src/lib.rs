@@ -16,4 +16,6 @@ pub use config::Config;
 pub use error::{ApiError, Error, FieldError};
 /// The request and response types of every operation, generated from Prefect's schema.
 pub use generated::types;
-pub use transport::{MAX_RETRY_AFTER, PREFECT_API_VERSION, is_repeatable};
+/// The HTTP client crate the SDK uses, for [`ClientBuilder::http_client`].
+pub use reqwest;
+pub use transport::{MAX_RETRY_AFTER, PREFECT_API_VERSION, install_tls_provider, is_repeatable};

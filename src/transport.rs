@@ -249,11 +249,20 @@ impl ClientHooks<Transport> for crate::generated::Client {
     }
 }
 
+/// Installs rustls' `ring` crypto provider for the process, unless one is installed already.
+///
+/// The SDK does this before building its own HTTP client. Call it before building a
+/// `reqwest::Client` of your own for [`ClientBuilder::http_client`](crate::ClientBuilder::http_client)
+/// when your reqwest has no TLS backend feature of its own (with reqwest's default features it
+/// has one).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the HTTP client the SDK uses when the caller brings none: rustls (ring), the
 /// configured timeouts, User-Agent, extra CA certificate and certificate checking.
 pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Error> {
-    // Keeps a provider the application installed; otherwise installs ring for the process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     let mut builder = reqwest::Client::builder()
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)

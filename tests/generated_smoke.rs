@@ -15,7 +15,9 @@ fn body<T: DeserializeOwned>(value: serde_json::Value) -> T {
 }
 
 /// Unwraps a generated call, showing the typed error on failure.
-async fn ok<T>(result: Result<progenitor_client::ResponseValue<T>, progenitor_client::Error<()>>) -> T {
+async fn ok<T>(
+    result: Result<prefect_client::generated::ResponseValue<T>, prefect_client::generated::Error<()>>,
+) -> T {
     match result {
         Ok(v) => v.into_inner(),
         Err(e) => panic!("{}", Error::from_generated(e).await),

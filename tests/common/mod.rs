@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod stub;
+
 use prefect_client::Client;
 use prefect_client::local_server::LocalServer;
 use tokio::sync::OnceCell;
