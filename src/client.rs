@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::concurrency::{Acquire, Coordinator};
 use crate::config::Config;
 use crate::generated;
 use crate::resources::concurrency_limits::ConcurrencyLimits;
+use crate::resources::global_concurrency_limits::GlobalConcurrencyLimits;
 use crate::transport::{Transport, build_http_client};
 use crate::{Error, error};
 
@@ -22,6 +24,7 @@ use crate::{Error, error};
 pub struct Client {
     raw: Arc<generated::Client>,
     config: Arc<Config>,
+    pub(crate) coordinator: Arc<Coordinator>,
 }
 
 impl Client {
@@ -78,6 +81,37 @@ impl Client {
     /// Tag concurrency limits (v1): `POST /concurrency_limits/` and friends.
     pub fn concurrency_limits(&self) -> ConcurrencyLimits<'_> {
         ConcurrencyLimits::new(self)
+    }
+
+    /// Global concurrency limits (v2): `/v2/concurrency_limits/...`.
+    pub fn global_concurrency_limits(&self) -> GlobalConcurrencyLimits<'_> {
+        GlobalConcurrencyLimits::new(self)
+    }
+
+    /// Slots of the named global limits, held under a lease while work runs: the Rust form of
+    /// Prefect's `concurrency()`. See [`Acquire`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: &prefect_client::Client) -> Result<(), prefect_client::Error> {
+    /// let guard = client.concurrency(["database"]).acquire().await?;
+    /// // ... at most `limit` holders run this at once, across every process using the limit ...
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn concurrency<I, S>(&self, names: I) -> Acquire
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Acquire::new(self.clone(), names.into_iter().map(Into::into).collect())
+    }
+
+    /// HTTP requests this client (and its clones) sent so far, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.raw
+            .inner
+            .requests_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `GET /health`: `Ok(())` when the server is up and answers it is healthy.
@@ -181,6 +215,7 @@ impl ClientBuilder {
         Ok(Client {
             raw: Arc::new(raw),
             config: Arc::new(config),
+            coordinator: Arc::default(),
         })
     }
 }

@@ -128,6 +128,31 @@ pub enum Error {
     #[error("{0}")]
     LeaseLost(String),
 
+    /// The slots were not free within the acquire timeout.
+    #[error(
+        "could not get {slots} slot(s) of {names:?} within {waited:?}: the limit stayed full; raise the \
+         timeout or the limit, or look for holders that never release (read the limit's active_slots)"
+    )]
+    AcquireTimeout {
+        /// The limits asked for.
+        names: Vec<String>,
+        /// Slots asked for on each.
+        slots: u32,
+        /// How long the acquisition waited.
+        waited: Duration,
+    },
+
+    /// Strict acquisition named limits that do not exist or are inactive.
+    #[error(
+        "no active global concurrency limit named {names:?}: create it with \
+         client.global_concurrency_limits().create(name, limit), activate it, or acquire without \
+         .strict(true) (then these names limit nothing)"
+    )]
+    MissingLimits {
+        /// The names with no active limit.
+        names: Vec<String>,
+    },
+
     /// Anything else the HTTP layer reported.
     #[error("request failed: {}", source_chain(.0))]
     Http(#[source] reqwest::Error),
@@ -438,13 +463,17 @@ impl Error {
     pub fn is_server(&self) -> bool {
         matches!(self, Error::Server(_))
     }
-    /// Timed out.
+    /// Timed out: a request, or waiting for slots.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self, Error::Timeout { .. } | Error::AcquireTimeout { .. })
     }
     /// Could not connect, or the connection broke.
     pub fn is_connect(&self) -> bool {
         matches!(self, Error::Connect { .. })
+    }
+    /// Strict acquisition named limits that do not exist.
+    pub fn is_missing_limits(&self) -> bool {
+        matches!(self, Error::MissingLimits { .. })
     }
     /// Rejected before sending: bad input or configuration.
     pub fn is_client_side(&self) -> bool {

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod client;
+pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod generated;

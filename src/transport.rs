@@ -18,6 +18,8 @@
 //! [`Error::Timeout`](crate::Error::Timeout), so every call ends in bounded time.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
@@ -33,6 +35,10 @@ use crate::error::{Error, parse_retry_after};
 pub const PREFECT_API_VERSION: &str = "0.8.4";
 /// The longest `Retry-After` the client waits on its own; a longer one is returned as an error.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The first backoff; then ×3 per retry (50 ms, 150 ms, 450 ms, 1.35 s, 4.05 s: about 6 s over
+/// the default 5 retries), with jitter. Short first: the usual 503 from a Prefect server is a
+/// database lock that clears in milliseconds.
+pub const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
 /// The header carrying the API version.
 const API_VERSION_HEADER: HeaderName = HeaderName::from_static("x-prefect-api-version");
 /// The header progenitor adds with the document's version; Prefect does not read it.
@@ -45,6 +51,8 @@ pub struct Transport {
     api_version: HeaderValue,
     max_retries: u32,
     retry_extra_codes: Vec<u16>,
+    /// HTTP requests sent, retries included.
+    pub(crate) requests_sent: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Transport {
@@ -84,6 +92,7 @@ impl Transport {
             api_version: HeaderValue::from_static(PREFECT_API_VERSION),
             max_retries: config.max_retries,
             retry_extra_codes: config.retry_extra_codes.clone(),
+            requests_sent: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -117,7 +126,8 @@ impl Transport {
         async move {
             let started = Instant::now();
             let mut backoff = backon::ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
+                .with_min_delay(FIRST_RETRY_DELAY)
+                .with_factor(4.0)
                 .with_max_delay(Duration::from_secs(10))
                 .with_jitter()
                 .with_max_times(self.max_retries as usize)
@@ -125,6 +135,7 @@ impl Transport {
             let mut attempts = 1u32;
             loop {
                 let copy = request.try_clone();
+                self.requests_sent.fetch_add(1, Ordering::Relaxed);
                 let result = client.execute(request).await;
                 let retry = self.retry_decision(&result, repeatable);
                 let next = match (retry, copy) {

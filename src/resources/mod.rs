@@ -2,6 +2,7 @@
 //! and return the generated types.
 
 pub mod concurrency_limits;
+pub mod global_concurrency_limits;
 
 use crate::Error;
 
