@@ -1,0 +1,545 @@
+//! Global limits (v2) and slot guards against a real Prefect server.
+//!
+//! The server runs its lease repossessor every second, so an expired lease frees its slots
+//! within the shortest lease the server grants (60 s) plus about a second.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::unique;
+use prefect_client::local_server::LocalServer;
+use prefect_client::resources::global_concurrency_limits::{LimitOptions, LimitUpdate, SlotMode};
+use prefect_client::{Client, Error};
+use tokio::sync::OnceCell;
+
+static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
+const LEASE: Duration = Duration::from_secs(60);
+
+async fn client() -> Client {
+    let server = SERVER
+        .get_or_init(|| async {
+            LocalServer::builder()
+                .env("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1")
+                .start()
+                .await
+                .unwrap_or_else(|e| panic!("cannot start the local Prefect server: {e}"))
+        })
+        .await;
+    server.client().unwrap()
+}
+
+async fn active_slots(client: &Client, name: &str) -> i64 {
+    client
+        .global_concurrency_limits()
+        .read(name)
+        .await
+        .unwrap()
+        .active_slots
+}
+
+/// Polls until the limit's active slots equal `expected`, or panics after `within`.
+async fn wait_for_slots(client: &Client, name: &str, expected: i64, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let now = active_slots(client, name).await;
+        if now == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{name}: active_slots {now}, expected {expected} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_global_limit_operation() {
+    let client = client().await;
+    let limits = client.global_concurrency_limits();
+    let name = unique("gcl");
+    let created = limits.create(&name, 2).await.unwrap();
+    assert_eq!(created.limit, 2);
+    assert!(limits.create(&name, 2).await.unwrap_err().is_conflict());
+    assert_eq!(limits.read(&name).await.unwrap().id, created.id);
+    assert_eq!(limits.read(&created.id.to_string()).await.unwrap().name, name);
+
+    limits
+        .update(
+            &name,
+            LimitUpdate {
+                limit: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(limits.read(&name).await.unwrap().limit, 3);
+    assert!(limits.list().await.unwrap().iter().any(|l| l.id == created.id));
+    assert_eq!(limits.list_page(0, 1).await.unwrap().len(), 1);
+
+    limits
+        .increment(&[&name], 2, SlotMode::Concurrency)
+        .await
+        .unwrap();
+    assert_eq!(active_slots(&client, &name).await, 2);
+    limits
+        .decrement(&[&name], 2, Some(Duration::from_millis(10)))
+        .await
+        .unwrap();
+    assert_eq!(active_slots(&client, &name).await, 0);
+
+    let lease = limits
+        .increment_with_lease(&[&name], 1, SlotMode::Concurrency, LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(lease.limits[0].name, name);
+    assert_eq!(active_slots(&client, &name).await, 1);
+    limits.renew_lease(lease.lease_id, LEASE).await.unwrap();
+    limits.decrement_with_lease(lease.lease_id).await.unwrap();
+    assert_eq!(active_slots(&client, &name).await, 0);
+    let err = limits.renew_lease(lease.lease_id, LEASE).await.unwrap_err();
+    assert!(err.is_lease_lost(), "renewing a released lease: {err:?}");
+
+    limits.delete(&name).await.unwrap();
+    assert!(limits.read(&name).await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_before_any_request() {
+    let client = client().await;
+    let limits = client.global_concurrency_limits();
+    let before = client.requests_sent();
+    assert!(limits.create("a/b", 1).await.unwrap_err().is_client_side());
+    assert!(limits.create("ok", -5).await.unwrap_err().is_client_side());
+    let nan = LimitOptions {
+        slot_decay_per_second: f64::NAN,
+        ..Default::default()
+    };
+    assert!(
+        limits
+            .create_with("ok", 1, nan)
+            .await
+            .unwrap_err()
+            .is_client_side()
+    );
+    assert!(
+        limits
+            .increment_with_lease(&["ok"], 1, SlotMode::Concurrency, Duration::from_secs(5), None)
+            .await
+            .unwrap_err()
+            .is_client_side()
+    );
+    for err in [
+        client.concurrency(["ok"]).slots(0).acquire().await.unwrap_err(),
+        client
+            .concurrency(Vec::<String>::new())
+            .acquire()
+            .await
+            .unwrap_err(),
+        client.concurrency(["50%"]).acquire().await.unwrap_err(),
+        client
+            .concurrency(["ok"])
+            .lease_duration(Duration::from_secs(1))
+            .acquire()
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    }
+    assert_eq!(client.requests_sent(), before, "no request was sent");
+}
+
+#[tokio::test]
+async fn guard_release_and_drop_give_slots_back() {
+    let client = client().await;
+    let name = unique("drop");
+    client.global_concurrency_limits().create(&name, 2).await.unwrap();
+    let guard = client.concurrency([name.as_str()]).acquire().await.unwrap();
+    assert!(guard.lease_id().is_some());
+    assert_eq!(guard.limits()[0].limit, 2);
+    assert_eq!(active_slots(&client, &name).await, 1);
+    guard.release().await.unwrap();
+    assert_eq!(active_slots(&client, &name).await, 0);
+
+    let guard = client
+        .concurrency([name.as_str()])
+        .slots(2)
+        .acquire()
+        .await
+        .unwrap();
+    assert_eq!(active_slots(&client, &name).await, 2);
+    drop(guard);
+    wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
+
+    // Early return through `?` drops the guard too.
+    async fn early(client: &Client, name: &str) -> Result<(), Error> {
+        let _guard = client.concurrency([name]).acquire().await?;
+        Err(Error::Config("failed on purpose".into()))
+    }
+    assert!(early(&client, &name).await.is_err());
+    wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn panic_inside_the_scope_releases() {
+    let client = client().await;
+    let name = unique("panic");
+    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    let (c, n) = (client.clone(), name.clone());
+    let task = tokio::spawn(async move {
+        c.concurrency([n.as_str()])
+            .run(async { panic!("work failed") })
+            .await
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
+    // The slot is usable again.
+    let value = client
+        .concurrency([name.as_str()])
+        .timeout(Duration::from_secs(5))
+        .run(async { 7 })
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+}
+
+#[tokio::test]
+async fn cancelled_acquisitions_leak_no_lease() {
+    let client = client().await;
+    let name = unique("cancel");
+    client.global_concurrency_limits().create(&name, 3).await.unwrap();
+    // Cancel acquisitions at every point: before, during and after the server's answer.
+    for i in 0..30u64 {
+        let (c, n) = (client.clone(), name.clone());
+        let task = tokio::spawn(async move {
+            c.concurrency([n.as_str()])
+                .acquire()
+                .await
+                .map(|g| std::mem::forget(g))
+        });
+        tokio::time::sleep(Duration::from_micros(500 * (i % 15))).await;
+        task.abort();
+        let _ = task.await;
+    }
+    // A timeout is a cancellation too: hold every slot, then time out waiting for one more.
+    let held = client
+        .concurrency([name.as_str()])
+        .slots(3)
+        .acquire()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = client
+        .concurrency([name.as_str()])
+        .timeout(Duration::from_millis(500))
+        .acquire()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AcquireTimeout { .. }), "{err:?}");
+    assert!(err.is_timeout());
+    assert!(started.elapsed() < Duration::from_secs(3));
+    held.release().await.unwrap();
+    wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn strict_mode_and_missing_limits() {
+    let client = client().await;
+    let missing = unique("missing");
+    let err = client
+        .concurrency([missing.as_str()])
+        .strict(true)
+        .acquire()
+        .await
+        .unwrap_err();
+    let Error::MissingLimits { names } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(names, &[missing.clone()]);
+    assert!(err.to_string().contains("create it"), "{err}");
+
+    // Not strict: nothing limits the caller, and the guard says so.
+    let guard = client.concurrency([missing.as_str()]).acquire().await.unwrap();
+    assert!(guard.lease_id().is_none() && guard.limits().is_empty());
+    guard.release().await.unwrap();
+
+    // One existing, one missing: strict fails and holds nothing.
+    let existing = unique("exists");
+    client
+        .global_concurrency_limits()
+        .create(&existing, 1)
+        .await
+        .unwrap();
+    let err = client
+        .concurrency([existing.as_str(), missing.as_str()])
+        .strict(true)
+        .acquire()
+        .await
+        .unwrap_err();
+    assert!(err.is_missing_limits());
+    assert_eq!(active_slots(&client, &existing).await, 0);
+}
+
+#[tokio::test]
+async fn refusals_can_be_bounded_by_max_retries() {
+    let client = client().await;
+    let name = unique("retries");
+    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    let other = Client::new(client.api_url()).unwrap(); // another "process": no local hand-off
+    let held = other.concurrency([name.as_str()]).acquire().await.unwrap();
+    let err = client
+        .concurrency([name.as_str()])
+        .max_retries(0)
+        .acquire()
+        .await
+        .unwrap_err();
+    assert!(err.is_slots_unavailable(), "{err:?}");
+    assert!(err.retry_after().is_some(), "the server's Retry-After is kept");
+    held.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn contention_in_one_client_never_exceeds_the_limit() {
+    let client = client().await;
+    let name = unique("contend");
+    client.global_concurrency_limits().create(&name, 2).await.unwrap();
+    let inside = Arc::new(AtomicI64::new(0));
+    let peak = Arc::new(AtomicI64::new(0));
+    let before = client.requests_sent();
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, name, inside, peak) = (client.clone(), name.clone(), inside.clone(), peak.clone());
+            tokio::spawn(async move {
+                for _ in 0..4 {
+                    client
+                        .concurrency([name.as_str()])
+                        .strict(true)
+                        .run(async {
+                            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(
+        peak.load(Ordering::SeqCst) <= 2,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "both slots were used");
+    let requests = client.requests_sent() - before;
+    assert!(
+        requests < 48 * 2,
+        "local hand-off saves requests: {requests} for 48 acquisitions"
+    );
+    wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
+}
+
+/// Run by `two_processes_never_exceed_the_limit` as a child process.
+#[tokio::test]
+async fn contention_worker() {
+    let (Ok(url), Ok(name)) = (
+        std::env::var("SLOTS_WORKER_URL"),
+        std::env::var("SLOTS_WORKER_LIMIT"),
+    ) else {
+        return; // Only does something as a child of the test below.
+    };
+    let client = Client::new(&url).unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, name) = (client.clone(), name.clone());
+            tokio::spawn(async move {
+                for _ in 0..4 {
+                    client
+                        .concurrency([name.as_str()])
+                        .strict(true)
+                        .run(async { tokio::time::sleep(Duration::from_millis(30)).await })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn two_processes_never_exceed_the_limit() {
+    let client = client().await;
+    let name = unique("procs");
+    client.global_concurrency_limits().create(&name, 2).await.unwrap();
+    let peak = Arc::new(AtomicI64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (client, name, peak, done) = (client.clone(), name.clone(), peak.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                peak.fetch_max(active_slots(&client, &name).await, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::process::Command::new(&exe)
+                .args(["--exact", "contention_worker", "--nocapture"])
+                .env("SLOTS_WORKER_URL", client.api_url())
+                .env("SLOTS_WORKER_LIMIT", &name)
+                .output()
+        })
+        .collect();
+    for child in children {
+        let out = child.await.unwrap();
+        assert!(
+            out.status.success(),
+            "worker failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "the worker ran"
+        );
+    }
+    done.store(true, Ordering::SeqCst);
+    poller.await.unwrap();
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= 2, "peak active_slots {peak} over the limit");
+    assert!(peak >= 1, "the poller saw the slots in use");
+    wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn rate_limits_pace_by_decay() {
+    let client = client().await;
+    let name = unique("rate");
+    let decaying = LimitOptions {
+        slot_decay_per_second: 4.0,
+        ..Default::default()
+    };
+    client
+        .global_concurrency_limits()
+        .create_with(&name, 2, decaying)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..4 {
+        client
+            .concurrency([name.as_str()])
+            .timeout(Duration::from_secs(20))
+            .rate_limit()
+            .await
+            .unwrap();
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the third and fourth waited for decay"
+    );
+
+    // A limit without decay cannot rate-limit: the server's 422 comes back typed.
+    let plain = unique("plain");
+    client
+        .global_concurrency_limits()
+        .create(&plain, 2)
+        .await
+        .unwrap();
+    let err = client
+        .concurrency([plain.as_str()])
+        .rate_limit()
+        .await
+        .unwrap_err();
+    assert!(err.is_validation(), "{err:?}");
+}
+
+#[tokio::test]
+async fn lost_lease_is_reported_to_the_holder() {
+    let client = client().await;
+    let name = unique("lost");
+    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    let guard = client
+        .concurrency([name.as_str()])
+        .lease_duration(LEASE)
+        .acquire()
+        .await
+        .unwrap();
+    assert!(!guard.is_lost() && guard.check().is_ok());
+    // Someone else ends the lease (as a replica without shared lease storage would forget it).
+    let outsider = Client::new(client.api_url()).unwrap();
+    outsider
+        .global_concurrency_limits()
+        .decrement_with_lease(guard.lease_id().unwrap())
+        .await
+        .unwrap();
+    // The next renewal (a third of the lease) finds it gone.
+    let lost = tokio::time::timeout(Duration::from_secs(40), guard.lost())
+        .await
+        .expect("loss reported");
+    assert!(lost.is_lease_lost());
+    assert!(lost.to_string().contains("410"), "{lost}");
+    assert!(guard.is_lost());
+    assert!(
+        guard.release().await.unwrap_err().is_lease_lost(),
+        "release reports the loss"
+    );
+}
+
+#[tokio::test]
+async fn renewal_keeps_a_lease_past_its_duration() {
+    let client = client().await;
+    let name = unique("renew");
+    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    let guard = client
+        .concurrency([name.as_str()])
+        .lease_duration(LEASE)
+        .acquire()
+        .await
+        .unwrap();
+    tokio::time::sleep(LEASE + Duration::from_secs(8)).await;
+    assert!(!guard.is_lost(), "{:?}", guard.check());
+    assert_eq!(
+        active_slots(&client, &name).await,
+        1,
+        "still held past the lease duration"
+    );
+    // The server still knows the lease.
+    client
+        .global_concurrency_limits()
+        .renew_lease(guard.lease_id().unwrap(), LEASE)
+        .await
+        .unwrap();
+    guard.release().await.unwrap();
+    assert_eq!(active_slots(&client, &name).await, 0);
+}
+
+#[tokio::test]
+async fn an_unrenewed_lease_expires_and_its_slots_return() {
+    let client = client().await;
+    let name = unique("expire");
+    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    // As a killed process would: take the lease and never renew nor release it.
+    client
+        .global_concurrency_limits()
+        .increment_with_lease(&[&name], 1, SlotMode::Concurrency, LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(active_slots(&client, &name).await, 1);
+    let waited = wait_for_slots(&client, &name, 0, LEASE + Duration::from_secs(20)).await;
+    assert!(
+        waited >= LEASE - Duration::from_secs(2),
+        "freed only once the lease expired ({waited:?})"
+    );
+}
