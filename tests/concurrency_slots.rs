@@ -215,12 +215,7 @@ async fn cancelled_acquisitions_leak_no_lease() {
     // Cancel acquisitions at every point: before, during and after the server's answer.
     for i in 0..30u64 {
         let (c, n) = (client.clone(), name.clone());
-        let task = tokio::spawn(async move {
-            c.concurrency([n.as_str()])
-                .acquire()
-                .await
-                .map(|g| std::mem::forget(g))
-        });
+        let task = tokio::spawn(async move { c.concurrency([n.as_str()]).acquire().await.map(drop) });
         tokio::time::sleep(Duration::from_micros(500 * (i % 15))).await;
         task.abort();
         let _ = task.await;
@@ -259,7 +254,7 @@ async fn strict_mode_and_missing_limits() {
     let Error::MissingLimits { names } = &err else {
         panic!("{err:?}")
     };
-    assert_eq!(names, &[missing.clone()]);
+    assert_eq!(names, std::slice::from_ref(&missing));
     assert!(err.to_string().contains("create it"), "{err}");
 
     // Not strict: nothing limits the caller, and the guard says so.
