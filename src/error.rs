@@ -27,8 +27,8 @@ pub enum Error {
     #[error("Prefect client configuration: {0}")]
     Config(String),
 
-    /// 404: the object does not exist.
-    #[error("{0}; check the id or name (the object may have been deleted)")]
+    /// 404: the object does not exist (or the URL is not Prefect's API).
+    #[error("{}", not_found_message(.0))]
     NotFound(ApiError),
 
     /// 409: the object conflicts with an existing one (a duplicate name).
@@ -202,6 +202,20 @@ fn location<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
             other => other.to_string(),
         })
         .collect())
+}
+
+/// A 404 of Prefect's names the missing object; a bare `Not Found` (or a page) means the path
+/// itself is unknown: the API URL is wrong.
+fn not_found_message(error: &ApiError) -> String {
+    let route_missing = error.detail == "Not Found" || error.detail.starts_with('<');
+    if route_missing {
+        format!(
+            "{error}; this path does not exist on the server: check that PREFECT_API_URL is the \
+             Prefect API (it usually ends in /api, e.g. http://127.0.0.1:4200/api)"
+        )
+    } else {
+        format!("{error}; check the id or name (the object may have been deleted)")
+    }
 }
 
 struct FieldErrors<'a>(&'a [FieldError]);
@@ -588,6 +602,25 @@ mod tests {
             assert!(format!("{err:?}").starts_with(variant), "{code} -> {err:?}");
             assert_eq!(err.status(), Some(status(code)));
         }
+    }
+
+    #[test]
+    fn route_misses_point_at_the_api_url() {
+        let route = from_status(
+            status(404),
+            "/admin/version".into(),
+            None,
+            br#"{"detail":"Not Found"}"#,
+        );
+        assert!(route.to_string().contains("PREFECT_API_URL"), "{route}");
+        let object = from_status(
+            status(404),
+            "/x".into(),
+            None,
+            br#"{"detail":"Concurrency limit not found"}"#,
+        );
+        assert!(object.to_string().contains("check the id or name"), "{object}");
+        assert!(route.is_not_found() && object.is_not_found());
     }
 
     #[test]
