@@ -538,3 +538,76 @@ async fn an_unrenewed_lease_expires_and_its_slots_return() {
         "freed only once the lease expired ({waited:?})"
     );
 }
+
+/// Run by `slots_of_a_killed_process_come_back` as a child: holds a slot until killed.
+#[tokio::test]
+async fn holding_worker() {
+    let (Ok(url), Ok(name)) = (
+        std::env::var("SLOTS_HOLDER_URL"),
+        std::env::var("SLOTS_HOLDER_LIMIT"),
+    ) else {
+        return; // Only does something as a child of the test below.
+    };
+    let client = Client::new(&url).unwrap();
+    let _guard = client
+        .concurrency([name.as_str()])
+        .lease_duration(LEASE)
+        .strict(true)
+        .acquire()
+        .await
+        .unwrap();
+    println!("HOLDING");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+#[tokio::test]
+async fn slots_of_a_killed_process_come_back() {
+    use tokio::io::AsyncBufReadExt;
+    let client = client().await;
+    let name = unique("killed");
+    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "holding_worker", "--nocapture"])
+        .env("SLOTS_HOLDER_URL", client.api_url())
+        .env("SLOTS_HOLDER_LIMIT", &name)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let held = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("HOLDING") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(held, Ok(true), "the child took the slot");
+    assert_eq!(active_slots(&client, &name).await, 1);
+    child.kill().await.unwrap(); // SIGKILL: no release, no more renewals
+    let started = Instant::now();
+    let err = client
+        .concurrency([name.as_str()])
+        .max_retries(0)
+        .acquire()
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_slots_unavailable(),
+        "still held right after the kill: {err:?}"
+    );
+    wait_for_slots(&client, &name, 0, LEASE + Duration::from_secs(20)).await;
+    assert!(
+        started.elapsed() >= LEASE - Duration::from_secs(25),
+        "freed by lease expiry"
+    );
+    // And usable again.
+    client
+        .concurrency([name.as_str()])
+        .timeout(Duration::from_secs(10))
+        .run(async {})
+        .await
+        .unwrap();
+}
