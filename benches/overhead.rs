@@ -41,6 +41,7 @@ fn main() {
         .unwrap();
     runtime.block_on(measure(&url));
     let _ = child.kill();
+    let _ = child.wait();
 }
 
 async fn measure(url: &str) {
