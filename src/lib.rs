@@ -5,6 +5,7 @@
 mod client;
 pub mod concurrency;
 pub mod config;
+mod csrf;
 pub mod error;
 pub mod generated;
 #[cfg(feature = "local-server")]

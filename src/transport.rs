@@ -29,6 +29,7 @@ use reqwest::{Method, Request, Response, StatusCode};
 use tracing::Instrument;
 
 use crate::config::Config;
+use crate::csrf::{Csrf, is_change, is_csrf_rejection};
 use crate::error::{Error, parse_retry_after};
 
 /// The Prefect API version the client speaks (what Prefect's own client sends).
@@ -56,6 +57,7 @@ pub struct Transport {
     retry_extra_codes: Vec<u16>,
     /// HTTP requests sent, retries included.
     pub(crate) requests_sent: Arc<AtomicU64>,
+    csrf: Arc<Csrf>,
 }
 
 impl fmt::Debug for Transport {
@@ -96,6 +98,7 @@ impl Transport {
             max_retries: config.max_retries,
             retry_extra_codes: config.retry_extra_codes.clone(),
             requests_sent: Arc::new(AtomicU64::new(0)),
+            csrf: Arc::default(),
         })
     }
 
@@ -112,10 +115,15 @@ impl Transport {
     async fn execute(
         &self,
         client: &reqwest::Client,
+        baseurl: &str,
         mut request: Request,
         operation: &str,
     ) -> reqwest::Result<Response> {
         self.decorate(&mut request);
+        let change = is_change(request.method());
+        if change {
+            self.csrf.add_headers(client, baseurl, &mut request, false).await;
+        }
         let span = tracing::debug_span!(
             "prefect.request",
             operation,
@@ -136,10 +144,26 @@ impl Transport {
                 .with_max_times(self.max_retries as usize)
                 .build();
             let mut attempts = 1u32;
+            let mut csrf_refreshed = false;
             loop {
                 let copy = request.try_clone();
                 self.requests_sent.fetch_add(1, Ordering::Relaxed);
-                let result = client.execute(request).await;
+                let mut result = client.execute(request).await;
+                if change
+                    && !csrf_refreshed
+                    && matches!(&result, Ok(r) if r.status() == StatusCode::FORBIDDEN)
+                {
+                    let (rejected, response) = inspect_forbidden(result?).await?;
+                    result = Ok(response);
+                    if let (true, Some(mut copy)) = (rejected, copy.as_ref().and_then(Request::try_clone)) {
+                        // The token expired or the server restarted: fetch a new one, try again.
+                        csrf_refreshed = true;
+                        self.csrf.add_headers(client, baseurl, &mut copy, true).await;
+                        request = copy;
+                        attempts += 1;
+                        continue;
+                    }
+                }
                 let retry = self.retry_decision(&result, repeatable);
                 let next = match (retry, copy) {
                     (Some(after), Some(copy)) => backoff.next().map(|delay| (after.unwrap_or(delay), copy)),
@@ -201,6 +225,30 @@ impl Transport {
     }
 }
 
+/// Reads a 403's body to tell a CSRF rejection from any other, and rebuilds the response so the
+/// caller still gets it whole.
+async fn inspect_forbidden(response: Response) -> reqwest::Result<(bool, Response)> {
+    use reqwest::ResponseBuilderExt;
+    let (status, version, headers, url) = (
+        response.status(),
+        response.version(),
+        response.headers().clone(),
+        response.url().clone(),
+    );
+    let body = response.bytes().await?;
+    let rejected = is_csrf_rejection(&body);
+    let mut rebuilt = http::Response::new(reqwest::Body::from(body));
+    if let Ok(with_url) = http::Response::builder().url(url).body(()) {
+        rebuilt
+            .extensions_mut()
+            .extend(with_url.into_parts().0.extensions);
+    }
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    Ok((rejected, Response::from(rebuilt)))
+}
+
 fn describe(result: &reqwest::Result<Response>) -> String {
     match result {
         Ok(response) => response.status().to_string(),
@@ -259,7 +307,9 @@ pub fn is_repeatable(method: &Method, operation: &str) -> bool {
 
 impl ClientHooks<Transport> for crate::generated::Client {
     async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
-        self.inner.execute(&self.client, request, info.operation_id).await
+        self.inner
+            .execute(&self.client, &self.baseurl, request, info.operation_id)
+            .await
     }
 }
 

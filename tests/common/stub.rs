@@ -83,7 +83,18 @@ impl Drop for Stub {
 }
 
 impl Stub {
+    /// A stub that, like a default Prefect server, answers `/csrf-token` with 422 (CSRF
+    /// protection disabled) outside the scripted replies.
     pub async fn start(replies: Vec<Reply>) -> Stub {
+        Stub::start_with(replies, true).await
+    }
+
+    /// A stub whose scripted replies answer every request, `/csrf-token` included.
+    pub async fn start_scripted(replies: Vec<Reply>) -> Stub {
+        Stub::start_with(replies, false).await
+    }
+
+    async fn start_with(replies: Vec<Reply>, csrf_disabled: bool) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/api", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -101,6 +112,19 @@ impl Stub {
                         let Some(request) = read_request(&mut socket).await else {
                             return;
                         };
+                        if csrf_disabled && request.path.starts_with("/api/csrf-token") {
+                            let body = r#"{"detail":"CSRF protection is disabled."}"#;
+                            let head = format!(
+                                "HTTP/1.1 422 X\r\ncontent-length: {}\r\ncontent-type: application/json\r\n\r\n",
+                                body.len()
+                            );
+                            if socket.write_all(head.as_bytes()).await.is_err()
+                                || socket.write_all(body.as_bytes()).await.is_err()
+                            {
+                                return;
+                            }
+                            continue;
+                        }
                         let index = {
                             let mut log = log.lock().unwrap();
                             log.push(request);

@@ -1,0 +1,104 @@
+//! CSRF protection: a real server with PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED=true, and a
+//! stub for a token the server stops accepting.
+
+mod common;
+
+use std::time::Duration;
+
+use common::stub::{Reply, Stub};
+use common::unique;
+use prefect_client::Client;
+use prefect_client::local_server::LocalServer;
+
+#[tokio::test]
+async fn a_protected_server_accepts_the_clients_changes() {
+    let server = LocalServer::builder()
+        .env("PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED", "true")
+        .env("PREFECT_SERVER_API_CSRF_TOKEN_EXPIRATION", "PT2S")
+        .start()
+        .await
+        .unwrap();
+    // Without a token the server refuses changes: the protection is on.
+    let bare = reqwest::Client::new()
+        .post(format!("{}/concurrency_limits/", server.api_url()))
+        .json(&serde_json::json!({ "tag": "x", "concurrency_limit": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 403);
+    assert!(bare.text().await.unwrap().contains("CSRF"));
+
+    let client = server.client().unwrap();
+    let limits = client.concurrency_limits();
+    let tag = unique("csrf");
+    limits.create(&tag, 1).await.unwrap();
+    // Past the token's expiry the client fetches a new one by itself.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    limits.create(&tag, 2).await.unwrap();
+    limits.delete_by_tag(&tag).await.unwrap();
+    // Slot guards work through it too (POSTs to take and give back slots).
+    let name = unique("csrf-slots");
+    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    client
+        .concurrency([name.as_str()])
+        .strict(true)
+        .run(async {})
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .global_concurrency_limits()
+            .read(&name)
+            .await
+            .unwrap()
+            .active_slots,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_replaced_and_the_request_sent_again() {
+    let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let token = |t: &str| {
+        Reply::json(
+            200,
+            &format!(r#"{{"token":"{t}","client":"c","expiration":"{expires}"}}"#),
+        )
+    };
+    let limit = r#"{"id":"5f5c3a8e-8a1e-4c1c-9a4e-0d3c1a2b3c4d","created":null,"updated":null,"tag":"t","concurrency_limit":2,"active_slots":[]}"#;
+    let stub = Stub::start_scripted(vec![
+        token("first"),
+        Reply::json(403, r#"{"detail":"Invalid CSRF token or client identifier."}"#),
+        token("second"),
+        Reply::json(201, limit),
+    ])
+    .await;
+    let client = Client::new(&stub.url).unwrap();
+    client.concurrency_limits().create("t", 2).await.unwrap();
+    let seen = stub.requests();
+    let tokens: Vec<Option<&str>> = seen.iter().map(|r| r.header("prefect-csrf-token")).collect();
+    assert_eq!(seen.len(), 4);
+    assert!(seen[0].path.starts_with("/api/csrf-token?client="));
+    assert_eq!(tokens[1], Some("first"));
+    assert_eq!(tokens[3], Some("second"));
+    assert_eq!(
+        seen[1].header("prefect-csrf-client"),
+        seen[3].header("prefect-csrf-client")
+    );
+
+    // A 403 that is not about CSRF comes back as it is, once.
+    let stub = Stub::start(vec![Reply::json(403, r#"{"detail":"Not allowed"}"#)]).await;
+    let err = Client::new(&stub.url)
+        .unwrap()
+        .concurrency_limits()
+        .create("t", 2)
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    assert_eq!(err.api_error().unwrap().detail, "Not allowed");
+    assert!(
+        err.api_error().unwrap().path.ends_with("/concurrency_limits/"),
+        "the rebuilt response keeps its URL"
+    );
+    assert_eq!(stub.requests().len(), 1);
+}
