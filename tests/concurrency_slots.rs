@@ -40,6 +40,18 @@ async fn active_slots(client: &Client, name: &str) -> i64 {
         .active_slots
 }
 
+/// Polls until the limit's active slots equal `expected` or `within` passes; returns the last count.
+async fn wait_until_slots(client: &Client, name: &str, expected: i64, within: Duration) -> i64 {
+    let started = Instant::now();
+    loop {
+        let now = active_slots(client, name).await;
+        if now == expected || started.elapsed() >= within {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Polls until the limit's active slots equal `expected`, or panics after `within`.
 async fn wait_for_slots(client: &Client, name: &str, expected: i64, within: Duration) -> Duration {
     let started = Instant::now();
@@ -351,6 +363,11 @@ async fn contention_worker() {
     ) else {
         return; // Only does something as a child of the test below.
     };
+    // Warnings (failed releases, lost leases) go to stdout, which the parent shows on failure.
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stdout)
+        .try_init();
     let client = Client::new(&url).unwrap();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -398,8 +415,10 @@ async fn two_processes_never_exceed_the_limit() {
                 .output()
         })
         .collect();
+    let mut logs = String::new();
     for child in children {
         let out = child.await.unwrap();
+        logs.push_str(&String::from_utf8_lossy(&out.stdout));
         assert!(
             out.status.success(),
             "worker failed: {}",
@@ -415,7 +434,11 @@ async fn two_processes_never_exceed_the_limit() {
     let peak = peak.load(Ordering::SeqCst);
     assert!(peak <= 2, "peak active_slots {peak} over the limit");
     assert!(peak >= 1, "the poller saw the slots in use");
-    wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
+    let left = wait_until_slots(&client, &name, 0, Duration::from_secs(5)).await;
+    assert_eq!(
+        left, 0,
+        "slots left after both workers finished; their output:\n{logs}"
+    );
 }
 
 #[tokio::test]
@@ -548,6 +571,11 @@ async fn holding_worker() {
     ) else {
         return; // Only does something as a child of the test below.
     };
+    // Warnings (failed releases, lost leases) go to stdout, which the parent shows on failure.
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stdout)
+        .try_init();
     let client = Client::new(&url).unwrap();
     let _guard = client
         .concurrency([name.as_str()])

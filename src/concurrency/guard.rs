@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Lease, PARK_TIMEOUT, Queue};
+use super::{Lease, PARK_TIMEOUT, Queue, RELEASE_RETRY_BUDGET};
 use crate::types::MinimalConcurrencyLimitResponse;
 use crate::{Client, Error};
 
@@ -138,27 +138,32 @@ impl Held {
         let healthy = lost.borrow().is_none()
             && lease.renewed_at.elapsed() + PARK_TIMEOUT * 2 < lease.terms.lease_duration;
         if healthy && queue.wants_handoff(&lease) {
-            let id = lease.id;
-            queue.park(lease);
-            // Nobody took it in time (the waiter was cancelled): give it back to the server.
-            tokio::spawn(async move {
-                tokio::time::sleep(PARK_TIMEOUT).await;
-                if let Some(lease) = queue.unpark(id) {
-                    let _ = release_on_server(&client, &lease, &queue).await;
-                }
-            });
-            return Ok(());
+            match queue.hand_off(lease).await {
+                None => return Ok(()),
+                // Nobody took it in time: give it back to the server.
+                Some(untaken) => lease = untaken,
+            }
         }
         release_on_server(&client, &lease, &queue).await
     }
 }
 
-/// Gives a lease's slots back on the server; then the next local waiter asks at once.
+/// Gives a lease's slots back on the server, retrying transient failures for up to
+/// [`RELEASE_RETRY_BUDGET`]; then the next local waiter asks at once.
 async fn release_on_server(client: &Client, lease: &Lease, queue: &Queue) -> Result<(), Error> {
-    let result = client
-        .global_concurrency_limits()
-        .decrement_with_lease(lease.id)
-        .await;
+    let limits = client.global_concurrency_limits();
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let result = loop {
+        match limits.decrement_with_lease(lease.id).await {
+            Err(e) if e.is_transient() && started.elapsed() + pause < RELEASE_RETRY_BUDGET => {
+                tracing::debug!(lease_id = %lease.id, error = %e, "releasing slots failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            result => break result,
+        }
+    };
     // Released (or failed to: then the lease expires), the slots are not ours any more.
     queue.on_released(lease.terms.slots);
     result

@@ -26,6 +26,9 @@
 //!   lease may have expired, or the server answers 410, the guard is *lost*:
 //!   [`SlotGuard::lost`] resolves and [`SlotGuard::is_lost`] turns true, so the holder can stop
 //!   rather than silently over-run the limit. [`Acquire::run`] cancels its future then.
+//! - A release the server fails transiently (503 bursts, broken connections) is retried for up
+//!   to [`RELEASE_RETRY_BUDGET`]; releasing twice is harmless, the server ignores a lease it no
+//!   longer has.
 //! - A process killed while holding slots cannot release them: the server frees them when the
 //!   lease expires (lease duration plus up to 15 s).
 //!
@@ -37,7 +40,9 @@
 //!   lease settings, the guard hands its lease to the head instead of giving it back: the slot
 //!   stays counted on the server, passes to the next local task at once, and costs no request.
 //!   A lease is handed on at most [`MAX_HANDOFFS`] times, then goes back to the server so
-//!   other processes can have it; one nobody takes within [`PARK_TIMEOUT`] goes back too;
+//!   other processes can have it; one nobody takes within [`PARK_TIMEOUT`] goes back too. The
+//!   release waits for either, so once it returns the slots are with a local holder or the
+//!   server, never in limbo;
 //! - when a guard releases otherwise, the head asks at once: freed capacity is not left idle
 //!   and waiters do not each poll the server;
 //! - when this process's own guards fill the limit (known from the server's answers), the head
@@ -81,8 +86,11 @@ const MAX_TRANSIENT_FAILURES: u32 = 5;
 /// to the server.
 pub const MAX_HANDOFFS: u32 = 16;
 /// How long a lease handed on waits for a local waiter to take it before it goes back to the
-/// server (the waiter may have been cancelled).
+/// server (the waiter may have been cancelled, or got slots from the server meanwhile).
 pub const PARK_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long a release keeps retrying a server that fails transiently (503 bursts, broken
+/// connections) before it leaves the slots to lease expiry.
+pub const RELEASE_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
 /// An acquisition of slots; from [`Client::concurrency`]. Set options, then
 /// [`acquire`](Acquire::acquire) a guard or [`run`](Acquire::run) a future while holding.
@@ -395,7 +403,10 @@ impl Waiting {
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        if self.0.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Nobody is left to take a parked lease: its releaser gives it back at once.
+            self.0.idle.notify_waiters();
+        }
     }
 }
 
@@ -437,8 +448,11 @@ pub(crate) struct Queue {
     limit: AtomicU64,
     /// Acquisitions of this queue in progress.
     waiting: AtomicU64,
-    /// Leases released by a guard for the next waiter to take.
-    parked: Mutex<Vec<Lease>>,
+    /// Signalled when the last acquisition in progress ends.
+    idle: Notify,
+    /// Leases released by a guard for the next waiter to take, each with a way to tell the
+    /// releaser it was taken.
+    parked: Mutex<Vec<(Lease, tokio::sync::oneshot::Sender<()>)>>,
 }
 
 impl Default for Queue {
@@ -449,6 +463,7 @@ impl Default for Queue {
             held: AtomicU64::new(0),
             limit: AtomicU64::new(u64::MAX),
             waiting: AtomicU64::new(0),
+            idle: Notify::new(),
             parked: Mutex::new(Vec::new()),
         }
     }
@@ -463,28 +478,52 @@ impl Queue {
 
     /// Whether a local acquisition waits and the lease may still be handed on.
     pub(crate) fn wants_handoff(&self, lease: &Lease) -> bool {
-        lease.handoffs < MAX_HANDOFFS && self.waiting.load(Ordering::Relaxed) > 0
+        lease.handoffs < MAX_HANDOFFS && self.has_waiters()
     }
 
-    /// Leaves a released lease for the next waiter, and wakes it.
-    pub(crate) fn park(&self, mut lease: Lease) {
+    fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) > 0
+    }
+
+    /// Hands a released lease to the next local waiter: parks it and wakes the waiter, then
+    /// waits until it is taken. Returns the lease if nobody took it within [`PARK_TIMEOUT`] or
+    /// nobody is left waiting, for the caller to give back on the server.
+    pub(crate) async fn hand_off(&self, mut lease: Lease) -> Option<Lease> {
+        let id = lease.id;
         lease.handoffs += 1;
-        self.parked.lock().unwrap_or_else(|p| p.into_inner()).push(lease);
+        let (taken_sender, taken) = tokio::sync::oneshot::channel();
+        let idle = self.idle.notified();
+        tokio::pin!(idle);
+        idle.as_mut().enable();
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((lease, taken_sender));
         self.released.notify_one();
+        if self.has_waiters() {
+            tokio::select! {
+                _ = taken => {}
+                _ = idle => {}
+                _ = tokio::time::sleep(PARK_TIMEOUT) => {}
+            }
+        }
+        self.unpark(id)
     }
 
-    /// Takes a parked lease granted on the same terms.
+    /// Takes a parked lease granted on the same terms, telling its releaser.
     fn take_parked(&self, terms: &LeaseTerms) -> Option<Lease> {
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
-        let index = parked.iter().position(|l| &l.terms == terms)?;
-        Some(parked.swap_remove(index))
+        let index = parked.iter().position(|(l, _)| &l.terms == terms)?;
+        let (lease, taken) = parked.swap_remove(index);
+        let _ = taken.send(());
+        Some(lease)
     }
 
     /// Takes back a parked lease nobody took.
-    pub(crate) fn unpark(&self, id: uuid::Uuid) -> Option<Lease> {
+    fn unpark(&self, id: uuid::Uuid) -> Option<Lease> {
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
-        let index = parked.iter().position(|l| l.id == id)?;
-        Some(parked.swap_remove(index))
+        let index = parked.iter().position(|(l, _)| l.id == id)?;
+        Some(parked.swap_remove(index).0)
     }
 
     fn has_parked(&self) -> bool {
@@ -518,6 +557,69 @@ mod tests {
         assert!(!queue.locally_full(1));
         queue.on_released(5);
         assert_eq!(queue.held.load(Ordering::Relaxed), 0, "never below zero");
+    }
+
+    fn lease(slots: u32) -> Lease {
+        Lease {
+            id: uuid::Uuid::new_v4(),
+            limits: Vec::new(),
+            terms: LeaseTerms {
+                slots,
+                lease_duration: DEFAULT_LEASE_DURATION,
+                holder: None,
+            },
+            renewed_at: Instant::now(),
+            handoffs: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hand_off_nobody_waits_for_comes_straight_back() {
+        let queue = Queue::default();
+        let started = Instant::now();
+        let back = queue.hand_off(lease(1)).await.expect("returned to be released");
+        assert_eq!(back.handoffs, 1);
+        assert!(started.elapsed() < PARK_TIMEOUT, "no waiter: no wait");
+        assert!(!queue.has_parked());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_takes_a_handed_off_lease_and_the_releaser_learns_it() {
+        let queue = Arc::new(Queue::default());
+        let waiting = Waiting::enter(&queue);
+        let offered = lease(1);
+        let id = offered.id;
+        let releaser = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.hand_off(offered).await }
+        });
+        queue.released.notified().await;
+        assert!(
+            queue.take_parked(&lease(2).terms).is_none(),
+            "other terms do not match"
+        );
+        let taken = queue.take_parked(&lease(1).terms).expect("parked lease");
+        assert_eq!(taken.id, id);
+        assert!(releaser.await.unwrap().is_none(), "taken: nothing to release");
+        drop(waiting);
+    }
+
+    #[tokio::test]
+    async fn a_hand_off_comes_back_when_the_last_waiter_leaves() {
+        let queue = Arc::new(Queue::default());
+        let waiting = Waiting::enter(&queue);
+        let releaser = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.hand_off(lease(1)).await }
+        });
+        queue.released.notified().await;
+        let started = Instant::now();
+        drop(waiting);
+        assert!(releaser.await.unwrap().is_some(), "back to be released");
+        assert!(
+            started.elapsed() < PARK_TIMEOUT,
+            "without waiting for the park timeout"
+        );
     }
 
     #[test]
