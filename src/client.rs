@@ -190,6 +190,21 @@ impl ClientBuilder {
         self.map(|c| c.with_max_retries(retries))
     }
 
+    /// Status codes retried besides 429, 502, 503 and 504.
+    pub fn retry_extra_codes(self, codes: impl IntoIterator<Item = u16>) -> ClientBuilder {
+        self.map(|c| c.with_retry_extra_codes(codes))
+    }
+
+    /// Trusts the CA certificates of this PEM file too (a server signed by a private CA).
+    pub fn ssl_cert_file(self, path: impl Into<std::path::PathBuf>) -> ClientBuilder {
+        self.map(|c| c.with_ssl_cert_file(path))
+    }
+
+    /// Skips TLS certificate checks: for tests only; a warning is logged.
+    pub fn tls_insecure_skip_verify(self, skip: bool) -> ClientBuilder {
+        self.map(|c| c.with_tls_insecure_skip_verify(skip))
+    }
+
     /// Uses the caller's HTTP client (its own TLS, proxy, timeouts and User-Agent) instead of
     /// building one; the SDK still adds credentials and Prefect's headers to every request.
     /// Its timeouts and TLS settings are the caller's: `PREFECT_API_REQUEST_TIMEOUT` and the TLS

@@ -157,6 +157,26 @@ impl Config {
         self
     }
 
+    /// Status codes retried besides 429, 502, 503 and 504 (`PREFECT_CLIENT_RETRY_EXTRA_CODES`).
+    pub fn with_retry_extra_codes(mut self, codes: impl IntoIterator<Item = u16>) -> Config {
+        self.retry_extra_codes = codes.into_iter().collect();
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM file too (`PREFECT_API_SSL_CERT_FILE`), for a
+    /// server whose certificate a private CA signed.
+    pub fn with_ssl_cert_file(mut self, path: impl Into<PathBuf>) -> Config {
+        self.ssl_cert_file = Some(path.into());
+        self
+    }
+
+    /// Skips TLS certificate checks (`PREFECT_API_TLS_INSECURE_SKIP_VERIFY`): for tests only;
+    /// a warning is logged when the client is built.
+    pub fn with_tls_insecure_skip_verify(mut self, skip: bool) -> Config {
+        self.tls_insecure_skip_verify = skip;
+        self
+    }
+
     /// The API URL, without a trailing slash.
     pub fn api_url(&self) -> &str {
         self.api_url.as_str().trim_end_matches('/')

@@ -108,6 +108,22 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    /// The TLS handshake failed: most often the server's certificate is not trusted.
+    #[error(
+        "TLS with the Prefect API at {url} failed ({}); if a private CA signed the server's \
+         certificate, set PREFECT_API_SSL_CERT_FILE to that CA's PEM file (or \
+         PREFECT_API_TLS_INSECURE_SKIP_VERIFY=true, for tests only); check that the URL's host \
+         matches the certificate",
+        source_chain(source)
+    )]
+    Tls {
+        /// The base URL (no credentials).
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
     /// The server answered 2xx with a body that is not what the operation returns.
     #[error(
         "the server's answer to {operation} is not the expected JSON ({source}); body starts with \
@@ -245,6 +261,23 @@ impl fmt::Display for RetryAfter {
 }
 
 /// The causes of an HTTP error, joined, without the request URL.
+/// Whether a connection failed in the TLS handshake (a rustls error somewhere in its causes).
+pub(crate) fn is_tls_failure(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(c) = cause {
+        if c.is::<rustls::Error>() {
+            return true;
+        }
+        // `io::Error::source` skips the error it wraps (itself maybe an io::Error): look inside.
+        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            cause = Some(inner);
+            continue;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 fn source_chain(error: &reqwest::Error) -> String {
     let mut parts = vec![error.to_string()];
     let mut cause = std::error::Error::source(error);
@@ -411,6 +444,11 @@ impl Error {
         let error = error.without_url();
         if error.is_timeout() {
             Error::Timeout { path, source: error }
+        } else if is_tls_failure(&error) {
+            Error::Tls {
+                url: origin,
+                source: error,
+            }
         } else if error.is_connect() || error.is_request() || error.is_body() || error.is_decode() {
             // Could not connect, or the connection broke while sending or reading.
             Error::Connect {

@@ -217,7 +217,7 @@ impl Transport {
                 let maybe_acted = matches!(status.as_u16(), 502 | 504);
                 (refused || (maybe_acted && repeatable)).then_some(retry_after)
             }
-            Err(e) if e.is_timeout() => None,
+            Err(e) if e.is_timeout() || crate::error::is_tls_failure(e) => None,
             Err(e) if e.is_connect() => Some(None),
             Err(e) if e.is_request() || e.is_body() => repeatable.then_some(None),
             Err(_) => None,
