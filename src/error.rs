@@ -108,6 +108,24 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    /// The connection broke after the request was sent, before the whole answer came: the
+    /// server may have acted on it.
+    #[error(
+        "the connection to the Prefect API at {url} broke before the answer to {path} came ({}); the \
+         server may have acted on the request: check (e.g. read the object) before repeating a \
+         create; if this persists, check the server and any proxy or load balancer in between",
+        source_chain(source)
+    )]
+    ConnectionLost {
+        /// The base URL (no credentials).
+        url: String,
+        /// The request's path.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
     /// The TLS handshake failed: most often the server's certificate is not trusted.
     #[error(
         "TLS with the Prefect API at {url} failed ({}); if a private CA signed the server's \
@@ -449,10 +467,17 @@ impl Error {
                 url: origin,
                 source: error,
             }
-        } else if error.is_connect() || error.is_request() || error.is_body() || error.is_decode() {
-            // Could not connect, or the connection broke while sending or reading.
+        } else if error.is_connect() {
+            // Could not connect: nothing reached the server.
             Error::Connect {
                 url: origin,
+                source: error,
+            }
+        } else if error.is_request() || error.is_body() || error.is_decode() {
+            // The connection broke while sending or reading.
+            Error::ConnectionLost {
+                url: origin,
+                path,
                 source: error,
             }
         } else {
@@ -519,9 +544,10 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. } | Error::AcquireTimeout { .. })
     }
-    /// Could not connect, or the connection broke.
+    /// Could not connect ([`Error::Connect`]), or the connection broke mid-request
+    /// ([`Error::ConnectionLost`]).
     pub fn is_connect(&self) -> bool {
-        matches!(self, Error::Connect { .. })
+        matches!(self, Error::Connect { .. } | Error::ConnectionLost { .. })
     }
     /// Strict acquisition named limits that do not exist.
     pub fn is_missing_limits(&self) -> bool {
@@ -539,7 +565,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::SlotsUnavailable { .. } | Error::RateLimited { .. } | Error::Timeout { .. } => true,
-            Error::Connect { .. } => true,
+            Error::Connect { .. } | Error::ConnectionLost { .. } => true,
             Error::Server(e) => matches!(e.status.as_u16(), 502..=504),
             _ => false,
         }

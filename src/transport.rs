@@ -14,8 +14,10 @@
 //!   flow run, a v2 limit, an artifact, logs, events, taking slots) the error is returned, so
 //!   nothing is created twice.
 //!
-//! Timeouts are not retried: a request that stalls past the timeout ends in a
-//! [`Error::Timeout`](crate::Error::Timeout), so every call ends in bounded time.
+//! A request that stalls past the request timeout (a hung replica or connection) is retried
+//! once if it is safe to repeat, never for other operations; a second timeout ends in
+//! [`Error::Timeout`](crate::Error::Timeout), so every call ends within about twice the timeout
+//! plus the backoff. A TLS failure (an untrusted certificate) is never retried.
 
 use std::fmt;
 use std::sync::Arc;
@@ -144,6 +146,7 @@ impl Transport {
                 .with_max_times(self.max_retries as usize)
                 .build();
             let mut attempts = 1u32;
+            let mut timed_out = false;
             let mut csrf_refreshed = false;
             loop {
                 let copy = request.try_clone();
@@ -164,7 +167,8 @@ impl Transport {
                         continue;
                     }
                 }
-                let retry = self.retry_decision(&result, repeatable);
+                let retry = self.retry_decision(&result, repeatable, repeatable && !timed_out);
+                timed_out |= matches!(&result, Err(e) if e.is_timeout());
                 let next = match (retry, copy) {
                     (Some(after), Some(copy)) => backoff.next().map(|delay| (after.unwrap_or(delay), copy)),
                     _ => None,
@@ -199,6 +203,7 @@ impl Transport {
         &self,
         result: &reqwest::Result<Response>,
         repeatable: bool,
+        retry_timeout: bool,
     ) -> Option<Option<Duration>> {
         match result {
             Ok(response) => {
@@ -217,7 +222,8 @@ impl Transport {
                 let maybe_acted = matches!(status.as_u16(), 502 | 504);
                 (refused || (maybe_acted && repeatable)).then_some(retry_after)
             }
-            Err(e) if e.is_timeout() || crate::error::is_tls_failure(e) => None,
+            Err(e) if crate::error::is_tls_failure(e) => None,
+            Err(e) if e.is_timeout() => retry_timeout.then_some(None),
             Err(e) if e.is_connect() => Some(None),
             Err(e) if e.is_request() || e.is_body() => repeatable.then_some(None),
             Err(_) => None,

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod stub;
 
 use prefect_client::Client;
@@ -11,10 +12,12 @@ use tokio::sync::OnceCell;
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 
 /// The Prefect server of this test binary, started on first use (stopped when the binary exits).
+/// Expired leases are freed within a second, so tests of lease expiry stay short.
 pub async fn server() -> &'static LocalServer {
     SERVER
         .get_or_init(|| async {
-            match LocalServer::start().await {
+            let builder = LocalServer::builder().env("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1");
+            match builder.start().await {
                 Ok(server) => server,
                 Err(e) => panic!("cannot start the local Prefect server: {e}"),
             }

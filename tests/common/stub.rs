@@ -167,7 +167,7 @@ impl Stub {
     }
 }
 
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Seen> {
+pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Seen> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
