@@ -83,6 +83,46 @@ impl Client {
         ConcurrencyLimits::new(self)
     }
 
+    /// Flows: create, read by id or name, list.
+    pub fn flows(&self) -> crate::resources::flows::Flows<'_> {
+        crate::resources::flows::Flows::new(self)
+    }
+
+    /// Deployments: read by id or `flow/deployment` name, list, create, run.
+    pub fn deployments(&self) -> crate::resources::deployments::Deployments<'_> {
+        crate::resources::deployments::Deployments::new(self)
+    }
+
+    /// Flow runs: read, filter, wait for a final state, set state, cancel, delete, logs.
+    pub fn flow_runs(&self) -> crate::resources::flow_runs::FlowRuns<'_> {
+        crate::resources::flow_runs::FlowRuns::new(self)
+    }
+
+    /// Variables: typed get and set, list, delete.
+    pub fn variables(&self) -> crate::resources::variables::Variables<'_> {
+        crate::resources::variables::Variables::new(self)
+    }
+
+    /// Logs: write a batch, read with filters.
+    pub fn logs(&self) -> crate::resources::logs::Logs<'_> {
+        crate::resources::logs::Logs::new(self)
+    }
+
+    /// Artifacts: markdown, table and link artifacts; latest by key.
+    pub fn artifacts(&self) -> crate::resources::artifacts::Artifacts<'_> {
+        crate::resources::artifacts::Artifacts::new(self)
+    }
+
+    /// Events: emit and read.
+    pub fn events(&self) -> crate::resources::events::Events<'_> {
+        crate::resources::events::Events::new(self)
+    }
+
+    /// Work pools and their work queues.
+    pub fn work_pools(&self) -> crate::resources::work_pools::WorkPools<'_> {
+        crate::resources::work_pools::WorkPools::new(self)
+    }
+
     /// Global concurrency limits (v2): `/v2/concurrency_limits/...`.
     pub fn global_concurrency_limits(&self) -> GlobalConcurrencyLimits<'_> {
         GlobalConcurrencyLimits::new(self)

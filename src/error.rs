@@ -126,6 +126,21 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    /// A flow run did not reach a final state in the time given.
+    #[error(
+        "flow run {flow_run_id} is still {} after {waited:?}; wait longer, or check that a worker \
+         polls its work pool (a scheduled run without a worker never starts)",
+        state.as_deref().unwrap_or("without a state")
+    )]
+    WaitTimeout {
+        /// The run waited for.
+        flow_run_id: uuid::Uuid,
+        /// How long it was waited for.
+        waited: Duration,
+        /// Its last state type.
+        state: Option<String>,
+    },
+
     /// The TLS handshake failed: most often the server's certificate is not trusted.
     #[error(
         "TLS with the Prefect API at {url} failed ({}); if a private CA signed the server's \

@@ -1,8 +1,17 @@
 //! One handle per Prefect resource, each in its own file. Handles borrow the [`Client`](crate::Client)
 //! and return the generated types.
 
+pub mod artifacts;
 pub mod concurrency_limits;
+pub mod deployments;
+pub mod events;
+pub mod flow_runs;
+pub mod flows;
 pub mod global_concurrency_limits;
+pub mod logs;
+pub mod pagination;
+pub mod variables;
+pub mod work_pools;
 
 use crate::Error;
 

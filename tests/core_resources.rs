@@ -1,0 +1,353 @@
+//! The core resource handles end to end against the real server: flows, deployments (run and
+//! wait), flow runs, variables, logs, artifacts, work pools and queues, events, and streams over
+//! more items than one page.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, unique};
+use futures_util::{StreamExt, TryStreamExt};
+use prefect_client::Error;
+use prefect_client::resources::logs::{level, log_entry};
+use prefect_client::types::{self, SetStateStatus, StateType};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[tokio::test]
+async fn flows_create_read_and_list() {
+    let client = client().await;
+    let name = unique("flow");
+    let flow = client.flows().create(&name).await.unwrap();
+    assert_eq!(
+        client.flows().create(&name).await.unwrap().id,
+        flow.id,
+        "upsert by name"
+    );
+    assert_eq!(client.flows().read(flow.id).await.unwrap().id, flow.id);
+    assert_eq!(client.flows().read_by_name(&name).await.unwrap().id, flow.id);
+    let all: Vec<types::Flow> = client
+        .flows()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(all.iter().any(|f| f.id == flow.id));
+    assert!(
+        client
+            .flows()
+            .read_by_name(&unique("missing"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+#[tokio::test]
+async fn a_stream_pages_through_more_items_than_one_page() {
+    let client = client().await;
+    let prefix = unique("paged");
+    let total = 230;
+    futures_util::stream::iter(0..total)
+        .map(|i| {
+            let (client, name) = (client.clone(), format!("{prefix}-{i:03}"));
+            async move { client.flows().create(&name).await.unwrap() }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let filter: types::ReadFlowsBody =
+        serde_json::from_value(json!({ "flows": { "name": { "like_": prefix } } })).unwrap();
+    let before = client.requests_sent();
+    let names: Vec<String> = client
+        .flows()
+        .stream(filter)
+        .map_ok(|f| f.name.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(names.len(), total);
+    let unique_names: std::collections::HashSet<_> = names.iter().collect();
+    assert_eq!(unique_names.len(), total, "no item twice");
+    assert_eq!(client.requests_sent() - before, 2, "two pages of 200");
+}
+
+#[tokio::test]
+async fn a_deployment_runs_and_its_run_is_waited_for() {
+    let client = client().await;
+    let flow_name = unique("deployed");
+    let flow = client.flows().create(&flow_name).await.unwrap();
+    let deployment = client.deployments().create(flow.id, "nightly").await.unwrap();
+    let by_name = client
+        .deployments()
+        .read_by_name(&format!("{flow_name}/nightly"))
+        .await
+        .unwrap();
+    assert_eq!(by_name.id, deployment.id);
+    assert!(
+        client
+            .deployments()
+            .read_by_name("no-slash")
+            .await
+            .unwrap_err()
+            .is_client_side()
+    );
+
+    let run = client
+        .deployments()
+        .run(deployment.id)
+        .parameters(&json!({ "date": "2026-11-24", "rows": 500 }))
+        .unwrap()
+        .tags(["rust", "test"])
+        .idempotency_key("nightly-2026-11-24")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.state_type, Some(StateType::Scheduled));
+    assert_eq!(run.parameters.get("rows"), Some(&json!(500)));
+    assert!(run.tags.contains(&"rust".to_string()));
+    let again = client
+        .deployments()
+        .run(deployment.id)
+        .idempotency_key("nightly-2026-11-24")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.id, run.id, "the idempotency key returns the same run");
+
+    // No worker: the run stays scheduled, and waiting for it times out with the state named.
+    let err = client
+        .flow_runs()
+        .wait_for_completion(run.id, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("SCHEDULED") && err.to_string().contains("worker"),
+        "{err}"
+    );
+
+    // Drive it through the API, as a worker would, while someone waits for it.
+    let waiter = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .flow_runs()
+                .wait_for_completion(run.id, Duration::from_secs(60))
+                .await
+        }
+    });
+    let running = client
+        .flow_runs()
+        .set_state(run.id, StateType::Running, None, true)
+        .await
+        .unwrap();
+    assert_eq!(running.status, SetStateStatus::Accept);
+    let completed = client
+        .flow_runs()
+        .set_state(run.id, StateType::Completed, Some("done by the test"), false)
+        .await
+        .unwrap();
+    assert_eq!(completed.status, SetStateStatus::Accept);
+    let finished = waiter.await.unwrap().unwrap();
+    assert_eq!(finished.id, run.id);
+    assert_eq!(finished.state_type, Some(StateType::Completed));
+
+    // Filter by deployment, then cancel and delete a second run.
+    let second = client.deployments().run(deployment.id).send().await.unwrap();
+    let filter: types::ReadFlowRunsBody =
+        serde_json::from_value(json!({ "deployments": { "id": { "any_": [deployment.id] } } })).unwrap();
+    let runs: Vec<_> = client.flow_runs().stream(filter).try_collect().await.unwrap();
+    assert_eq!(runs.len(), 2);
+    client.flow_runs().cancel(second.id).await.unwrap();
+    assert_eq!(
+        client.flow_runs().read(second.id).await.unwrap().state_type,
+        Some(StateType::Cancelled)
+    );
+    client.flow_runs().delete(second.id).await.unwrap();
+    assert!(
+        client
+            .flow_runs()
+            .read(second.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Settings {
+    batch: u32,
+    targets: Vec<String>,
+    dry_run: bool,
+}
+
+#[tokio::test]
+async fn variables_round_trip_a_struct() {
+    let client = client().await;
+    let variables = client.variables();
+    let name = unique("settings").replace('-', "_");
+    assert_eq!(variables.get::<Settings>(&name).await.unwrap(), None);
+    let settings = Settings {
+        batch: 500,
+        targets: vec!["eu".into(), "us".into()],
+        dry_run: false,
+    };
+    variables.set(&name, &settings).await.unwrap();
+    assert_eq!(variables.get::<Settings>(&name).await.unwrap(), Some(settings));
+    variables
+        .set(&name, &json!({ "batch": 1, "targets": [], "dry_run": true }))
+        .await
+        .unwrap();
+    assert_eq!(variables.get::<Settings>(&name).await.unwrap().unwrap().batch, 1);
+    let err = variables.get::<Vec<u8>>(&name).await.unwrap_err();
+    assert!(err.to_string().contains("serde_json::Value"), "{err}");
+    variables.set(&format!("{name}_n"), &42).await.unwrap();
+    assert_eq!(
+        variables.get::<i64>(&format!("{name}_n")).await.unwrap(),
+        Some(42)
+    );
+    let listed: Vec<_> = variables.stream(Default::default()).try_collect().await.unwrap();
+    assert!(listed.iter().any(|v| v.name.to_string() == name));
+    variables.delete(&name).await.unwrap();
+    variables.delete(&name).await.unwrap();
+    assert_eq!(variables.get::<Settings>(&name).await.unwrap(), None);
+    assert!(variables.set("a/b", &1).await.unwrap_err().is_client_side());
+}
+
+#[tokio::test]
+async fn logs_are_written_and_read_back_in_order() {
+    let client = client().await;
+    let flow = client.flows().create(&unique("logged")).await.unwrap();
+    let deployment = client.deployments().create(flow.id, "logs").await.unwrap();
+    let run = client.deployments().run(deployment.id).send().await.unwrap();
+    let start = chrono::Utc::now();
+    let entries: Vec<_> = (0..3)
+        .map(|i| {
+            prefect_client::resources::logs::log_entry_at(
+                Some(run.id),
+                level::INFO,
+                "rust-test",
+                &format!("line {i}"),
+                start + chrono::Duration::milliseconds(i),
+            )
+        })
+        .collect();
+    client.logs().write(&entries).await.unwrap();
+    client
+        .logs()
+        .write(&[log_entry(None, level::WARNING, "rust-test", "no run")])
+        .await
+        .unwrap();
+    let read: Vec<_> = client.flow_runs().logs(run.id).try_collect().await.unwrap();
+    let messages: Vec<_> = read.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["line 0", "line 1", "line 2"]);
+}
+
+#[tokio::test]
+async fn artifacts_of_each_kind_and_the_latest_by_key() {
+    let client = client().await;
+    let artifacts = client.artifacts();
+    let key = unique("report");
+    artifacts.create_markdown(&key, "# first", None).await.unwrap();
+    artifacts.create_markdown(&key, "# second", None).await.unwrap();
+    let latest = artifacts.read_latest(&key).await.unwrap();
+    assert_eq!(latest.data, Some(json!("# second")));
+    assert_eq!(latest.type_.as_deref(), Some("markdown"));
+
+    let table_key = unique("table");
+    let rows = json!([{ "region": "eu", "rows": 3 }, { "region": "us", "rows": 5 }]);
+    artifacts.create_table(&table_key, &rows, None).await.unwrap();
+    let table = artifacts.read_latest(&table_key).await.unwrap();
+    assert_eq!(table.type_.as_deref(), Some("table"));
+    let stored: serde_json::Value = serde_json::from_str(table.data.unwrap().as_str().unwrap()).unwrap();
+    assert_eq!(stored, rows);
+
+    let link_key = unique("link");
+    artifacts
+        .create_link(&link_key, "https://example.com/r", Some("report"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        artifacts.read_latest(&link_key).await.unwrap().data,
+        Some(json!("[report](https://example.com/r)"))
+    );
+    assert!(
+        artifacts
+            .create_markdown("Not A Key", "x", None)
+            .await
+            .unwrap_err()
+            .is_client_side()
+    );
+}
+
+#[tokio::test]
+async fn work_pools_and_queues_pause_and_resume() {
+    let client = client().await;
+    let pools = client.work_pools();
+    let pool = unique("pool");
+    pools.create(&pool, "process").await.unwrap();
+    assert!(!pools.read(&pool).await.unwrap().is_paused);
+    pools.pause(&pool).await.unwrap();
+    assert!(pools.read(&pool).await.unwrap().is_paused);
+    pools.resume(&pool).await.unwrap();
+    assert!(!pools.read(&pool).await.unwrap().is_paused);
+
+    pools.create_queue(&pool, "urgent").await.unwrap();
+    pools.pause_queue(&pool, "urgent").await.unwrap();
+    assert!(pools.read_queue(&pool, "urgent").await.unwrap().is_paused);
+    pools.resume_queue(&pool, "urgent").await.unwrap();
+    assert!(!pools.read_queue(&pool, "urgent").await.unwrap().is_paused);
+    let queues: Vec<String> = pools
+        .queues(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name.to_string())
+        .collect();
+    assert!(queues.contains(&"urgent".to_string()) && queues.contains(&"default".to_string()));
+    let listed: Vec<_> = pools.stream(Default::default()).try_collect().await.unwrap();
+    assert!(listed.iter().any(|p| p.name.to_string() == pool));
+    assert!(pools.read(&unique("missing")).await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn events_emitted_are_read_back() {
+    let client = client().await;
+    let name = format!("rust.test.{}", uuid::Uuid::new_v4().simple());
+    let payload = json!({ "rows": 500 }).as_object().cloned();
+    let id = client
+        .events()
+        .emit(&name, "rust.test.resource", payload)
+        .await
+        .unwrap();
+    // The server stores events asynchronously: poll for it.
+    let started = std::time::Instant::now();
+    loop {
+        let page = client.events().read_named(&name, 10).await.unwrap();
+        if let Some(event) = page.events.iter().find(|e| e.id == id) {
+            assert_eq!(event.payload.get("rows"), Some(&json!(500)));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the event never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        client
+            .events()
+            .read_named(&name, 0)
+            .await
+            .unwrap_err()
+            .is_client_side()
+    );
+}
+
+#[tokio::test]
+async fn server_health_and_version() {
+    let client = client().await;
+    client.health().await.unwrap();
+    assert_eq!(client.server_version().await.unwrap(), "3.8.8");
+}
