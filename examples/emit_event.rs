@@ -1,0 +1,46 @@
+//! Emits an event and reads it back.
+//!
+//! ```sh
+//! cargo run --example emit_event --features local-server
+//! ```
+//!
+//! Uses `PREFECT_API_URL` when set; otherwise starts a local Prefect server.
+
+use std::time::Duration;
+
+use prefect_client::local_server::LocalServer;
+use prefect_client::{Client, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let (_server, client) = match std::env::var("PREFECT_API_URL") {
+        Ok(_) => (None, Client::from_env()?),
+        Err(_) => {
+            eprintln!("PREFECT_API_URL is unset: starting a local Prefect server...");
+            let server = LocalServer::start().await?;
+            let client = server.client()?;
+            (Some(server), client)
+        }
+    };
+    let payload = serde_json::json!({ "rows": 500 }).as_object().cloned();
+    let id = client
+        .events()
+        .emit("rust.example.batch.loaded", "rust.example.service", payload)
+        .await?;
+    println!("emitted event {id}");
+    // The server stores events asynchronously; they show up within a second or two.
+    for _ in 0..40 {
+        let page = client
+            .events()
+            .read_named("rust.example.batch.loaded", 10)
+            .await?;
+        if let Some(event) = page.events.iter().find(|e| e.id == id) {
+            println!("read back: {} {:?}", event.event, event.payload);
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(Error::Config(format!(
+        "event {id} did not appear within 10 s; check the server's event services"
+    )))
+}
