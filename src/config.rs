@@ -32,6 +32,7 @@ pub struct Config {
     pub(crate) retry_extra_codes: Vec<u16>,
     pub(crate) ssl_cert_file: Option<PathBuf>,
     pub(crate) tls_insecure_skip_verify: bool,
+    pub(crate) csrf_support: bool,
 }
 
 impl fmt::Debug for Config {
@@ -47,6 +48,7 @@ impl fmt::Debug for Config {
             .field("retry_extra_codes", &self.retry_extra_codes)
             .field("ssl_cert_file", &self.ssl_cert_file)
             .field("tls_insecure_skip_verify", &self.tls_insecure_skip_verify)
+            .field("csrf_support", &self.csrf_support)
             .finish()
     }
 }
@@ -66,13 +68,14 @@ impl Config {
             retry_extra_codes: Vec::new(),
             ssl_cert_file: None,
             tls_insecure_skip_verify: false,
+            csrf_support: true,
         })
     }
 
     /// Reads the user's Prefect settings: each of `PREFECT_API_URL`, `PREFECT_API_KEY`,
     /// `PREFECT_API_AUTH_STRING`, `PREFECT_API_REQUEST_TIMEOUT`, `PREFECT_CLIENT_MAX_RETRIES`,
     /// `PREFECT_CLIENT_RETRY_EXTRA_CODES`, `PREFECT_API_SSL_CERT_FILE` and
-    /// `PREFECT_API_TLS_INSECURE_SKIP_VERIFY` from the environment, or where unset from the
+    /// `PREFECT_API_TLS_INSECURE_SKIP_VERIFY` and `PREFECT_CLIENT_CSRF_SUPPORT_ENABLED` from the environment, or where unset from the
     /// active profile of `$PREFECT_HOME/profiles.toml` (`PREFECT_PROFILE` picks another profile,
     /// `PREFECT_PROFILES_PATH` another file).
     pub fn from_env() -> Result<Config, Error> {
@@ -116,6 +119,9 @@ impl Config {
         }
         if let Some((value, origin)) = settings.get("PREFECT_API_TLS_INSECURE_SKIP_VERIFY") {
             config.tls_insecure_skip_verify = parse_bool(&value, &origin)?;
+        }
+        if let Some((value, origin)) = settings.get("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED") {
+            config.csrf_support = parse_bool(&value, &origin)?;
         }
         Ok(config)
     }
@@ -167,6 +173,13 @@ impl Config {
     /// server whose certificate a private CA signed.
     pub fn with_ssl_cert_file(mut self, path: impl Into<PathBuf>) -> Config {
         self.ssl_cert_file = Some(path.into());
+        self
+    }
+
+    /// Whether to fetch and send CSRF tokens to servers that want them
+    /// (`PREFECT_CLIENT_CSRF_SUPPORT_ENABLED`, default true).
+    pub fn with_csrf_support(mut self, enabled: bool) -> Config {
+        self.csrf_support = enabled;
         self
     }
 
@@ -279,7 +292,7 @@ struct Settings {
 }
 
 /// The settings this client reads.
-const SETTING_NAMES: [&str; 8] = [
+const SETTING_NAMES: [&str; 9] = [
     "PREFECT_API_URL",
     "PREFECT_API_KEY",
     "PREFECT_API_AUTH_STRING",
@@ -288,6 +301,7 @@ const SETTING_NAMES: [&str; 8] = [
     "PREFECT_CLIENT_RETRY_EXTRA_CODES",
     "PREFECT_API_SSL_CERT_FILE",
     "PREFECT_API_TLS_INSECURE_SKIP_VERIFY",
+    "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED",
 ];
 
 impl Settings {

@@ -59,7 +59,8 @@ pub struct Transport {
     retry_extra_codes: Vec<u16>,
     /// HTTP requests sent, retries included.
     pub(crate) requests_sent: Arc<AtomicU64>,
-    csrf: Arc<Csrf>,
+    /// `None` when CSRF support is turned off.
+    csrf: Option<Arc<Csrf>>,
 }
 
 impl fmt::Debug for Transport {
@@ -100,7 +101,7 @@ impl Transport {
             max_retries: config.max_retries,
             retry_extra_codes: config.retry_extra_codes.clone(),
             requests_sent: Arc::new(AtomicU64::new(0)),
-            csrf: Arc::default(),
+            csrf: config.csrf_support.then(Arc::default),
         })
     }
 
@@ -123,8 +124,8 @@ impl Transport {
     ) -> reqwest::Result<Response> {
         self.decorate(&mut request);
         let change = is_change(request.method());
-        if change {
-            self.csrf.add_headers(client, baseurl, &mut request, false).await;
+        if let (true, Some(csrf)) = (change, &self.csrf) {
+            csrf.add_headers(client, baseurl, &mut request, false).await;
         }
         let span = tracing::debug_span!(
             "prefect.request",
@@ -153,6 +154,7 @@ impl Transport {
                 self.requests_sent.fetch_add(1, Ordering::Relaxed);
                 let mut result = client.execute(request).await;
                 if change
+                    && self.csrf.is_some()
                     && !csrf_refreshed
                     && matches!(&result, Ok(r) if r.status() == StatusCode::FORBIDDEN)
                 {
@@ -161,7 +163,9 @@ impl Transport {
                     if let (true, Some(mut copy)) = (rejected, copy.as_ref().and_then(Request::try_clone)) {
                         // The token expired or the server restarted: fetch a new one, try again.
                         csrf_refreshed = true;
-                        self.csrf.add_headers(client, baseurl, &mut copy, true).await;
+                        if let Some(csrf) = &self.csrf {
+                            csrf.add_headers(client, baseurl, &mut copy, true).await;
+                        }
                         request = copy;
                         attempts += 1;
                         continue;

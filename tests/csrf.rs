@@ -54,6 +54,20 @@ async fn a_protected_server_accepts_the_clients_changes() {
             .active_slots,
         0
     );
+
+    // With PREFECT_CLIENT_CSRF_SUPPORT_ENABLED=false no token is sent: the server refuses.
+    let api_url = server.api_url().to_string();
+    let config = prefect_client::Config::from_lookup(|name| match name {
+        "PREFECT_API_URL" => Some(api_url.clone()),
+        "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED" => Some("false".into()),
+        "PREFECT_HOME" => Some("/nonexistent".into()),
+        _ => None,
+    })
+    .unwrap();
+    let without = prefect_client::Client::from_config(config).unwrap();
+    let err = without.concurrency_limits().create(&tag, 1).await.unwrap_err();
+    assert!(matches!(err, prefect_client::Error::Forbidden(_)), "{err:?}");
+    assert!(err.to_string().contains("CSRF"), "{err}");
 }
 
 #[tokio::test]
