@@ -3,27 +3,14 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::Captured;
 use common::stub::{Reply, Stub};
 use prefect_client::{Client, Config};
 
 const KEY: &str = "pnu_k3y_SHOULD_NEVER_SHOW";
 const AUTH: &str = "admin:pa55_SHOULD_NEVER_SHOW";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn no_secret_in_debug_display_or_traces() {

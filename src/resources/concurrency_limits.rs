@@ -3,9 +3,12 @@
 //! Prefect 3 stores each as a global limit named `tag:<tag>`; the API below is the v1 one
 //! (`/concurrency_limits/...`).
 
+use futures_core::Stream;
+use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::error::unwrap_response;
+use crate::resources::pagination::paginate;
 use crate::resources::{check_limit, check_name};
 use crate::types::{self, ConcurrencyLimit, MinimalConcurrencyLimitResponse};
 use crate::{Client, Error};
@@ -82,15 +85,16 @@ impl<'a> ConcurrencyLimits<'a> {
 
     /// Every limit, reading page after page.
     pub async fn list(&self) -> Result<Vec<ConcurrencyLimit>, Error> {
-        let mut all = Vec::new();
-        loop {
-            let page = self.list_page(all.len() as u64, PAGE_SIZE).await?;
-            let last = page.len() < PAGE_SIZE as usize;
-            all.extend(page);
-            if last {
-                return Ok(all);
-            }
-        }
+        self.stream().try_collect().await
+    }
+
+    /// Every limit as a stream, reading page after page as it is consumed.
+    pub fn stream(&self) -> impl Stream<Item = Result<ConcurrencyLimit, Error>> + Send + use<> {
+        let client = self.client.clone();
+        paginate(PAGE_SIZE, move |offset, limit| {
+            let client = client.clone();
+            async move { client.concurrency_limits().list_page(offset, limit).await }
+        })
     }
 
     /// Deletes a limit by id.

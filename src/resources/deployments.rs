@@ -87,7 +87,7 @@ impl<'a> Deployments<'a> {
     pub fn stream(
         &self,
         filter: ReadDeploymentsBody,
-    ) -> impl Stream<Item = Result<DeploymentResponse, Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<DeploymentResponse, Error>> + Send + use<> {
         let client = self.client.clone();
         paginate(STREAM_PAGE_SIZE, move |offset, limit| {
             let (client, mut page) = (client.clone(), filter.clone());

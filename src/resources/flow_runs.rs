@@ -9,7 +9,10 @@ use uuid::Uuid;
 
 use crate::error::unwrap_response;
 use crate::resources::pagination::{STREAM_PAGE_SIZE, paginate, typed};
-use crate::types::{FlowRunResponse, Log, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, StateType};
+use crate::types::{
+    FlowRunResponse, Log, LogFilter, LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody,
+    ReadLogsBody, StateType,
+};
 use crate::{Client, Error};
 
 /// The first pause between polls of [`FlowRuns::wait_for_completion`]; it grows to
@@ -62,7 +65,7 @@ impl<'a> FlowRuns<'a> {
     pub fn stream(
         &self,
         filter: ReadFlowRunsBody,
-    ) -> impl Stream<Item = Result<FlowRunResponse, Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<FlowRunResponse, Error>> + Send + use<> {
         let client = self.client.clone();
         paginate(STREAM_PAGE_SIZE, move |offset, limit| {
             let (client, mut page) = (client.clone(), filter.clone());
@@ -134,21 +137,15 @@ impl<'a> FlowRuns<'a> {
     }
 
     /// The run's logs, oldest first.
-    pub fn logs(&self, id: Uuid) -> impl Stream<Item = Result<Log, Error>> + Send + 'static {
-        let filter: Result<ReadLogsBody, String> = typed(
-            "log filter",
-            json!({ "logs": { "flow_run_id": { "any_": [id] } }, "sort": "TIMESTAMP_ASC" }),
-        )
-        .map_err(|e| e.to_string());
-        let client = self.client.clone();
-        paginate(STREAM_PAGE_SIZE, move |offset, limit| {
-            let (client, filter) = (client.clone(), filter.clone());
-            async move {
-                let mut page = filter.map_err(|e| Error::invalid("log filter", e))?;
-                page.offset = offset;
-                page.limit = Some(i64::from(limit));
-                client.logs().filter(&page).await
-            }
-        })
+    pub fn logs(&self, id: Uuid) -> impl Stream<Item = Result<Log, Error>> + Send + use<> {
+        let filter = ReadLogsBody {
+            logs: Some(LogFilter {
+                flow_run_id: Some(LogFilterFlowRunId { any: Some(vec![id]) }),
+                ..Default::default()
+            }),
+            sort: Some(LogSort::TimestampAsc),
+            ..Default::default()
+        };
+        self.client.logs().stream(filter)
     }
 }

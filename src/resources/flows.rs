@@ -56,7 +56,7 @@ impl<'a> Flows<'a> {
     }
 
     /// Every flow matching `filter` (`ReadFlowsBody::default()` for all), paged as needed.
-    pub fn stream(&self, filter: ReadFlowsBody) -> impl Stream<Item = Result<Flow, Error>> + Send + 'static {
+    pub fn stream(&self, filter: ReadFlowsBody) -> impl Stream<Item = Result<Flow, Error>> + Send + use<> {
         let client = self.client.clone();
         paginate(STREAM_PAGE_SIZE, move |offset, limit| {
             let (client, mut page) = (client.clone(), filter.clone());

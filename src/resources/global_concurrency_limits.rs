@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
+use futures_core::Stream;
+use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::error::unwrap_response;
+use crate::resources::pagination::paginate;
 use crate::resources::{check_limit, check_name};
 use crate::types::{
     self, ConcurrencyLimitV2, ConcurrencyLimitWithLeaseResponse, GlobalConcurrencyLimitResponse,
@@ -167,15 +170,16 @@ impl<'a> GlobalConcurrencyLimits<'a> {
 
     /// Every limit, reading page after page.
     pub async fn list(&self) -> Result<Vec<GlobalConcurrencyLimitResponse>, Error> {
-        let mut all = Vec::new();
-        loop {
-            let page = self.list_page(all.len() as u64, PAGE_SIZE).await?;
-            let last = page.len() < PAGE_SIZE as usize;
-            all.extend(page);
-            if last {
-                return Ok(all);
-            }
-        }
+        self.stream().try_collect().await
+    }
+
+    /// Every limit as a stream, reading page after page as it is consumed.
+    pub fn stream(&self) -> impl Stream<Item = Result<GlobalConcurrencyLimitResponse, Error>> + Send + use<> {
+        let client = self.client.clone();
+        paginate(PAGE_SIZE, move |offset, limit| {
+            let client = client.clone();
+            async move { client.global_concurrency_limits().list_page(offset, limit).await }
+        })
     }
 
     /// Takes `slots` of each named limit without a lease ([`Error::SlotsUnavailable`] when

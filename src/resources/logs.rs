@@ -83,7 +83,7 @@ impl<'a> Logs<'a> {
     }
 
     /// Every log line matching `filter` (`ReadLogsBody::default()` for all).
-    pub fn stream(&self, filter: ReadLogsBody) -> impl Stream<Item = Result<Log, Error>> + Send + 'static {
+    pub fn stream(&self, filter: ReadLogsBody) -> impl Stream<Item = Result<Log, Error>> + Send + use<> {
         let client = self.client.clone();
         paginate(STREAM_PAGE_SIZE, move |offset, limit| {
             let (client, mut page) = (client.clone(), filter.clone());

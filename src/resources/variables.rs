@@ -117,7 +117,7 @@ impl<'a> Variables<'a> {
     pub fn stream(
         &self,
         filter: ReadVariablesBody,
-    ) -> impl Stream<Item = Result<Variable, Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Variable, Error>> + Send + use<> {
         let client = self.client.clone();
         paginate(STREAM_PAGE_SIZE, move |offset, limit| {
             let (client, mut page) = (client.clone(), filter.clone());

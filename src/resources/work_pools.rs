@@ -51,7 +51,7 @@ impl<'a> WorkPools<'a> {
     pub fn stream(
         &self,
         filter: ReadWorkPoolsBody,
-    ) -> impl Stream<Item = Result<WorkPoolResponse, Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<WorkPoolResponse, Error>> + Send + use<> {
         let client = self.client.clone();
         paginate(STREAM_PAGE_SIZE, move |offset, limit| {
             let (client, mut page) = (client.clone(), filter.clone());
