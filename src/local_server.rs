@@ -16,9 +16,15 @@
 //! # Ok(()) }
 //! ```
 
+mod multi_replica;
+mod process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use multi_replica::{MultiReplicaBuilder, MultiReplicaServer};
+use process::{Launch, Process};
 
 use crate::{Client, Error};
 
@@ -28,29 +34,6 @@ pub const PREFECT_VERSION: &str = "3.8.8";
 pub const FASTAPI_VERSION: &str = "0.150.0";
 /// How long [`LocalServer::start`] waits for `/api/health` by default.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Starts the server as a child of this script and stops its whole process group when stdin
-/// closes (the parent stopped the server, or died).
-const LAUNCHER: &str = r#"
-import os, signal, subprocess, sys, threading
-server = subprocess.Popen(sys.argv[1:], start_new_session=True)
-def stop_when_parent_goes():
-    try:
-        sys.stdin.buffer.read()
-    finally:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(server.pid, sig)
-                server.wait(wait)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        os._exit(0)
-threading.Thread(target=stop_when_parent_goes, daemon=True).start()
-sys.exit(server.wait())
-"#;
 
 /// Options for a [`LocalServer`].
 #[derive(Debug, Clone)]
@@ -119,53 +102,34 @@ impl LocalServerBuilder {
             Some(port) => port,
             None => free_port()?,
         };
-        let log_path = home.join(format!("server-{port}.log"));
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| harness(format!("cannot create {}: {e}", log_path.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| harness(format!("cannot share the log file: {e}")))?;
-        let mut command = Command::new(venv.join("bin").join("python"));
-        command
-            .arg("-c")
-            .arg(LAUNCHER)
-            .arg(venv.join("bin").join("prefect"))
-            .args([
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .env("PREFECT_HOME", &home)
-            .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-            .env("PREFECT_UI_ENABLED", "false")
-            .env("PREFECT_SERVER_UI_ENABLED", "false")
-            .env("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
-            .env_remove("PREFECT_API_URL")
-            .env_remove("PREFECT_PROFILE")
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_err);
-        for (name, value) in &self.env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().map_err(|e| {
-            harness(format!(
-                "cannot start `prefect server start` from {}: {e}",
-                venv.display()
-            ))
-        })?;
-        let stdin = child.stdin.take();
+        let mut env = vec![("PREFECT_HOME".to_string(), home.display().to_string())];
+        env.extend(quiet_server_settings());
+        env.extend(self.env.iter().cloned());
+        let process = Process::spawn(
+            &venv,
+            Launch {
+                name: "`prefect server start`".into(),
+                argv: vec![
+                    venv.join("bin").join("prefect").display().to_string(),
+                    "server".into(),
+                    "start".into(),
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    port.to_string(),
+                ],
+                env,
+                user: None,
+                stop_signal: None,
+                log_path: home.join(format!("server-{port}.log")),
+            },
+        )?;
         let api_url = format!("http://127.0.0.1:{port}/api");
         let mut server = LocalServer {
-            child,
-            stdin,
+            process,
             api_url,
             port,
             home,
-            log_path,
             _owned_home: owned_home,
         };
         server.wait_healthy(self.startup_timeout).await?;
@@ -176,12 +140,10 @@ impl LocalServerBuilder {
 /// A running Prefect server; stopped on drop.
 #[derive(Debug)]
 pub struct LocalServer {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    process: Process,
     api_url: String,
     port: u16,
     home: PathBuf,
-    log_path: PathBuf,
     _owned_home: Option<tempfile::TempDir>,
 }
 
@@ -218,61 +180,53 @@ impl LocalServer {
 
     /// The last lines of the server's log, for diagnosing a failure.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        self.process.log_tail(lines)
     }
 
     async fn wait_healthy(&mut self, timeout: Duration) -> Result<(), Error> {
-        let client = Client::builder(&self.api_url)
-            .request_timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(1))
-            .max_retries(0)
-            .build()?;
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(harness(format!(
-                    "`prefect server start` exited ({status}) before answering; its log ({}):\n{}",
-                    self.log_path.display(),
-                    self.log_tail(30)
-                )));
-            }
-            if client.health().await.is_ok() {
-                return Ok(());
-            }
-            if started.elapsed() > timeout {
-                return Err(harness(format!(
-                    "the Prefect server on port {} did not answer /api/health within {timeout:?}; its \
-                     log ({}):\n{}",
-                    self.port,
-                    self.log_path.display(),
-                    self.log_tail(30)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        wait_healthy(&self.api_url, &mut self.process, timeout).await
     }
 
-    /// Stops the server and waits until it has exited.
+    /// Stops the server and waits until it has exited (also done on drop).
     pub fn stop(&mut self) {
-        // Closing stdin makes the launcher stop the server's process group.
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.stop();
     }
 }
 
-impl Drop for LocalServer {
-    fn drop(&mut self) {
-        self.stop();
+/// Settings that keep a test server quiet and local: no analytics, no UI, warnings only.
+fn quiet_server_settings() -> Vec<(String, String)> {
+    [
+        ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+        ("PREFECT_UI_ENABLED", "false"),
+        ("PREFECT_SERVER_UI_ENABLED", "false"),
+        ("PREFECT_SERVER_LOGGING_LEVEL", "WARNING"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Waits until `api_url` answers `/api/health`, failing early with the log if `process` exits.
+async fn wait_healthy(api_url: &str, process: &mut Process, timeout: Duration) -> Result<(), Error> {
+    let client = Client::builder(api_url)
+        .request_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(1))
+        .max_retries(0)
+        .build()?;
+    let started = Instant::now();
+    loop {
+        process.check_running()?;
+        if client.health().await.is_ok() {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            return Err(harness(format!(
+                "{api_url} did not answer /health within {timeout:?}; the log ({}):\n{}",
+                process.log_path().display(),
+                process.log_tail(30)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -367,11 +321,16 @@ fn run(command: &mut Command, what: &str) -> Result<(), Error> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| harness(format!("cannot run {what}: {e}")))?;
+    check_output(what, &output)
+}
+
+/// Ok if the command succeeded, else an error with the last lines of its stderr.
+fn check_output(what: &str, output: &std::process::Output) -> Result<(), Error> {
     if output.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
     Err(harness(format!(
         "{what} failed ({}):\n{}",
         output.status,
