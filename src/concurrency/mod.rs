@@ -284,6 +284,7 @@ impl Acquire {
                 // then it returns when the unanswered lease expires; the limit holds either way.
                 Err(e) if e.is_transient() && failures < MAX_TRANSIENT_FAILURES => {
                     failures += 1;
+                    tracing::warn!(error = %e, attempt = failures, "a lease request failed; asking again (a lease the server granted unanswered expires by itself)");
                     tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(failures))).await;
                 }
                 Err(e) => return Err(e),
