@@ -1,84 +1,124 @@
-//! Contention benchmark against a local real Prefect server (not run in CI; `cargo bench --no-run`
-//! keeps it compiling).
+//! Contention benchmark against real Prefect servers started here (not run in CI; `cargo bench
+//! --no-run` keeps it compiling).
 //!
-//!     cargo bench --bench contention                 # SDK, one process and 4 processes, plus Prefect's Python client
-//!     cargo bench --bench contention -- --no-python  # SDK only
+//!     cargo bench --bench contention                       # one server: SDK in 1 and 4 processes, Prefect's Python client
+//!     cargo bench --bench contention -- --no-python        # SDK rows only
+//!     cargo bench --bench contention -- --multi-replica    # PostgreSQL + Redis + 2 replicas behind HAProxy
 //!
-//! Scenario: 64 tasks share a global limit of 4; each acquisition holds its slot 50 ms; 256
-//! acquisitions in all (ideal 256 × 0.05 / 4 = 3.2 s). Reports wall time, HTTP requests per
-//! acquisition, the peak of the server's `active_slots` (polled every 10 ms) and the slots left.
+//! One server: 64 tasks share a global limit of 4; each acquisition holds its slot 50 ms; 256
+//! acquisitions in all (ideal 256 × 0.05 / 4 = 3.2 s). Multi-replica: 16 tasks, limit 2, hold
+//! 50 ms, 64 acquisitions through the load balancer (ideal 1.6 s). Reports wall time, HTTP
+//! requests per acquisition, the peak of the server's `active_slots` (polled every 10 ms) and
+//! the slots left.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use prefect_client::Client;
-use prefect_client::local_server::LocalServer;
+use prefect_client::local_server::{LocalServer, MultiReplicaServer};
 
-const TASKS: usize = 64;
-const LIMIT: i64 = 4;
-const HOLD: Duration = Duration::from_millis(50);
-const ACQUISITIONS: usize = 256;
+/// What is measured: `tasks` tasks take `acquisitions` slots of a limit of `limit` between them.
+#[derive(Clone, Copy)]
+struct Scenario {
+    tasks: usize,
+    limit: i64,
+    hold: Duration,
+    acquisitions: usize,
+}
+
+const ONE_SERVER: Scenario = Scenario {
+    tasks: 64,
+    limit: 4,
+    hold: Duration::from_millis(50),
+    acquisitions: 256,
+};
+
+const MULTI_REPLICA: Scenario = Scenario {
+    tasks: 16,
+    limit: 2,
+    hold: Duration::from_millis(50),
+    acquisitions: 64,
+};
+
+impl Scenario {
+    fn ideal(&self) -> f64 {
+        self.acquisitions as f64 * self.hold.as_secs_f64() / self.limit as f64
+    }
+}
+
 const PROCESSES: usize = 4;
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--worker") {
-        // Child process: <url> <limit name> <tasks> <acquisitions>; prints requests sent.
+        // Child process: <url> <limit name> <tasks> <acquisitions> <hold ms>; prints requests sent.
         let client = Client::new(&args[2]).unwrap();
-        let requests = run_tasks(
-            &client,
-            &args[3],
-            args[4].parse().unwrap(),
-            args[5].parse().unwrap(),
-        )
-        .await;
-        println!("{requests}");
+        let scenario = Scenario {
+            tasks: args[4].parse().unwrap(),
+            acquisitions: args[5].parse().unwrap(),
+            hold: Duration::from_millis(args[6].parse().unwrap()),
+            limit: 0,
+        };
+        println!("{}", run_tasks(&client, &args[3], scenario).await);
         return;
     }
-    if args.iter().any(|a| a == "--bench" && args.len() == 2) {
-        // `cargo test --benches` runs benches with --bench only in test mode; nothing to do.
-    }
     let with_python = !args.iter().any(|a| a == "--no-python");
-    let server = LocalServer::start().await.expect("local Prefect server");
-    let url = server.api_url().to_string();
+    // Keep whichever server runs alive until the end.
+    let (url, scenario, _one, _many) = if args.iter().any(|a| a == "--multi-replica") {
+        let stack = MultiReplicaServer::start().await.expect("multi-replica layout");
+        println!(
+            "layout: PostgreSQL + Redis + {} replicas behind HAProxy",
+            stack.replica_urls().len()
+        );
+        (stack.api_url().to_string(), MULTI_REPLICA, None, Some(stack))
+    } else {
+        let server = LocalServer::start().await.expect("local Prefect server");
+        (server.api_url().to_string(), ONE_SERVER, Some(server), None)
+    };
     println!(
         "Prefect {} at {url}",
-        server.client().unwrap().server_version().await.unwrap()
+        Client::new(&url).unwrap().server_version().await.unwrap()
     );
     println!(
-        "scenario: {TASKS} tasks, limit {LIMIT}, hold {HOLD:?}, {ACQUISITIONS} acquisitions (ideal {:.1} s)\n",
-        ideal()
+        "scenario: {} tasks, limit {}, hold {:?}, {} acquisitions (ideal {:.1} s)\n",
+        scenario.tasks,
+        scenario.limit,
+        scenario.hold,
+        scenario.acquisitions,
+        scenario.ideal()
     );
     println!(
         "| client | processes | wall (s) | × ideal | requests / acquisition | peak active_slots | left after |"
     );
     println!("|---|---|---|---|---|---|---|");
 
-    let row = measure(&url, "rust-1", |name| {
+    let row = measure(&url, "rust-1", scenario, |name| {
         let url = url.clone();
         async move {
             let client = Client::new(&url).unwrap();
-            run_tasks(&client, &name, TASKS, ACQUISITIONS).await
+            run_tasks(&client, &name, scenario).await
         }
     })
     .await;
-    print_row("prefect-client (Rust)", 1, row);
+    print_row("prefect-client (Rust)", 1, scenario, row);
 
-    let row = measure(&url, "rust-4", |name| {
+    let processes = PROCESSES.min(scenario.tasks);
+    let row = measure(&url, "rust-n", scenario, |name| {
         let url = url.clone();
         async move {
             let exe = std::env::current_exe().unwrap();
-            let children: Vec<_> = (0..PROCESSES)
+            let children: Vec<_> = (0..processes)
                 .map(|_| {
                     tokio::process::Command::new(&exe)
                         .args([
                             "--worker",
                             &url,
                             &name,
-                            &(TASKS / PROCESSES).to_string(),
-                            &(ACQUISITIONS / PROCESSES).to_string(),
+                            &(scenario.tasks / processes).to_string(),
+                            &(scenario.acquisitions / processes).to_string(),
+                            &scenario.hold.as_millis().to_string(),
                         ])
                         .output()
                 })
@@ -100,21 +140,21 @@ async fn main() {
         }
     })
     .await;
-    print_row("prefect-client (Rust)", PROCESSES, row);
+    print_row("prefect-client (Rust)", processes, scenario, row);
 
     if with_python {
         let venv = prefect_client::local_server::ensure_venv().unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/contention.py");
-        let row = measure(&url, "python-1", |name| {
+        let row = measure(&url, "python-1", scenario, |name| {
             let (url, venv) = (url.clone(), venv.clone());
             async move {
                 let out = tokio::process::Command::new(venv.join("bin/python"))
                     .args([
                         script,
                         &name,
-                        &TASKS.to_string(),
-                        &ACQUISITIONS.to_string(),
-                        &HOLD.as_secs_f64().to_string(),
+                        &scenario.tasks.to_string(),
+                        &scenario.acquisitions.to_string(),
+                        &scenario.hold.as_secs_f64().to_string(),
                     ])
                     .env("PREFECT_API_URL", &url)
                     .output()
@@ -135,12 +175,8 @@ async fn main() {
             }
         })
         .await;
-        print_row("Prefect Python client (`concurrency()`)", 1, row);
+        print_row("Prefect Python client (`concurrency()`)", 1, scenario, row);
     }
-}
-
-fn ideal() -> f64 {
-    ACQUISITIONS as f64 * HOLD.as_secs_f64() / LIMIT as f64
 }
 
 struct Row {
@@ -150,23 +186,23 @@ struct Row {
     left: i64,
 }
 
-fn print_row(client: &str, processes: usize, row: Row) {
+fn print_row(client: &str, processes: usize, scenario: Scenario, row: Row) {
     let requests = if row.requests == 0 {
         "n/a".to_string()
     } else {
-        format!("{:.2}", row.requests as f64 / ACQUISITIONS as f64)
+        format!("{:.2}", row.requests as f64 / scenario.acquisitions as f64)
     };
     println!(
         "| {client} | {processes} | {:.2} | {:.2} | {requests} | {} | {} |",
         row.wall.as_secs_f64(),
-        row.wall.as_secs_f64() / ideal(),
+        row.wall.as_secs_f64() / scenario.ideal(),
         row.peak,
         row.left
     );
 }
 
 /// Creates a fresh limit, runs `work` while polling the server's active_slots, reports.
-async fn measure<F, Fut>(url: &str, label: &str, work: F) -> Row
+async fn measure<F, Fut>(url: &str, label: &str, scenario: Scenario, work: F) -> Row
 where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = u64>,
@@ -175,7 +211,7 @@ where
     let name = format!("bench-{label}-{}", uuid::Uuid::new_v4().simple());
     admin
         .global_concurrency_limits()
-        .create(&name, LIMIT)
+        .create(&name, scenario.limit)
         .await
         .unwrap();
     let peak = Arc::new(AtomicI64::new(0));
@@ -215,11 +251,13 @@ where
     }
 }
 
-/// `tasks` tasks take `acquisitions` slots between them, each held for HOLD; returns requests sent.
-async fn run_tasks(client: &Client, name: &str, tasks: usize, acquisitions: usize) -> u64 {
+/// The scenario's tasks take its acquisitions between them, each held for its hold; returns
+/// the requests sent.
+async fn run_tasks(client: &Client, name: &str, scenario: Scenario) -> u64 {
     let before = client.requests_sent();
-    let per_task = acquisitions / tasks;
-    let handles: Vec<_> = (0..tasks)
+    let per_task = scenario.acquisitions / scenario.tasks;
+    let hold = scenario.hold;
+    let handles: Vec<_> = (0..scenario.tasks)
         .map(|_| {
             let client = client.clone();
             let name = name.to_string();
@@ -229,7 +267,7 @@ async fn run_tasks(client: &Client, name: &str, tasks: usize, acquisitions: usiz
                         .concurrency([name.as_str()])
                         .strict(true)
                         // The hold starts once the slot is held (a Sleep created outside would not).
-                        .run(async { tokio::time::sleep(HOLD).await })
+                        .run(async { tokio::time::sleep(hold).await })
                         .await
                         .expect("acquisition");
                 }
