@@ -177,6 +177,21 @@ pub enum Error {
     #[error("{0}")]
     LeaseLost(String),
 
+    /// The server has no such operation: it is older than the Prefect release that added it.
+    #[error(
+        "{error}: this Prefect server has no {operation}, which came in Prefect {since}; upgrade \
+         the server to Prefect {since} or newer (this SDK is built for Prefect {built_for})",
+        built_for = crate::PREFECT_VERSION
+    )]
+    ServerTooOld {
+        /// Status (404 or 405), path and the server's message.
+        error: ApiError,
+        /// What is missing, e.g. "concurrency leases".
+        operation: &'static str,
+        /// The first Prefect release that has it.
+        since: &'static str,
+    },
+
     /// The slots were not free within the acquire timeout.
     #[error(
         "could not get {slots} slot(s) of {names:?} within {waited:?}: the limit stayed full; raise the \
@@ -516,6 +531,7 @@ impl Error {
             | Error::Api(e)
             | Error::Validation { error: e, .. }
             | Error::SlotsUnavailable { error: e, .. }
+            | Error::ServerTooOld { error: e, .. }
             | Error::RateLimited { error: e, .. } => Some(e),
             _ => None,
         }
@@ -586,6 +602,24 @@ impl Error {
         }
     }
 
+    /// Turns "no such route" (404 `Not Found`, or 405 where a newer path is shadowed by an
+    /// older `{id}` route) into [`Error::ServerTooOld`]; other errors pass unchanged.
+    pub(crate) fn if_route_missing(self, operation: &'static str, since: &'static str) -> Error {
+        match self {
+            Error::NotFound(error) if error.detail == "Not Found" => Error::ServerTooOld {
+                error,
+                operation,
+                since,
+            },
+            Error::Api(error) if error.status == StatusCode::METHOD_NOT_ALLOWED => Error::ServerTooOld {
+                error,
+                operation,
+                since,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn invalid(what: &'static str, message: impl Into<String>) -> Error {
         Error::InvalidInput {
             what,
@@ -635,6 +669,29 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.contains("body.concurrency_limit: Input should be a valid integer"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_missing_route_is_a_server_too_old_but_a_missing_object_is_not() {
+        let route = |code, body: &[u8]| {
+            from_status(status(code), "/api/v2/x".into(), None, body).if_route_missing("x", "3.4.9")
+        };
+        assert!(matches!(
+            route(405, br#"{"detail":"Method Not Allowed"}"#),
+            Error::ServerTooOld { .. }
+        ));
+        assert!(matches!(
+            route(404, br#"{"detail":"Not Found"}"#),
+            Error::ServerTooOld { .. }
+        ));
+        let object = route(404, br#"{"detail":"Concurrency limit not found"}"#);
+        assert!(object.is_not_found(), "{object:?}");
+        assert_eq!(route(405, b"").status(), Some(status(405)));
+        let text = route(405, br#"{"detail":"Method Not Allowed"}"#).to_string();
+        assert!(
+            text.contains("upgrade the server to Prefect 3.4.9 or newer"),
             "{text}"
         );
     }

@@ -20,4 +20,7 @@ pub use error::{ApiError, Error, FieldError};
 pub use generated::types;
 /// The HTTP client crate the SDK uses, for [`ClientBuilder::http_client`].
 pub use reqwest;
+/// The Prefect release the SDK is generated from (its `openapi.yaml`) and tested against.
+pub const PREFECT_VERSION: &str = "3.8.8";
+
 pub use transport::{MAX_RETRY_AFTER, PREFECT_API_VERSION, install_tls_provider, is_repeatable};

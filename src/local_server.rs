@@ -28,8 +28,8 @@ use process::{Launch, Process};
 
 use crate::{Client, Error};
 
-/// The Prefect release the SDK is generated from and tested against.
-pub const PREFECT_VERSION: &str = "3.8.8";
+/// The Prefect release the harness installs: the one the SDK is generated from.
+pub use crate::PREFECT_VERSION;
 /// The FastAPI release that Prefect 3.8.8 works with (newer ones break its server).
 pub const FASTAPI_VERSION: &str = "0.150.0";
 /// How long [`LocalServer::start`] waits for `/api/health` by default.
@@ -41,6 +41,7 @@ pub struct LocalServerBuilder {
     env: Vec<(String, String)>,
     startup_timeout: Duration,
     port: Option<u16>,
+    release: Option<(String, Vec<String>)>,
 }
 
 impl Default for LocalServerBuilder {
@@ -49,6 +50,7 @@ impl Default for LocalServerBuilder {
             env: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             port: None,
+            release: None,
         }
     }
 }
@@ -72,11 +74,18 @@ impl LocalServerBuilder {
         self
     }
 
+    /// Runs another Prefect release than the pinned one (in a venv of its own), with the
+    /// packages it needs pinned too, e.g. `("3.4.7", &["fastapi==0.115.14"])`: to check how
+    /// the SDK meets an older server.
+    pub fn prefect_release(mut self, version: &str, requirements: &[&str]) -> Self {
+        let requirements = requirements.iter().map(|r| r.to_string()).collect();
+        self.release = Some((version.to_string(), requirements));
+        self
+    }
+
     /// Installs Prefect if needed, starts the server and waits until it is healthy.
     pub async fn start(self) -> Result<LocalServer, Error> {
-        let venv = tokio::task::spawn_blocking(ensure_venv)
-            .await
-            .map_err(|e| harness(format!("the venv installer stopped: {e}")))??;
+        let venv = self.venv().await?;
         let home = tempfile::Builder::new()
             .prefix("prefect-home-")
             .tempdir()
@@ -86,10 +95,19 @@ impl LocalServerBuilder {
 
     /// Starts a server on an existing `PREFECT_HOME` (its database is kept), e.g. to restart one.
     pub async fn start_with_home(self, prefect_home: &Path) -> Result<LocalServer, Error> {
-        let venv = tokio::task::spawn_blocking(ensure_venv)
-            .await
-            .map_err(|e| harness(format!("the venv installer stopped: {e}")))??;
+        let venv = self.venv().await?;
         self.start_in(venv, prefect_home.to_path_buf(), None).await
+    }
+
+    /// The venv of the Prefect release to run, installed if needed.
+    async fn venv(&self) -> Result<PathBuf, Error> {
+        let release = self.release.clone();
+        tokio::task::spawn_blocking(move || match release {
+            None => ensure_venv(),
+            Some((version, requirements)) => ensure_venv_of(&version, &requirements),
+        })
+        .await
+        .map_err(|e| harness(format!("the venv installer stopped: {e}")))?
     }
 
     async fn start_in(
@@ -262,15 +280,20 @@ pub fn cache_dir() -> PathBuf {
 /// Safe to call from several processes at once: one installs while the others wait on a lock
 /// directory. Errors name what is missing (python3, the venv module, the package index).
 pub fn ensure_venv() -> Result<PathBuf, Error> {
+    ensure_venv_of(PREFECT_VERSION, &[format!("fastapi=={FASTAPI_VERSION}")])
+}
+
+/// Returns the cached venv of `prefect==version` with `requirements`, creating it if needed.
+fn ensure_venv_of(version: &str, requirements: &[String]) -> Result<PathBuf, Error> {
     let cache = cache_dir();
-    let venv = cache.join(format!("venv-prefect-{PREFECT_VERSION}"));
+    let venv = cache.join(format!("venv-prefect-{version}"));
     let marker = venv.join(".complete");
     if marker.exists() {
         return Ok(venv);
     }
     std::fs::create_dir_all(&cache)
         .map_err(|e| harness(format!("cannot create {}: {e}", cache.display())))?;
-    let _lock = InstallLock::acquire(&cache.join(format!("venv-prefect-{PREFECT_VERSION}.lock")))?;
+    let _lock = InstallLock::acquire(&cache.join(format!("venv-prefect-{version}.lock")))?;
     if marker.exists() {
         return Ok(venv);
     }
@@ -281,13 +304,10 @@ pub fn ensure_venv() -> Result<PathBuf, Error> {
         "python3 -m venv (on Debian/Ubuntu install the python3-venv package)",
     )?;
     run(
-        Command::new(venv.join("bin").join("pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("prefect=={PREFECT_VERSION}"),
-            &format!("fastapi=={FASTAPI_VERSION}"),
-        ]),
+        Command::new(venv.join("bin").join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("prefect=={version}"))
+            .args(requirements),
         "pip install prefect (needs access to the Python package index)",
     )?;
     std::fs::write(&marker, b"").map_err(|e| harness(format!("cannot write {}: {e}", marker.display())))?;

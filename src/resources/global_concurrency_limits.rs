@@ -245,6 +245,7 @@ impl<'a> GlobalConcurrencyLimits<'a> {
                 .await,
         )
         .await
+        .map_err(|e| e.if_route_missing(LEASES, LEASES_SINCE))
     }
 
     /// Gives back the slots of a lease and ends it.
@@ -259,6 +260,7 @@ impl<'a> GlobalConcurrencyLimits<'a> {
         )
         .await
         .map(drop)
+        .map_err(|e| e.if_route_missing(LEASES, LEASES_SINCE))
     }
 
     /// Extends a lease to `lease_duration` from now. A lease that has expired or was revoked
@@ -281,10 +283,16 @@ impl<'a> GlobalConcurrencyLimits<'a> {
                  its slots may be held by others now",
                 api.path
             ))),
-            other => other,
+            other => other.map_err(|e| e.if_route_missing(LEASES, LEASES_SINCE)),
         }
     }
 }
+
+/// The lease operations, for [`Error::ServerTooOld`].
+const LEASES: &str =
+    "concurrency leases (/v2/concurrency_limits/increment-with-lease, renew, decrement-with-lease)";
+/// The Prefect release that added them.
+const LEASES_SINCE: &str = "3.4.9";
 
 /// Changes to a global limit; `None` keeps a field's value.
 #[derive(Debug, Clone, Default, PartialEq)]
