@@ -107,7 +107,8 @@ async fn multi_replica_worker() {
                         .strict(true)
                         .lease_duration(LEASE)
                         .timeout(Duration::from_secs(150))
-                        .run(tokio::time::sleep(Duration::from_millis(50)))
+                        // The hold starts once the slot is held.
+                        .run(async { tokio::time::sleep(Duration::from_millis(50)).await })
                         .await
                         .expect("acquisition through the load balancer");
                 }

@@ -181,6 +181,9 @@ impl Acquire {
 
     /// Holds the slots while `work` runs, then releases them and returns its output.
     ///
+    /// `work` is first polled once the slots are held. A timer made outside it starts counting
+    /// when made, not then: write `run(async { sleep(d).await })`, not `run(sleep(d))`.
+    ///
     /// If the lease is lost while `work` runs, `work` is dropped (cancelled) and
     /// [`Error::LeaseLost`] returned, so it never runs on beyond the limit. A failure to release
     /// afterwards is logged, not returned: the output is not lost, and the server frees the
