@@ -64,7 +64,14 @@ impl PeakPoller {
             let (client, name, peak, done) = (client.clone(), name.to_string(), peak.clone(), done.clone());
             tokio::spawn(async move {
                 while !done.load(Ordering::SeqCst) {
-                    let limit = client.global_concurrency_limits().read(&name).await?;
+                    let started = Instant::now();
+                    let limit = client
+                        .global_concurrency_limits()
+                        .read(&name)
+                        .await
+                        .inspect_err(|e| {
+                            eprintln!("a read failed after {:?}: {e:?}", started.elapsed());
+                        })?;
                     peak.fetch_max(limit.active_slots, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }

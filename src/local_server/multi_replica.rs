@@ -165,7 +165,8 @@ impl MultiReplicaServer {
     }
 
     /// Kills replica `index` with SIGKILL (no clean shutdown), as a crash would; the load
-    /// balancer sends later requests to the others once its health check notices (≈ 2 s).
+    /// balancer retries refused connections on the others, and its health checks take the replica
+    /// out of the rotation within about 2 s.
     pub fn kill_replica(&mut self, index: usize) -> Result<(), Error> {
         let count = self.replicas.len();
         let replica = self
@@ -526,16 +527,19 @@ fn replica_name(index: usize) -> String {
     char::from(b'a' + (index % 26) as u8).to_string()
 }
 
-/// Round robin per request, health checks every 500 ms, and a connection refused by a dead
-/// replica retried on another (so only requests in flight at a crash fail).
+/// Round robin per request; a connection refused by a dead replica is retried on another (so
+/// only requests in flight at a crash fail), and health checks every second take it out of
+/// the rotation after two failures. A check may take 5 s: a replica slow under load (the
+/// default check timeout is the 1 s interval) must not be taken out with the dead one, which
+/// would leave no replica and answer 503.
 fn haproxy_config(port: u16, replica_urls: &[String]) -> String {
     let mut config = format!(
-        "global\n  maxconn 4096\n\
-         defaults\n  mode http\n  timeout connect 2s\n  timeout client 120s\n  timeout server 120s\n  \
-         retries 3\n  option redispatch 1\n\
+        "global\n  maxconn 4096\n  log stderr format short local0 notice\n\
+         defaults\n  log global\n  mode http\n  timeout connect 2s\n  timeout client 120s\n  timeout server 120s\n  \
+         retries 3\n  option redispatch 1\n  timeout check 5s\n\
          frontend api\n  bind 127.0.0.1:{port}\n  default_backend replicas\n\
          backend replicas\n  balance roundrobin\n  option httpchk GET /api/health\n  \
-         default-server inter 500ms fall 2 rise 2\n"
+         default-server inter 1s fall 2 rise 2\n"
     );
     for (index, url) in replica_urls.iter().enumerate() {
         let address = url.trim_start_matches("http://").trim_end_matches("/api");
