@@ -356,6 +356,7 @@ async fn contention_in_one_client_never_exceeds_the_limit() {
 
 /// Run by `two_processes_never_exceed_the_limit` as a child process.
 #[tokio::test]
+#[ignore = "a child process of two_processes_never_exceed_the_limit, not a test of its own"]
 async fn contention_worker() {
     let (Ok(url), Ok(name)) = (
         std::env::var("SLOTS_WORKER_URL"),
@@ -409,7 +410,7 @@ async fn two_processes_never_exceed_the_limit() {
     let children: Vec<_> = (0..2)
         .map(|_| {
             tokio::process::Command::new(&exe)
-                .args(["--exact", "contention_worker", "--nocapture"])
+                .args(["--exact", "contention_worker", "--ignored", "--nocapture"])
                 .env("SLOTS_WORKER_URL", client.api_url())
                 .env("SLOTS_WORKER_LIMIT", &name)
                 .output()
@@ -564,6 +565,7 @@ async fn an_unrenewed_lease_expires_and_its_slots_return() {
 
 /// Run by `slots_of_a_killed_process_come_back` as a child: holds a slot until killed.
 #[tokio::test]
+#[ignore = "a child process of slots_of_a_killed_process_come_back, not a test of its own"]
 async fn holding_worker() {
     let (Ok(url), Ok(name)) = (
         std::env::var("SLOTS_HOLDER_URL"),
@@ -595,7 +597,7 @@ async fn slots_of_a_killed_process_come_back() {
     let name = unique("killed");
     client.global_concurrency_limits().create(&name, 1).await.unwrap();
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "holding_worker", "--nocapture"])
+        .args(["--exact", "holding_worker", "--ignored", "--nocapture"])
         .env("SLOTS_HOLDER_URL", client.api_url())
         .env("SLOTS_HOLDER_LIMIT", &name)
         .stdout(std::process::Stdio::piped())
