@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::unique;
+use common::{PeakPoller, active_slots, unique, wait_until_slots};
 use prefect_client::local_server::LocalServer;
 use prefect_client::resources::global_concurrency_limits::{LimitOptions, LimitUpdate, SlotMode};
 use prefect_client::{Client, Error};
@@ -29,27 +29,6 @@ async fn client() -> Client {
         })
         .await;
     server.client().unwrap()
-}
-
-async fn active_slots(client: &Client, name: &str) -> i64 {
-    client
-        .global_concurrency_limits()
-        .read(name)
-        .await
-        .unwrap()
-        .active_slots
-}
-
-/// Polls until the limit's active slots equal `expected` or `within` passes; returns the last count.
-async fn wait_until_slots(client: &Client, name: &str, expected: i64, within: Duration) -> i64 {
-    let started = Instant::now();
-    loop {
-        let now = active_slots(client, name).await;
-        if now == expected || started.elapsed() >= within {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Polls until the limit's active slots equal `expected`, or panics after `within`.
@@ -395,17 +374,7 @@ async fn two_processes_never_exceed_the_limit() {
     let client = client().await;
     let name = unique("procs");
     client.global_concurrency_limits().create(&name, 2).await.unwrap();
-    let peak = Arc::new(AtomicI64::new(0));
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let poller = {
-        let (client, name, peak, done) = (client.clone(), name.clone(), peak.clone(), done.clone());
-        tokio::spawn(async move {
-            while !done.load(Ordering::SeqCst) {
-                peak.fetch_max(active_slots(&client, &name).await, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let poller = PeakPoller::start(&client, &name, Duration::from_millis(5));
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..2)
         .map(|_| {
@@ -430,9 +399,7 @@ async fn two_processes_never_exceed_the_limit() {
             "the worker ran"
         );
     }
-    done.store(true, Ordering::SeqCst);
-    poller.await.unwrap();
-    let peak = peak.load(Ordering::SeqCst);
+    let peak = poller.stop().await;
     assert!(peak <= 2, "peak active_slots {peak} over the limit");
     assert!(peak >= 1, "the poller saw the slots in use");
     let left = wait_until_slots(&client, &name, 0, Duration::from_secs(5)).await;

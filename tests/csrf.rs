@@ -45,15 +45,7 @@ async fn a_protected_server_accepts_the_clients_changes() {
         .run(async {})
         .await
         .unwrap();
-    assert_eq!(
-        client
-            .global_concurrency_limits()
-            .read(&name)
-            .await
-            .unwrap()
-            .active_slots,
-        0
-    );
+    assert_eq!(common::active_slots(&client, &name).await, 0);
 
     // With PREFECT_CLIENT_CSRF_SUPPORT_ENABLED=false no token is sent: the server refuses.
     let api_url = server.api_url().to_string();

@@ -198,14 +198,9 @@ async fn a_create_stalled_past_the_timeout_is_not_repeated() {
     assert_eq!(count_flow_runs(flow).await, 1, "{:?}", proxy.log());
 }
 
+/// A limit's active slots, read past the proxy.
 async fn active_slots(name: &str) -> i64 {
-    direct_client()
-        .await
-        .global_concurrency_limits()
-        .read(name)
-        .await
-        .unwrap()
-        .active_slots
+    common::active_slots(&direct_client().await, name).await
 }
 
 #[tokio::test]

@@ -14,8 +14,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use prefect_client::local_server::MultiReplicaServer;
@@ -23,7 +21,7 @@ use prefect_client::resources::global_concurrency_limits::SlotMode;
 use prefect_client::{Client, Error};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::unique;
+use common::{PeakPoller, active_slots, unique, wait_until_slots};
 
 /// The shortest lease Prefect grants: slots of an unanswered request come back soonest.
 const LEASE: Duration = Duration::from_secs(60);
@@ -36,57 +34,6 @@ async fn start(builder: prefect_client::local_server::MultiReplicaBuilder) -> Mu
     match builder.start().await {
         Ok(stack) => stack,
         Err(e) => panic!("cannot start the multi-replica layout: {e}"),
-    }
-}
-
-async fn active_slots(client: &Client, name: &str) -> i64 {
-    client
-        .global_concurrency_limits()
-        .read(name)
-        .await
-        .unwrap()
-        .active_slots
-}
-
-/// Polls the limit every 10 ms while running, keeping the highest active_slots seen; a failed
-/// read is a failure of the test (reads are retried through a crash).
-struct PeakPoller {
-    peak: Arc<AtomicI64>,
-    done: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Result<(), Error>>,
-}
-
-impl PeakPoller {
-    fn start(client: &Client, name: &str) -> PeakPoller {
-        let peak = Arc::new(AtomicI64::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        let task = {
-            let (client, name, peak, done) = (client.clone(), name.to_string(), peak.clone(), done.clone());
-            tokio::spawn(async move {
-                while !done.load(Ordering::SeqCst) {
-                    let started = Instant::now();
-                    let limit = client
-                        .global_concurrency_limits()
-                        .read(&name)
-                        .await
-                        .inspect_err(|e| {
-                            eprintln!("a read failed after {:?}: {e:?}", started.elapsed());
-                        })?;
-                    peak.fetch_max(limit.active_slots, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Ok(())
-            })
-        };
-        PeakPoller { peak, done, task }
-    }
-
-    async fn stop(self) -> i64 {
-        self.done.store(true, Ordering::SeqCst);
-        if let Err(e) = self.task.await.unwrap() {
-            panic!("reading the limit through the load balancer failed: {e}");
-        }
-        self.peak.load(Ordering::SeqCst)
     }
 }
 
@@ -203,14 +150,14 @@ async fn contention_through_the_load_balancer_stays_within_the_limit() {
     let name = unique("mr-contention");
     admin.global_concurrency_limits().create(&name, 2).await.unwrap();
 
-    let poller = PeakPoller::start(&admin, &name);
+    let poller = PeakPoller::start(&admin, &name, Duration::from_millis(10));
     let run = finish_workers(spawn_workers(stack.api_url(), &name, 8, 4)).await;
     let peak = poller.stop().await;
 
     assert_eq!(run.acquisitions, 64, "every acquisition completed");
     assert!(peak <= 2, "peak active_slots {peak} over the limit of 2");
     assert!(peak >= 1, "the poller saw slots in use");
-    let left = wait_for_slots(&admin, &name, 0, Duration::from_secs(5)).await;
+    let left = wait_until_slots(&admin, &name, 0, Duration::from_secs(5)).await;
     assert_eq!(left, 0, "slots left held; the workers' output:\n{}", run.output);
     assert!(
         !run.output.contains("WARN"),
@@ -273,7 +220,7 @@ async fn a_replica_killed_mid_run_costs_the_callers_nothing() {
     let name = unique("mr-kill");
     admin.global_concurrency_limits().create(&name, 2).await.unwrap();
 
-    let poller = PeakPoller::start(&admin, &name);
+    let poller = PeakPoller::start(&admin, &name, Duration::from_millis(10));
     let mut children = spawn_workers(stack.api_url(), &name, 8, 16);
     tokio::time::sleep(Duration::from_secs(3)).await;
     for child in &mut children {
@@ -304,7 +251,7 @@ async fn a_replica_killed_mid_run_costs_the_callers_nothing() {
     );
     assert!(peak <= 2, "peak active_slots {peak} over the limit of 2");
     // A lease granted by the killed replica but never answered expires; wait for the server.
-    let left = wait_for_slots(&admin, &name, 0, LEASE + REPOSSESSION + Duration::from_secs(10)).await;
+    let left = wait_until_slots(&admin, &name, 0, LEASE + REPOSSESSION + Duration::from_secs(10)).await;
     if left > 0 {
         // Prefect commits active_slots before it writes the lease: a replica killed between the
         // two leaves a slot that no lease holds and nothing frees. Not the SDK's leak if Redis
@@ -362,16 +309,4 @@ async fn without_shared_lease_storage_the_guard_reports_its_lost_lease() {
         started.elapsed()
     );
     assert!(matches!(error, Error::LeaseLost(_)));
-}
-
-/// Polls until the limit's active slots equal `expected` or `within` passes; returns the last count.
-async fn wait_for_slots(client: &Client, name: &str, expected: i64, within: Duration) -> i64 {
-    let started = Instant::now();
-    loop {
-        let now = active_slots(client, name).await;
-        if now == expected || started.elapsed() >= within {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }

@@ -105,16 +105,7 @@ async fn an_older_server_works_where_it_can_and_names_the_upgrade_where_it_canno
         "{message}"
     );
     assert!(message.contains("increment-with-lease"), "{message}");
-    assert_eq!(
-        client
-            .global_concurrency_limits()
-            .read(&name)
-            .await
-            .unwrap()
-            .active_slots,
-        0,
-        "nothing taken"
-    );
+    assert_eq!(common::active_slots(&client, &name).await, 0, "nothing taken");
 }
 
 #[tokio::test]

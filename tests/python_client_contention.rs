@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{client, unique};
+use common::{PeakPoller, active_slots, client, unique};
 
 const LIMIT: i64 = 2;
 const PYTHON_TASKS: usize = 4;
@@ -26,18 +24,7 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
         .await
         .unwrap();
 
-    let peak = Arc::new(AtomicI64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let poller = {
-        let (client, name, peak, done) = (client.clone(), name.clone(), peak.clone(), done.clone());
-        tokio::spawn(async move {
-            while !done.load(Ordering::SeqCst) {
-                let limit = client.global_concurrency_limits().read(&name).await.unwrap();
-                peak.fetch_max(limit.active_slots, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let poller = PeakPoller::start(&client, &name, Duration::from_millis(10));
 
     let venv = tokio::task::spawn_blocking(prefect_client::local_server::ensure_venv)
         .await
@@ -63,7 +50,7 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
     let started = Instant::now();
     let rust = async {
         // Start once Prefect's client holds a slot (its imports take seconds), so they contend.
-        while peak.load(Ordering::SeqCst) == 0 {
+        while poller.peak() == 0 {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "the Python client never took a slot"
@@ -97,8 +84,7 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
     };
     let (python, (rust_acquired, rust_took)) = tokio::join!(python, rust);
     let python = python.unwrap();
-    done.store(true, Ordering::SeqCst);
-    poller.await.unwrap();
+    let peak = poller.stop().await;
 
     assert!(
         python.status.success(),
@@ -106,18 +92,12 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
         String::from_utf8_lossy(&python.stderr)
     );
     assert_eq!(rust_acquired, RUST_TASKS * RUST_EACH);
-    let peak = peak.load(Ordering::SeqCst);
     assert!(
         peak <= LIMIT,
         "peak active_slots {peak} over the limit of {LIMIT}"
     );
     assert!(peak >= 1, "the poller saw slots in use");
-    let left = client
-        .global_concurrency_limits()
-        .read(&name)
-        .await
-        .unwrap()
-        .active_slots;
+    let left = active_slots(&client, &name).await;
     assert_eq!(left, 0, "slots left held after both clients finished");
     eprintln!(
         "SDK: {rust_acquired} acquisitions in {rust_took:?}; Python: {PYTHON_ACQUISITIONS} in {:?}; peak {peak}",

@@ -5,8 +5,12 @@
 pub mod proxy;
 pub mod stub;
 
-use prefect_client::Client;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
 use prefect_client::local_server::LocalServer;
+use prefect_client::{Client, Error};
 use tokio::sync::OnceCell;
 
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
@@ -33,6 +37,77 @@ pub async fn client() -> Client {
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A global limit's active slots now, read from the server.
+pub async fn active_slots(client: &Client, name: &str) -> i64 {
+    client
+        .global_concurrency_limits()
+        .read(name)
+        .await
+        .unwrap()
+        .active_slots
+}
+
+/// Polls until the limit's active slots equal `expected` or `within` passes; returns the last count.
+pub async fn wait_until_slots(client: &Client, name: &str, expected: i64, within: Duration) -> i64 {
+    let started = Instant::now();
+    loop {
+        let now = active_slots(client, name).await;
+        if now == expected || started.elapsed() >= within {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads a limit every `interval` in the background, keeping the highest active_slots seen;
+/// a failed read fails the test at [`PeakPoller::stop`].
+pub struct PeakPoller {
+    peak: Arc<AtomicI64>,
+    done: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl PeakPoller {
+    /// Starts polling `name` through `client`.
+    pub fn start(client: &Client, name: &str, interval: Duration) -> PeakPoller {
+        let peak = Arc::new(AtomicI64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let task = {
+            let (client, name, peak, done) = (client.clone(), name.to_string(), peak.clone(), done.clone());
+            tokio::spawn(async move {
+                while !done.load(Ordering::SeqCst) {
+                    let started = Instant::now();
+                    let limit = client
+                        .global_concurrency_limits()
+                        .read(&name)
+                        .await
+                        .inspect_err(|e| {
+                            eprintln!("a read failed after {:?}: {e:?}", started.elapsed());
+                        })?;
+                    peak.fetch_max(limit.active_slots, Ordering::SeqCst);
+                    tokio::time::sleep(interval).await;
+                }
+                Ok(())
+            })
+        };
+        PeakPoller { peak, done, task }
+    }
+
+    /// The highest active_slots seen so far.
+    pub fn peak(&self) -> i64 {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    /// Stops polling and returns the highest active_slots seen; panics if a read failed.
+    pub async fn stop(self) -> i64 {
+        self.done.store(true, Ordering::SeqCst);
+        if let Err(e) = self.task.await.unwrap() {
+            panic!("reading the limit failed while polling: {e}");
+        }
+        self.peak.load(Ordering::SeqCst)
+    }
 }
 
 /// Collects what a tracing subscriber writes: `fmt().with_writer(move || captured.clone())`.
