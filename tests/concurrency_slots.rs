@@ -31,20 +31,16 @@ async fn client() -> Client {
     server.client().unwrap()
 }
 
-/// Polls until the limit's active slots equal `expected`, or panics after `within`.
+/// Polls until the limit's active slots equal `expected`, or panics after `within`; returns
+/// how long that took.
 async fn wait_for_slots(client: &Client, name: &str, expected: i64, within: Duration) -> Duration {
     let started = Instant::now();
-    loop {
-        let now = active_slots(client, name).await;
-        if now == expected {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "{name}: active_slots {now}, expected {expected} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let now = wait_until_slots(client, name, expected, within).await;
+    assert_eq!(
+        now, expected,
+        "{name}: active_slots {now}, expected {expected} within {within:?}"
+    );
+    started.elapsed()
 }
 
 #[tokio::test]
