@@ -333,6 +333,13 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How long an idle connection is kept for reuse: under the 5 s after which Prefect's server
+/// (uvicorn, `PREFECT_SERVER_API_KEEPALIVE_TIMEOUT`) closes idle connections. A request sent on
+/// a connection as the server closes it is lost, and one that is not safe to repeat (a create,
+/// taking slots) would fail as [`Error::ConnectionLost`]. Prefect's Python client (httpx) keeps
+/// idle connections 5 s.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Builds the HTTP client the SDK uses when the caller brings none: rustls (ring), the
 /// configured timeouts, User-Agent, extra CA certificate and certificate checking.
 pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Error> {
@@ -341,7 +348,7 @@ pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Erro
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)
         .user_agent(concat!("prefect-client-rust/", env!("CARGO_PKG_VERSION")))
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true);
     if let Some(path) = &config.ssl_cert_file {
         let pem = std::fs::read(path).map_err(|e| {

@@ -85,6 +85,26 @@ async fn retry_after_is_honoured_and_a_long_one_returned() {
 }
 
 #[tokio::test]
+async fn a_connection_idle_past_the_servers_keep_alive_is_not_reused() {
+    // Prefect's server (uvicorn) closes connections idle for 5 s. A create sent on such a
+    // connection as it closes would be lost and not repeated; the client must not reuse it.
+    let stub = Stub::start_with_keep_alive(
+        vec![Reply::json(201, V2), Reply::json(201, V2)],
+        Duration::from_secs(5),
+    )
+    .await;
+    let client = client(&stub);
+    client.global_concurrency_limits().create("n", 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    client
+        .global_concurrency_limits()
+        .create("n", 1)
+        .await
+        .expect("sent on a fresh connection, not the one the server closed");
+    assert_eq!(stub.requests().len(), 2);
+}
+
+#[tokio::test]
 async fn a_reset_read_is_retried() {
     let stub = Stub::start(vec![Reply::Reset, Reply::json(200, LIMIT)]).await;
     client(&stub).concurrency_limits().read_by_tag("t").await.unwrap();

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -86,15 +86,22 @@ impl Stub {
     /// A stub that, like a default Prefect server, answers `/csrf-token` with 422 (CSRF
     /// protection disabled) outside the scripted replies.
     pub async fn start(replies: Vec<Reply>) -> Stub {
-        Stub::start_with(replies, true).await
+        Stub::start_with(replies, true, None).await
     }
 
     /// A stub whose scripted replies answer every request, `/csrf-token` included.
     pub async fn start_scripted(replies: Vec<Reply>) -> Stub {
-        Stub::start_with(replies, false).await
+        Stub::start_with(replies, false, None).await
     }
 
-    async fn start_with(replies: Vec<Reply>, csrf_disabled: bool) -> Stub {
+    /// Like [`Stub::start`], with a server keep-alive timeout as uvicorn's (Prefect's server):
+    /// a request that comes on a connection idle for `keep_alive` or longer finds it closed
+    /// under it, unanswered and unrecorded, as when the request crosses the server's close.
+    pub async fn start_with_keep_alive(replies: Vec<Reply>, keep_alive: Duration) -> Stub {
+        Stub::start_with(replies, true, Some(keep_alive)).await
+    }
+
+    async fn start_with(replies: Vec<Reply>, csrf_disabled: bool, keep_alive: Option<Duration>) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/api", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -108,10 +115,17 @@ impl Stub {
                 let log = log.clone();
                 let replies = replies.clone();
                 tokio::spawn(async move {
+                    let mut idle_since: Option<Instant> = None;
                     loop {
                         let Some(request) = read_request(&mut socket).await else {
                             return;
                         };
+                        let expired = idle_since
+                            .zip(keep_alive)
+                            .is_some_and(|(since, k)| since.elapsed() >= k);
+                        if expired {
+                            return;
+                        }
                         if csrf_disabled && request.path.starts_with("/api/csrf-token") {
                             let body = r#"{"detail":"CSRF protection is disabled."}"#;
                             let head = format!(
@@ -123,6 +137,7 @@ impl Stub {
                             {
                                 return;
                             }
+                            idle_since = Some(Instant::now());
                             continue;
                         }
                         let index = {
@@ -153,6 +168,7 @@ impl Stub {
                                 {
                                     return;
                                 }
+                                idle_since = Some(Instant::now());
                             }
                         }
                     }
