@@ -38,13 +38,17 @@ use crate::error::{Error, parse_retry_after};
 pub const PREFECT_API_VERSION: &str = "0.8.4";
 /// The longest `Retry-After` the client waits on its own; a longer one is returned as an error.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// The first backoff; then ×[`BACKOFF_FACTOR`] per retry (10 ms, 40 ms, 160 ms, 640 ms, 2.56 s:
-/// 3.4 s over the default 5 retries, up to twice that with jitter). Short first: the usual 503
-/// from a Prefect server on SQLite is a write conflict that clears in milliseconds; a proxy's
-/// longer outage is covered by the later, longer waits.
+/// The first backoff; then ×[`BACKOFF_FACTOR`] per retry, at most [`MAX_RETRY_DELAY`] (10 ms,
+/// 60 ms, 360 ms, 2.16 s, 10 s: 12.6 s over the default 5 retries, up to twice that with
+/// jitter). Short first: the usual 503 from a Prefect server on SQLite is a write conflict that
+/// clears in milliseconds; a SQLite server busy with many writers (measured: refusals for over
+/// 3.4 s while 8 clients wrote at once) or a proxy's longer outage is covered by the later,
+/// longer waits. Prefect's Python client waits 2, 4, 8, 16 and 32 s.
 pub const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
 /// How much each backoff grows over the previous one.
-pub const BACKOFF_FACTOR: f32 = 4.0;
+pub const BACKOFF_FACTOR: f32 = 6.0;
+/// The longest backoff between two tries (before jitter).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// The header carrying the API version.
 const API_VERSION_HEADER: HeaderName = HeaderName::from_static("x-prefect-api-version");
 /// The header progenitor adds with the document's version; Prefect does not read it.
@@ -142,7 +146,7 @@ impl Transport {
             let mut backoff = backon::ExponentialBuilder::default()
                 .with_min_delay(FIRST_RETRY_DELAY)
                 .with_factor(BACKOFF_FACTOR)
-                .with_max_delay(Duration::from_secs(10))
+                .with_max_delay(MAX_RETRY_DELAY)
                 .with_jitter()
                 .with_max_times(self.max_retries as usize)
                 .build();
