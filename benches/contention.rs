@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use prefect_client::Client;
-use prefect_client::local_server::{LocalServer, MultiReplicaServer};
+use prefect_testkit::{LocalServer, MultiReplicaServer};
 
 /// What is measured: `tasks` tasks take `acquisitions` slots of a limit of `limit` between them.
 #[derive(Clone, Copy)]
@@ -143,7 +143,7 @@ async fn main() {
     print_row("prefect-client (Rust)", processes, scenario, row);
 
     if with_python {
-        let venv = prefect_client::local_server::ensure_venv().unwrap();
+        let venv = prefect_testkit::ensure_venv().unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/contention.py");
         let row = measure(&url, "python-1", scenario, |name| {
             let (url, venv) = (url.clone(), venv.clone());

@@ -10,14 +10,14 @@
 use std::time::{Duration, Instant};
 
 use prefect_client::Client;
-use prefect_client::local_server::LocalServer;
+use prefect_testkit::LocalServer;
 
 const ROUNDS: usize = 3;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let server = LocalServer::start().await.expect("local Prefect server");
-    let venv = prefect_client::local_server::ensure_venv().unwrap();
+    let venv = prefect_testkit::ensure_venv().unwrap();
     let client = Client::new(server.api_url()).unwrap();
     client.concurrency_limits().create("bench-read", 5).await.unwrap();
     println!(

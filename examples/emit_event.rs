@@ -1,18 +1,18 @@
 //! Emits an event and reads it back.
 //!
 //! ```sh
-//! cargo run --example emit_event --features local-server
+//! cargo run --example emit_event
 //! ```
 //!
 //! Uses `PREFECT_API_URL` when set; otherwise starts a local Prefect server.
 
 use std::time::Duration;
 
-use prefect_client::local_server::LocalServer;
-use prefect_client::{Client, Error};
+use prefect_client::Client;
+use prefect_testkit::LocalServer;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (_server, client) = match std::env::var("PREFECT_API_URL") {
         Ok(_) => (None, Client::from_env()?),
         Err(_) => {
@@ -40,7 +40,5 @@ async fn main() -> Result<(), Error> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err(Error::Config(format!(
-        "event {id} did not appear within 10 s; check the server's event services"
-    )))
+    Err(format!("event {id} did not appear within 10 s; check the server's event services").into())
 }

@@ -5,8 +5,8 @@
 //!
 //!     cargo run --example quickstart
 
-use prefect_client::local_server::LocalServer;
-use prefect_client::{Client, Error};
+use prefect_client::Client;
+use prefect_testkit::LocalServer;
 
 #[tokio::main]
 async fn main() {
@@ -16,7 +16,7 @@ async fn main() {
     }
 }
 
-async fn run() -> Result<(), Error> {
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Keep the server (if we start one) alive until the end of `run`.
     let (client, _server) = match std::env::var("PREFECT_API_URL") {
         Ok(url) if !url.trim().is_empty() => {
@@ -65,7 +65,7 @@ async fn run() -> Result<(), Error> {
     limits.delete_by_tag(&tag).await?;
     match limits.read_by_tag(&tag).await {
         Err(e) if e.is_not_found() => println!("deleted {tag:?}; done"),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
         Ok(_) => println!("warning: {tag:?} is still there after delete"),
     }
     Ok(())

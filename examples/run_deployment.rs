@@ -1,7 +1,7 @@
 //! Runs a deployment and waits for its flow run.
 //!
 //! ```sh
-//! cargo run --example run_deployment --features local-server
+//! cargo run --example run_deployment
 //! ```
 //!
 //! With `PREFECT_API_URL` set it uses that server and the deployment named by the first argument
@@ -11,17 +11,17 @@
 
 use std::time::Duration;
 
-use prefect_client::local_server::LocalServer;
+use prefect_client::Client;
 use prefect_client::types::StateType;
-use prefect_client::{Client, Error};
+use prefect_testkit::LocalServer;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (_server, client, target) = match std::env::var("PREFECT_API_URL") {
         Ok(_) => {
             let target = std::env::args()
                 .nth(1)
-                .ok_or_else(|| Error::Config("give the deployment as `flow-name/deployment-name`".into()))?;
+                .ok_or("give the deployment as `flow-name/deployment-name`")?;
             (None, Client::from_env()?, Some(target))
         }
         Err(_) => {

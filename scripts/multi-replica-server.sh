@@ -5,5 +5,5 @@
 # Prints PREFECT_API_URL (the load balancer). Every process it started stops with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --example multi_replica_server
+cargo build --quiet -p prefect-testkit --example multi_replica_server
 exec "${CARGO_TARGET_DIR:-target}/debug/examples/multi_replica_server" "$@"

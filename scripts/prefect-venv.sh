@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the path of the cached venv holding the pinned Prefect, creating it first if needed.
-# The Rust harness (src/local_server.rs) uses the same path and the same completion marker.
+# The Rust harness (prefect-testkit/src/venv.rs) uses the same path and the same completion marker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prefect-versions.sh

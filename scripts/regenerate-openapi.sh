@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates openapi.yaml from the pinned Prefect release: one command, then review `git diff openapi.yaml`.
 #
-# Uses (and creates if missing) the same cached venv as the local-server harness:
+# Uses (and creates if missing) the same cached venv as the test kit (prefect-testkit):
 #   ${PREFECT_CLIENT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/prefect-client}/venv-prefect-<version>
 set -euo pipefail
 

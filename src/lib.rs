@@ -8,8 +8,6 @@ pub mod config;
 mod csrf;
 pub mod error;
 pub mod generated;
-#[cfg(feature = "local-server")]
-pub mod local_server;
 pub mod resources;
 mod transport;
 

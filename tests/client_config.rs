@@ -133,12 +133,6 @@ fn pinned_versions_agree_between_scripts_and_harness() {
             .unwrap_or_else(|| panic!("{name} missing from prefect-versions.sh"))
             .to_string()
     };
-    assert_eq!(
-        pinned("PREFECT_VERSION"),
-        prefect_client::local_server::PREFECT_VERSION
-    );
-    assert_eq!(
-        pinned("FASTAPI_VERSION"),
-        prefect_client::local_server::FASTAPI_VERSION
-    );
+    assert_eq!(pinned("PREFECT_VERSION"), prefect_testkit::PREFECT_VERSION);
+    assert_eq!(pinned("FASTAPI_VERSION"), prefect_testkit::FASTAPI_VERSION);
 }

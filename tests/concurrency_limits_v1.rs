@@ -132,7 +132,7 @@ async fn server_422_becomes_validation_error_with_field_location() {
 #[tokio::test]
 async fn bad_input_is_rejected_before_any_request() {
     // Nothing listens on this port: a request would end in a connection error instead.
-    let port = prefect_client::local_server::free_port().unwrap();
+    let port = prefect_testkit::free_port().unwrap();
     let client = Client::new(&format!("http://127.0.0.1:{port}/api")).unwrap();
     let limits = client.concurrency_limits();
     for err in [

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{PeakPoller, active_slots, unique, wait_until_slots};
-use prefect_client::local_server::LocalServer;
 use prefect_client::resources::global_concurrency_limits::{LimitOptions, LimitUpdate, SlotMode};
 use prefect_client::{Client, Error};
+use prefect_testkit::LocalServer;
 use tokio::sync::OnceCell;
 
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
@@ -329,55 +329,19 @@ async fn contention_in_one_client_never_exceeds_the_limit() {
     wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
 }
 
-/// Run by `two_processes_never_exceed_the_limit` as a child process.
-#[tokio::test]
-#[ignore = "a child process of two_processes_never_exceed_the_limit, not a test of its own"]
-async fn contention_worker() {
-    let (Ok(url), Ok(name)) = (
-        std::env::var("SLOTS_WORKER_URL"),
-        std::env::var("SLOTS_WORKER_LIMIT"),
-    ) else {
-        return; // Only does something as a child of the test below.
-    };
-    // Warnings (failed releases, lost leases) go to stdout, which the parent shows on failure.
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(std::io::stdout)
-        .try_init();
-    let client = Client::new(&url).unwrap();
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (client, name) = (client.clone(), name.clone());
-            tokio::spawn(async move {
-                for _ in 0..4 {
-                    client
-                        .concurrency([name.as_str()])
-                        .strict(true)
-                        .run(async { tokio::time::sleep(Duration::from_millis(30)).await })
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn two_processes_never_exceed_the_limit() {
     let client = client().await;
     let name = unique("procs");
     client.global_concurrency_limits().create(&name, 2).await.unwrap();
     let poller = PeakPoller::start(&client, &name, Duration::from_millis(5));
-    let exe = std::env::current_exe().unwrap();
+    let worker = prefect_testkit::worker_binary().unwrap();
+    // Each: 8 tasks × 4 holds of 30 ms.
     let children: Vec<_> = (0..2)
         .map(|_| {
-            tokio::process::Command::new(&exe)
-                .args(["--exact", "contention_worker", "--ignored", "--nocapture"])
-                .env("SLOTS_WORKER_URL", client.api_url())
-                .env("SLOTS_WORKER_LIMIT", &name)
+            tokio::process::Command::new(&worker)
+                .args(["contend", client.api_url(), &name])
+                .args(["--tasks", "8", "--each", "4", "--hold-ms", "30"])
                 .output()
         })
         .collect();
@@ -391,8 +355,8 @@ async fn two_processes_never_exceed_the_limit() {
             String::from_utf8_lossy(&out.stdout)
         );
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-            "the worker ran"
+            String::from_utf8_lossy(&out.stdout).contains("ACQUISITIONS 32"),
+            "the worker made its 32 acquisitions"
         );
     }
     let peak = poller.stop().await;
@@ -526,43 +490,15 @@ async fn an_unrenewed_lease_expires_and_its_slots_return() {
     );
 }
 
-/// Run by `slots_of_a_killed_process_come_back` as a child: holds a slot until killed.
-#[tokio::test]
-#[ignore = "a child process of slots_of_a_killed_process_come_back, not a test of its own"]
-async fn holding_worker() {
-    let (Ok(url), Ok(name)) = (
-        std::env::var("SLOTS_HOLDER_URL"),
-        std::env::var("SLOTS_HOLDER_LIMIT"),
-    ) else {
-        return; // Only does something as a child of the test below.
-    };
-    // Warnings (failed releases, lost leases) go to stdout, which the parent shows on failure.
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(std::io::stdout)
-        .try_init();
-    let client = Client::new(&url).unwrap();
-    let _guard = client
-        .concurrency([name.as_str()])
-        .lease_duration(LEASE)
-        .strict(true)
-        .acquire()
-        .await
-        .unwrap();
-    println!("HOLDING");
-    tokio::time::sleep(Duration::from_secs(600)).await;
-}
-
 #[tokio::test]
 async fn slots_of_a_killed_process_come_back() {
     use tokio::io::AsyncBufReadExt;
     let client = client().await;
     let name = unique("killed");
     client.global_concurrency_limits().create(&name, 1).await.unwrap();
-    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "holding_worker", "--ignored", "--nocapture"])
-        .env("SLOTS_HOLDER_URL", client.api_url())
-        .env("SLOTS_HOLDER_LIMIT", &name)
+    let mut child = tokio::process::Command::new(prefect_testkit::worker_binary().unwrap())
+        .args(["hold", client.api_url(), &name])
+        .args(["--lease-secs", &LEASE.as_secs().to_string()])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::stub::{Reply, Stub};
 use common::unique;
 use prefect_client::Client;
-use prefect_client::local_server::LocalServer;
+use prefect_testkit::LocalServer;
 
 #[tokio::test]
 async fn a_protected_server_accepts_the_clients_changes() {

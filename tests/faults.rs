@@ -259,7 +259,7 @@ async fn a_server_error_keeps_prefects_message() {
 
 #[tokio::test]
 async fn an_unreachable_port_fails_fast_with_the_fix() {
-    let port = prefect_client::local_server::free_port().unwrap();
+    let port = prefect_testkit::free_port().unwrap();
     let client = Client::builder(&format!("http://127.0.0.1:{port}/api"))
         .api_key(KEY)
         .max_retries(1)

@@ -16,9 +16,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use prefect_client::local_server::MultiReplicaServer;
 use prefect_client::resources::global_concurrency_limits::SlotMode;
 use prefect_client::{Client, Error};
+use prefect_testkit::MultiReplicaServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{PeakPoller, active_slots, unique, wait_until_slots};
@@ -30,52 +30,11 @@ const REPOSSESSION: Duration = Duration::from_secs(15);
 /// The warning a worker logs when a lease request failed and it asks again.
 const ASKED_AGAIN: &str = "a lease request failed; asking again";
 
-async fn start(builder: prefect_client::local_server::MultiReplicaBuilder) -> MultiReplicaServer {
+async fn start(builder: prefect_testkit::MultiReplicaBuilder) -> MultiReplicaServer {
     match builder.start().await {
         Ok(stack) => stack,
         Err(e) => panic!("cannot start the multi-replica layout: {e}"),
     }
-}
-
-/// Run by the tests below as a child process: `MR_WORKER_TASKS` tasks each take and hold one
-/// slot `MR_WORKER_EACH` times; prints the acquisitions done and its warnings.
-#[tokio::test]
-#[ignore = "a child process of the contention tests of this file, not a test of its own"]
-async fn multi_replica_worker() {
-    let (Ok(url), Ok(name)) = (std::env::var("MR_WORKER_URL"), std::env::var("MR_WORKER_LIMIT")) else {
-        return; // Only does something as a child of the tests below.
-    };
-    let tasks: usize = std::env::var("MR_WORKER_TASKS").unwrap().parse().unwrap();
-    let each: usize = std::env::var("MR_WORKER_EACH").unwrap().parse().unwrap();
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(std::io::stdout)
-        .try_init();
-    let client = Client::new(&url).unwrap();
-    let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (client, name) = (client.clone(), name.clone());
-            tokio::spawn(async move {
-                for _ in 0..each {
-                    client
-                        .concurrency([name.as_str()])
-                        .strict(true)
-                        .lease_duration(LEASE)
-                        .timeout(Duration::from_secs(150))
-                        // The hold starts once the slot is held.
-                        .run(async { tokio::time::sleep(Duration::from_millis(50)).await })
-                        .await
-                        .expect("acquisition through the load balancer");
-                }
-                each
-            })
-        })
-        .collect();
-    let mut done = 0;
-    for handle in handles {
-        done += handle.await.unwrap();
-    }
-    println!("ACQUISITIONS {done}");
 }
 
 /// Output of the worker processes.
@@ -87,15 +46,14 @@ struct WorkerRun {
 
 /// Starts two worker processes on the limit and returns when both have finished.
 fn spawn_workers(url: &str, name: &str, tasks: usize, each: usize) -> Vec<tokio::process::Child> {
-    let exe = std::env::current_exe().unwrap();
+    let worker = prefect_testkit::worker_binary().unwrap();
+    // Each task takes and holds one slot `each` times, 50 ms per hold.
     (0..2)
         .map(|_| {
-            tokio::process::Command::new(&exe)
-                .args(["--exact", "multi_replica_worker", "--ignored", "--nocapture"])
-                .env("MR_WORKER_URL", url)
-                .env("MR_WORKER_LIMIT", name)
-                .env("MR_WORKER_TASKS", tasks.to_string())
-                .env("MR_WORKER_EACH", each.to_string())
+            tokio::process::Command::new(&worker)
+                .args(["contend", url, name, "--hold-ms", "50", "--timeout-secs", "150"])
+                .args(["--tasks", &tasks.to_string(), "--each", &each.to_string()])
+                .args(["--lease-secs", &LEASE.as_secs().to_string()])
                 .stdout(std::process::Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()

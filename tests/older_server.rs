@@ -8,8 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use prefect_client::local_server::LocalServer;
 use prefect_client::{Client, Error};
+use prefect_testkit::LocalServer;
 
 use common::unique;
 

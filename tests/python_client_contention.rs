@@ -26,7 +26,7 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
 
     let poller = PeakPoller::start(&client, &name, Duration::from_millis(10));
 
-    let venv = tokio::task::spawn_blocking(prefect_client::local_server::ensure_venv)
+    let venv = tokio::task::spawn_blocking(prefect_testkit::ensure_venv)
         .await
         .unwrap()
         .unwrap();

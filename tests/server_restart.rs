@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use prefect_client::local_server::{LocalServer, LocalServerBuilder, free_port};
 use prefect_client::types;
 use prefect_client::{Client, Error};
+use prefect_testkit::{LocalServer, LocalServerBuilder, free_port};
 use serde_json::json;
 use uuid::Uuid;
 

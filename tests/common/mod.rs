@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use prefect_client::local_server::LocalServer;
 use prefect_client::{Client, Error};
+use prefect_testkit::LocalServer;
 use tokio::sync::OnceCell;
 
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();

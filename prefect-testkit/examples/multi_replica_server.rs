@@ -7,8 +7,7 @@
 //! Installs the Debian packages postgresql, redis-server and haproxy when missing (as root or
 //! with password-less sudo) and prefect-redis into the pinned venv.
 
-use prefect_client::Error;
-use prefect_client::local_server::MultiReplicaServer;
+use prefect_testkit::MultiReplicaServer;
 
 #[tokio::main]
 async fn main() {
@@ -18,15 +17,13 @@ async fn main() {
     }
 }
 
-async fn run() -> Result<(), Error> {
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = MultiReplicaServer::builder();
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--without-redis" => builder = builder.without_redis(),
             other => {
-                return Err(Error::Config(format!(
-                    "unknown argument {other:?}; the only option is --without-redis"
-                )));
+                return Err(format!("unknown argument {other:?}; the only option is --without-redis").into());
             }
         }
     }
@@ -44,6 +41,6 @@ async fn run() -> Result<(), Error> {
     println!("Ctrl-C stops every process");
     tokio::signal::ctrl_c()
         .await
-        .map_err(|e| Error::Config(format!("cannot wait for Ctrl-C: {e}")))?;
+        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
     Ok(())
 }

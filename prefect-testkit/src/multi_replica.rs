@@ -12,8 +12,8 @@
 //! keeps leases in its own memory, so a lease granted by one is unknown to the other.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), prefect_client::Error> {
-//! use prefect_client::local_server::MultiReplicaServer;
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use prefect_testkit::MultiReplicaServer;
 //! let mut stack = MultiReplicaServer::start().await?;
 //! let client = stack.client()?; // through the load balancer
 //! client.global_concurrency_limits().create("db", 2).await?;
@@ -28,16 +28,13 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::process::{Launch, Process};
-use super::{
-    DEFAULT_STARTUP_TIMEOUT, InstallLock, cache_dir, ensure_venv, free_port, harness, quiet_server_settings,
-};
-use crate::{Client, Error};
+use prefect_client::Client;
 
-/// The prefect-redis release that works with the pinned Prefect.
-pub const PREFECT_REDIS_VERSION: &str = "0.3.0";
-/// The Debian packages the layout needs.
-pub const DEBIAN_PACKAGES: [&str; 3] = ["postgresql", "redis-server", "haproxy"];
+use crate::local_server::{DEFAULT_STARTUP_TIMEOUT, quiet_server_settings};
+use crate::packages::{Binaries, ensure_binaries, running_as_root};
+use crate::process::{Launch, Process};
+use crate::venv::{ensure_prefect_redis, ensure_venv};
+use crate::{Error, free_port, harness};
 
 /// Options for a [`MultiReplicaServer`].
 #[derive(Debug, Clone)]
@@ -145,7 +142,7 @@ impl MultiReplicaServer {
     }
 
     /// A client of the load balancer.
-    pub fn client(&self) -> Result<Client, Error> {
+    pub fn client(&self) -> Result<Client, prefect_client::Error> {
         Client::new(&self.api_url)
     }
 
@@ -261,7 +258,7 @@ impl Starting {
                 &env,
             )?;
             let url = format!("http://127.0.0.1:{port}/api");
-            super::wait_healthy(&url, &mut process, timeout).await?;
+            crate::local_server::wait_healthy(&url, &mut process, timeout).await?;
             replicas.push(process);
             replica_urls.push(url);
         }
@@ -293,7 +290,7 @@ impl Starting {
             },
         )?;
         let api_url = format!("http://127.0.0.1:{balancer_port}/api");
-        super::wait_healthy(&api_url, &mut balancer, timeout).await?;
+        crate::local_server::wait_healthy(&api_url, &mut balancer, timeout).await?;
         services.check_running()?;
         Ok(MultiReplicaServer {
             balancer,
@@ -335,7 +332,7 @@ impl Starting {
             std::os::unix::process::CommandExt::uid(&mut initdb, uid);
             std::os::unix::process::CommandExt::gid(&mut initdb, gid);
         }
-        super::run(&mut initdb, "initdb (PostgreSQL)")?;
+        crate::venv::run(&mut initdb, "initdb (PostgreSQL)")?;
         let port = free_port()?;
         let data_arg = path_arg(&data);
         let socket_dir = format!("unix_socket_directories={}", root.display());
@@ -493,7 +490,7 @@ impl Starting {
             .await
             .map_err(|_| harness("`prefect server database upgrade` did not finish in time".into()))?
             .map_err(|e| harness(format!("cannot run `prefect server database upgrade`: {e}")))?;
-        super::check_output("`prefect server database upgrade -y`", &output)
+        crate::venv::check_output("`prefect server database upgrade -y`", &output)
     }
 
     fn spawn_prefect(
@@ -573,13 +570,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
         .map_err(|e| harness(format!("cannot change the mode of {}: {e}", path.display())))
 }
 
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// uid and gid of a user, from /etc/passwd.
 fn user_ids(user: &str) -> Result<(u32, u32), Error> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -594,171 +584,6 @@ fn user_ids(user: &str) -> Result<(u32, u32), Error> {
                  the Debian package postgresql (it creates the user) or run as another user"
             ))
         })
-}
-
-/// Where the layout's programs are.
-#[derive(Debug)]
-struct Binaries {
-    pg_bin: PathBuf,
-    redis_server: PathBuf,
-    haproxy: PathBuf,
-}
-
-/// Finds the programs, installing the Debian packages that are missing first.
-fn ensure_binaries() -> Result<Binaries, Error> {
-    let missing = match find_binaries() {
-        Ok(found) => return Ok(found),
-        Err(missing) => missing,
-    };
-    std::fs::create_dir_all(cache_dir())
-        .map_err(|e| harness(format!("cannot create the cache directory: {e}")))?;
-    let _lock = InstallLock::acquire(&cache_dir().join("debian-packages.lock"))?;
-    if let Ok(found) = find_binaries() {
-        return Ok(found);
-    }
-    install_debian_packages(&missing)?;
-    find_binaries().map_err(|still| {
-        harness(format!(
-            "after installing {}, these are still missing: {}; install PostgreSQL, Redis and HAProxy \
-             so that initdb, redis-server and haproxy are found",
-            missing.join(" "),
-            still.join(" ")
-        ))
-    })
-}
-
-/// The programs, or the Debian packages that would provide the missing ones.
-fn find_binaries() -> Result<Binaries, Vec<&'static str>> {
-    let pg_bin = postgres_bin_dir();
-    let redis_server = which("redis-server");
-    let haproxy = which("haproxy");
-    match (pg_bin, redis_server, haproxy) {
-        (Some(pg_bin), Some(redis_server), Some(haproxy)) => Ok(Binaries {
-            pg_bin,
-            redis_server,
-            haproxy,
-        }),
-        (pg, redis, haproxy) => Err(DEBIAN_PACKAGES
-            .iter()
-            .zip([pg.is_none(), redis.is_none(), haproxy.is_none()])
-            .filter(|(_, missing)| *missing)
-            .map(|(package, _)| *package)
-            .collect()),
-    }
-}
-
-/// Debian keeps PostgreSQL in /usr/lib/postgresql/<version>/bin (the newest wins); else PATH.
-fn postgres_bin_dir() -> Option<PathBuf> {
-    let complete = |dir: &Path| {
-        ["initdb", "postgres", "pg_isready"]
-            .iter()
-            .all(|p| dir.join(p).is_file())
-    };
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            Some((
-                entry.file_name().to_str()?.parse().ok()?,
-                entry.path().join("bin"),
-            ))
-        })
-        .filter(|(_, bin)| complete(bin))
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Some(bin);
-    }
-    let initdb = which("initdb")?;
-    let dir = std::fs::canonicalize(initdb).ok()?.parent()?.to_path_buf();
-    complete(&dir).then_some(dir)
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
-/// `apt-get install` as root, or through password-less sudo; otherwise an error naming the
-/// packages to install.
-fn install_debian_packages(packages: &[&str]) -> Result<(), Error> {
-    let by_hand = format!("sudo apt-get install -y {}", packages.join(" "));
-    if which("apt-get").is_none() {
-        return Err(harness(format!(
-            "the multi-replica layout needs PostgreSQL, Redis and HAProxy ({} are missing) and \
-             this system has no apt-get; install them with its package manager",
-            packages.join(", ")
-        )));
-    }
-    let sudo = if running_as_root() {
-        false
-    } else if Command::new("sudo")
-        .args(["-n", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        true
-    } else {
-        return Err(harness(format!(
-            "the multi-replica layout needs the Debian packages {} and this user cannot install \
-             them (not root, no password-less sudo); run `{by_hand}`",
-            packages.join(", ")
-        )));
-    };
-    let apt = |args: &[&str]| {
-        let mut command = if sudo {
-            Command::new("sudo")
-        } else {
-            Command::new("apt-get")
-        };
-        if sudo {
-            command.args(["-n", "apt-get"]);
-        }
-        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        command
-    };
-    let mut install_args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    install_args.extend(packages);
-    tracing::info!(packages = ?packages, "installing Debian packages for the multi-replica layout");
-    if super::run(&mut apt(&install_args), "apt-get install").is_ok() {
-        return Ok(());
-    }
-    // A fresh machine may have no package lists yet.
-    super::run(&mut apt(&["update", "-q"]), "apt-get update")
-        .and_then(|()| super::run(&mut apt(&install_args), "apt-get install"))
-        .map_err(|e| {
-            harness(format!(
-                "installing the Debian packages failed; run `{by_hand}` yourself. {e}"
-            ))
-        })
-}
-
-/// Installs prefect-redis into the pinned venv once (it adds only itself).
-fn ensure_prefect_redis(venv: &Path) -> Result<(), Error> {
-    let marker = venv.join(format!(".prefect-redis-{PREFECT_REDIS_VERSION}"));
-    if marker.exists() {
-        return Ok(());
-    }
-    let _lock = InstallLock::acquire(&venv.with_extension("prefect-redis.lock"))?;
-    if marker.exists() {
-        return Ok(());
-    }
-    super::run(
-        Command::new(venv.join("bin").join("pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("prefect-redis=={PREFECT_REDIS_VERSION}"),
-        ]),
-        "pip install prefect-redis (needs access to the Python package index)",
-    )?;
-    std::fs::write(&marker, b"").map_err(|e| harness(format!("cannot write {}: {e}", marker.display())))
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness;
-use crate::Error;
+use crate::{Error, harness};
 
 /// Runs `argv` in a new session as a child of this script. A line `kill` on stdin sends SIGKILL
 /// to its process group; end of stdin (the parent stopped it, or died), SIGINT, SIGTERM or

@@ -1,0 +1,66 @@
+//! A real Prefect server on this machine, for the tests and examples of code that uses
+//! [`prefect_client`].
+//!
+//! - [`LocalServer`]: one `prefect server start` on a free 127.0.0.1 port with SQLite in a
+//!   temporary `PREFECT_HOME`. The first start installs the pinned Prefect into a cached venv
+//!   (`python3 -m venv` + pip, about 30 s; see [`cache_dir`]).
+//! - [`MultiReplicaServer`]: Prefect's multi-replica layout (PostgreSQL, Redis, API replicas,
+//!   services and HAProxy), installing the Debian packages it needs when they are missing.
+//!
+//! Every process it starts stops when its handle is dropped, and when the process that started
+//! it ends, however it ends. Add it for tests only:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! prefect-testkit = "0.1"
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use prefect_testkit::LocalServer;
+//! let server = LocalServer::start().await?;
+//! let client = server.client()?;
+//! client.concurrency_limits().create("test", 1).await?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod local_server;
+mod multi_replica;
+mod packages;
+mod process;
+mod venv;
+mod worker;
+
+pub use local_server::{DEFAULT_STARTUP_TIMEOUT, LocalServer, LocalServerBuilder};
+pub use multi_replica::{MultiReplicaBuilder, MultiReplicaServer};
+pub use packages::DEBIAN_PACKAGES;
+pub use venv::{FASTAPI_VERSION, PREFECT_REDIS_VERSION, PREFECT_VERSION, cache_dir, ensure_venv};
+pub use worker::{WORKER_BINARY, worker_binary};
+
+/// What the test kit can fail with. Its messages say what to install or change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Setting up or running the local servers failed: a missing program, an install, a process
+    /// that exited, a server that did not become healthy.
+    #[error("prefect-testkit: {0}")]
+    Setup(String),
+    /// The SDK failed talking to a server the kit started.
+    #[error(transparent)]
+    Client(#[from] prefect_client::Error),
+}
+
+pub(crate) fn harness(message: String) -> Error {
+    Error::Setup(message)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16, Error> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| harness(format!("cannot find a free port on 127.0.0.1: {e}")))
+}
