@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// The generated file's name inside OUT_DIR.
 const GENERATED_FILE: &str = "prefect_api.rs";
+/// The list of every operation's name inside OUT_DIR, for the retry table's test.
+const OPERATIONS_FILE: &str = "operations.rs";
 
 fn main() {
     println!("cargo:rerun-if-changed=openapi.yaml");
@@ -33,6 +35,7 @@ fn generate() -> Result<(), Box<dyn Error>> {
         out_dir.join("openapi.normalized.json"),
         serde_json::to_vec_pretty(&document)?,
     )?;
+    std::fs::write(out_dir.join(OPERATIONS_FILE), operations_list(&document))?;
     let spec = parse_spec(document)?;
     let code = generate_code(&spec)?;
     std::fs::write(out_dir.join(GENERATED_FILE), code)?;
@@ -50,6 +53,23 @@ fn read_document(path: &Path) -> Result<serde_json::Value, Box<dyn Error>> {
     let document: serde_json::Value =
         serde_saphyr::from_str(&text).map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?;
     Ok(document)
+}
+
+/// `const OPERATIONS: &[&str]`: every operation's (renamed) id, sorted.
+fn operations_list(document: &serde_json::Value) -> String {
+    let mut names: Vec<&str> = document["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(|item| item.as_object())
+        .flat_map(|item| item.values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    names.sort_unstable();
+    let items: String = names.iter().map(|n| format!("    {n:?},\n")).collect();
+    format!(
+        "/// Every operation of openapi.yaml, by generated method name.\nconst OPERATIONS: &[&str] = &[\n{items}];\n"
+    )
 }
 
 /// Parses the normalized document as the OpenAPI 3.0 model progenitor takes.

@@ -212,6 +212,7 @@ where
     admin
         .global_concurrency_limits()
         .create(&name, scenario.limit)
+        .send()
         .await
         .unwrap();
     let peak = Arc::new(AtomicI64::new(0));
@@ -220,7 +221,7 @@ where
         let (peak, done, admin, name) = (peak.clone(), done.clone(), admin.clone(), name.clone());
         tokio::spawn(async move {
             loop {
-                if let Ok(limit) = admin.global_concurrency_limits().read(&name).await {
+                if let Ok(limit) = admin.global_concurrency_limits().get_by_name(&name).await {
                     peak.fetch_max(limit.active_slots, Ordering::Relaxed);
                 }
                 tokio::select! {
@@ -236,10 +237,10 @@ where
     done.notify_one();
     poller.await.unwrap();
     // Leases handed on but not taken go back to the server after PARK_TIMEOUT: wait past it.
-    tokio::time::sleep(prefect_client::concurrency::PARK_TIMEOUT + Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(750)).await;
     let left = admin
         .global_concurrency_limits()
-        .read(&name)
+        .get_by_name(&name)
         .await
         .unwrap()
         .active_slots;

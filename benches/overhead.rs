@@ -75,7 +75,7 @@ async fn measure(url: &str) {
                     .await
                 }
                 _ => {
-                    timed(|| async { wrapper.concurrency_limits().read_by_tag("bench").await.unwrap() }).await
+                    timed(|| async { wrapper.concurrency_limits().get_by_tag("bench").await.unwrap() }).await
                 }
             };
             if round > 0 {

@@ -59,7 +59,7 @@ async fn run_rust(client: &Client, requests: usize, in_flight: usize) -> (f64, f
     for _ in 0..20 {
         client
             .concurrency_limits()
-            .read_by_tag("bench-read")
+            .get_by_tag("bench-read")
             .await
             .unwrap();
     }
@@ -69,7 +69,7 @@ async fn run_rust(client: &Client, requests: usize, in_flight: usize) -> (f64, f
         for _ in 0..requests {
             client
                 .concurrency_limits()
-                .read_by_tag("bench-read")
+                .get_by_tag("bench-read")
                 .await
                 .unwrap();
         }
@@ -82,7 +82,7 @@ async fn run_rust(client: &Client, requests: usize, in_flight: usize) -> (f64, f
                     for _ in 0..per_worker {
                         client
                             .concurrency_limits()
-                            .read_by_tag("bench-read")
+                            .get_by_tag("bench-read")
                             .await
                             .unwrap();
                     }

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use prefect_client::Client;
+use prefect_client::types::ReadEventsBody as ReceivedEventsFilter;
 use prefect_testkit::LocalServer;
 
 #[tokio::main]
@@ -22,18 +23,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(server), client)
         }
     };
-    let payload = serde_json::json!({ "rows": 500 }).as_object().cloned();
     let id = client
         .events()
-        .emit("rust.example.batch.loaded", "rust.example.service", payload)
+        .emit("rust.example.batch.loaded", "rust.example.service")
+        .payload(&serde_json::json!({ "rows": 500 }))
+        .send()
         .await?;
     println!("emitted event {id}");
+    let filter: ReceivedEventsFilter = serde_json::from_value(serde_json::json!({
+        "filter": { "event": { "name": ["rust.example.batch.loaded"] } },
+        "limit": 10
+    }))?;
     // The server stores events asynchronously; they show up within a second or two.
     for _ in 0..40 {
-        let page = client
-            .events()
-            .read_named("rust.example.batch.loaded", 10)
-            .await?;
+        let page = client.events().list_page(&filter).await?;
         if let Some(event) = page.events.iter().find(|e| e.id == id) {
             println!("read back: {} {:?}", event.event, event.payload);
             return Ok(());

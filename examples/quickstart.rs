@@ -42,20 +42,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         created.id, created.tag, created.concurrency_limit
     );
 
-    let read = limits.read_by_tag(&tag).await?;
+    let read = limits.get_by_tag(&tag).await?;
     println!("read back: {read:#?}");
 
     // Take one slot for a (pretend) task run, look at the limit, and give the slot back.
     let task_run = uuid::Uuid::new_v4();
     limits.increment(&[&tag], task_run).await?;
-    let busy = limits.read(created.id).await?;
+    let busy = limits.get(created.id).await?;
     println!(
         "while held: {} of {} slots in use",
         busy.active_slots.len(),
         busy.concurrency_limit
     );
     limits.decrement(&[&tag], task_run).await?;
-    let free = limits.read(created.id).await?;
+    let free = limits.get(created.id).await?;
     println!(
         "after release: {} of {} slots in use",
         free.active_slots.len(),
@@ -63,7 +63,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     limits.delete_by_tag(&tag).await?;
-    match limits.read_by_tag(&tag).await {
+    match limits.get_by_tag(&tag).await {
         Err(e) if e.is_not_found() => println!("deleted {tag:?}; done"),
         Err(e) => return Err(e.into()),
         Ok(_) => println!("warning: {tag:?} is still there after delete"),

@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let deployment = match &target {
-        Some(name) => client.deployments().read_by_name(name).await?,
+        Some(name) => client.deployments().get_by_name(name).await?,
         None => {
             let flow = client.flows().create("rust-example").await?;
             client.deployments().create(flow.id, "on-demand").await?
@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let run = client
         .deployments()
         .run(deployment.id)
-        .parameters(&serde_json::json!({ "rows": 500 }))?
+        .parameters(&serde_json::json!({ "rows": 500 }))
         .tags(["rust"])
         .send()
         .await?;
@@ -52,11 +52,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // No worker on the local server: act as one.
         client
             .flow_runs()
-            .set_state(run.id, StateType::Running, None, true)
+            .set_state(run.id, StateType::Running)
+            .force()
+            .send()
             .await?;
         client
             .flow_runs()
-            .set_state(run.id, StateType::Completed, Some("done"), false)
+            .set_state(run.id, StateType::Completed)
+            .message("done")
+            .send()
             .await?;
     }
     let finished = client

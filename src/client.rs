@@ -160,10 +160,9 @@ impl Client {
         if healthy {
             Ok(())
         } else {
-            Err(Error::Config(format!(
-                "the server at {} answers /health with false; check its logs",
-                self.api_url()
-            )))
+            Err(Error::Unhealthy {
+                url: self.api_url().to_string(),
+            })
         }
     }
 

@@ -23,9 +23,30 @@ pub enum Error {
         message: String,
     },
 
-    /// The client's settings are missing or wrong (API URL, key, profile, timeouts).
+    /// The client's settings are missing or wrong (API URL, key, profile, timeouts, TLS files);
+    /// nothing was sent.
     #[error("Prefect client configuration: {0}")]
     Config(String),
+
+    /// The server answered its health check, but not healthy.
+    #[error(
+        "the Prefect server at {url} answers /health with false; check its logs (its database may be unreachable)"
+    )]
+    Unhealthy {
+        /// The API URL asked.
+        url: String,
+    },
+
+    /// The Tokio runtime running part of the call shut down before it finished.
+    #[error("the Tokio runtime stopped while {what}; keep the runtime running until the call ends")]
+    RuntimeShutdown {
+        /// What was under way.
+        what: &'static str,
+    },
+
+    /// A request hook of the generated client failed.
+    #[error("a request hook failed: {0}")]
+    Hook(String),
 
     /// 404: the object does not exist (or the URL is not Prefect's API).
     #[error("{}", not_found_message(.0))]
@@ -96,9 +117,8 @@ pub enum Error {
 
     /// The server could not be reached, or the connection failed mid-request.
     #[error(
-        "cannot reach the Prefect API at {url} ({}); check PREFECT_API_URL and that the server is \
-         running (`prefect server start`)",
-        source_chain(source)
+        "cannot reach the Prefect API at {url}; check PREFECT_API_URL and that the server is \
+         running (`prefect server start`)"
     )]
     Connect {
         /// The base URL (no credentials).
@@ -111,10 +131,9 @@ pub enum Error {
     /// The connection broke after the request was sent, before the whole answer came: the
     /// server may have acted on it.
     #[error(
-        "the connection to the Prefect API at {url} broke before the answer to {path} came ({}); the \
+        "the connection to the Prefect API at {url} broke before the answer to {path} came; the \
          server may have acted on the request: check (e.g. read the object) before repeating a \
-         create; if this persists, check the server and any proxy or load balancer in between",
-        source_chain(source)
+         create; if this persists, check the server and any proxy or load balancer in between"
     )]
     ConnectionLost {
         /// The base URL (no credentials).
@@ -143,11 +162,10 @@ pub enum Error {
 
     /// The TLS handshake failed: most often the server's certificate is not trusted.
     #[error(
-        "TLS with the Prefect API at {url} failed ({}); if a private CA signed the server's \
+        "TLS with the Prefect API at {url} failed; if a private CA signed the server's \
          certificate, set PREFECT_API_SSL_CERT_FILE to that CA's PEM file (or \
          PREFECT_API_TLS_INSECURE_SKIP_VERIFY=true, for tests only); check that the URL's host \
-         matches the certificate",
-        source_chain(source)
+         matches the certificate"
     )]
     Tls {
         /// The base URL (no credentials).
@@ -159,7 +177,7 @@ pub enum Error {
 
     /// The server answered 2xx with a body that is not what the operation returns.
     #[error(
-        "the server's answer to {operation} is not the expected JSON ({source}); body starts with \
+        "the server's answer to {operation} is not the expected JSON; body starts with \
          {excerpt:?}: check that PREFECT_API_URL is the Prefect API (it usually ends in /api) and \
          that the server runs a compatible Prefect 3.x"
     )]
@@ -174,8 +192,13 @@ pub enum Error {
     },
 
     /// A concurrency lease was lost: its slots may already be someone else's.
-    #[error("{0}")]
-    LeaseLost(String),
+    #[error("concurrency lease {lease_id} was lost: {reason}; its slots may be held by others now")]
+    LeaseLost {
+        /// The lease.
+        lease_id: uuid::Uuid,
+        /// Why it counts as lost.
+        reason: LeaseLoss,
+    },
 
     /// The server has no such operation: it is older than the Prefect release that added it.
     #[error(
@@ -218,8 +241,58 @@ pub enum Error {
     },
 
     /// Anything else the HTTP layer reported.
-    #[error("request failed: {}", source_chain(.0))]
+    #[error("the request failed in the HTTP client; see the cause")]
     Http(#[source] reqwest::Error),
+}
+
+/// Why a concurrency lease counts as lost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeaseLoss {
+    /// The server answered 410 to a renewal.
+    #[error(
+        "the server answered 410 to {path}: it expired, was revoked, or - with several server \
+         replicas - the replica that answered does not share lease storage with the one that \
+         granted it (configure PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=prefect_redis.lease_storage)"
+    )]
+    Gone {
+        /// The renewal's path.
+        path: String,
+    },
+    /// Renewals failed until the lease may have expired.
+    #[error(
+        "it could not be renewed before it expired (last error: {last_error}): check the server and the network"
+    )]
+    NotRenewed {
+        /// The last renewal's failure.
+        last_error: String,
+    },
+    /// The Tokio runtime that renewed it shut down while the guard was held.
+    #[error("the Tokio runtime renewing it shut down while the slots were held")]
+    RuntimeShutdown,
+}
+
+/// Turns a missing object into `None`, for any call:
+/// `client.flows().get(id).await.optional()?`.
+pub trait OptionalExt<T> {
+    /// `Ok(None)` for [`Error::NotFound`] naming a missing object; every other error stays. A
+    /// 404 for an unknown path (a wrong `PREFECT_API_URL`) stays an error.
+    fn optional(self) -> Result<Option<T>, Error>;
+}
+
+impl<T> OptionalExt<T> for Result<T, Error> {
+    fn optional(self) -> Result<Option<T>, Error> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::NotFound(error)) if !is_route_missing(&error) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A bare `Not Found` (or a page) means the path itself is unknown, not an object.
+fn is_route_missing(error: &ApiError) -> bool {
+    error.detail == "Not Found" || error.detail.starts_with('<')
 }
 
 /// An unsuccessful answer from the server: status, where, and Prefect's `detail`.
@@ -271,8 +344,7 @@ fn location<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
 /// A 404 of Prefect's names the missing object; a bare `Not Found` (or a page) means the path
 /// itself is unknown: the API URL is wrong.
 fn not_found_message(error: &ApiError) -> String {
-    let route_missing = error.detail == "Not Found" || error.detail.starts_with('<');
-    if route_missing {
+    if is_route_missing(error) {
         format!(
             "{error}; this path does not exist on the server: check that PREFECT_API_URL is the \
              Prefect API (it usually ends in /api, e.g. http://127.0.0.1:4200/api)"
@@ -308,7 +380,6 @@ impl fmt::Display for RetryAfter {
     }
 }
 
-/// The causes of an HTTP error, joined, without the request URL.
 /// Whether a connection failed in the TLS handshake (a rustls error somewhere in its causes).
 pub(crate) fn is_tls_failure(error: &reqwest::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -324,19 +395,6 @@ pub(crate) fn is_tls_failure(error: &reqwest::Error) -> bool {
         cause = c.source();
     }
     false
-}
-
-fn source_chain(error: &reqwest::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut cause = std::error::Error::source(error);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cause = c.source();
-    }
-    parts.join(": ")
 }
 
 /// The longest body excerpt an error keeps.
@@ -407,25 +465,6 @@ pub(crate) fn from_status(
     }
 }
 
-/// Parses `Retry-After`: decimal seconds (Prefect sends `2.588…`) or an HTTP date.
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0)
-            .then(|| Duration::from_secs_f64(seconds.min(24.0 * 3600.0)));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
-fn retry_after_of(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after)
-}
-
 impl Error {
     /// Turns an error of the generated client into a typed [`Error`], reading the body of an
     /// unsuccessful response for Prefect's detail.
@@ -459,7 +498,7 @@ impl Error {
                 what: "request",
                 message,
             },
-            G::Custom(message) => Error::Config(message),
+            G::Custom(message) => Error::Hook(message),
         }
     }
 
@@ -467,7 +506,7 @@ impl Error {
     pub(crate) async fn from_response(mut response: reqwest::Response) -> Error {
         let status = response.status();
         let path = response.url().path().to_string();
-        let retry_after = retry_after_of(response.headers());
+        let retry_after = crate::retry::retry_after_of(response.headers());
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
@@ -571,9 +610,12 @@ impl Error {
     pub fn is_server(&self) -> bool {
         matches!(self, Error::Server(_))
     }
-    /// Timed out: a request, or waiting for slots.
+    /// Timed out: a request, waiting for slots, or waiting for a flow run.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. } | Error::AcquireTimeout { .. })
+        matches!(
+            self,
+            Error::Timeout { .. } | Error::AcquireTimeout { .. } | Error::WaitTimeout { .. }
+        )
     }
     /// Could not connect ([`Error::Connect`]), or the connection broke mid-request
     /// ([`Error::ConnectionLost`]).
@@ -584,15 +626,16 @@ impl Error {
     pub fn is_missing_limits(&self) -> bool {
         matches!(self, Error::MissingLimits { .. })
     }
-    /// Rejected before sending: bad input or configuration.
+    /// Rejected before anything was sent: bad input or configuration.
     pub fn is_client_side(&self) -> bool {
         matches!(self, Error::InvalidInput { .. } | Error::Config(_))
     }
     /// A lease was lost (expired or revoked) while its slots were held.
     pub fn is_lease_lost(&self) -> bool {
-        matches!(self, Error::LeaseLost(_))
+        matches!(self, Error::LeaseLost { .. })
     }
-    /// Worth trying again later: 423, 429, 502–504, timeouts and connection failures.
+    /// Worth trying again later: what the transport retries (429, 502–504, timeouts and
+    /// connection failures), and 423 (slots taken).
     pub fn is_transient(&self) -> bool {
         match self {
             Error::SlotsUnavailable { .. } | Error::RateLimited { .. } | Error::Timeout { .. } => true,
@@ -770,20 +813,6 @@ mod tests {
         );
         assert!(err.is_transient());
         assert!(err.to_string().contains("check its logs"));
-    }
-
-    #[test]
-    fn retry_after_accepts_decimals_integers_and_dates() {
-        assert_eq!(parse_retry_after("2.5"), Some(Duration::from_millis(2500)));
-        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(parse_retry_after("NaN"), None);
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("1e12"), Some(Duration::from_secs(24 * 3600)));
     }
 
     #[test]

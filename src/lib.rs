@@ -1,4 +1,39 @@
-#![doc = include_str!("../README.md")]
+//! Typed async client for the Prefect REST API.
+//!
+//! - [`Client`]: built from Prefect's own settings ([`Client::from_env`]: `PREFECT_API_URL`,
+//!   `PREFECT_API_KEY`, the active profile) or explicitly ([`Client::builder`]).
+//! - One handle per resource, all with the same verbs: [`Client::flows`],
+//!   [`Client::deployments`], [`Client::flow_runs`], [`Client::variables`], [`Client::logs`],
+//!   [`Client::artifacts`], [`Client::events`], [`Client::work_pools`],
+//!   [`Client::concurrency_limits`], [`Client::global_concurrency_limits`].
+//! - Slot guards, the Rust form of Prefect's `concurrency()`: [`Client::concurrency`] (see
+//!   [`concurrency`]).
+//! - Every operation of the API, generated: [`Client::raw`] and [`types`].
+//! - One [`Error`] with typed variants and `is_*` helpers; messages say what to do.
+//!
+//! | Verb | What it does |
+//! | --- | --- |
+//! | `create(…)` | creates; a builder ending in `.send()` when it has options |
+//! | `get(id)` / `get_by_name(name)` | one object, or [`Error::NotFound`] |
+//! | [`.optional()`](OptionalExt::optional) | on any result: `None` for a missing object |
+//! | `list_page(&filter)` | one page (the filter's `limit`, 1 to 200, and `offset`) |
+//! | `stream(filter)` | every item, paged as consumed |
+//! | `update(id)` / `update_by_name(name)` | a builder of the changes, ending in `.send()` |
+//! | `delete(id)` / `delete_by_name(name)` | deletes, or [`Error::NotFound`] |
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), prefect_client::Error> {
+//! use prefect_client::{Client, OptionalExt};
+//!
+//! let client = Client::from_env()?;
+//! client.global_concurrency_limits().create("database", 5).send().await?;
+//! let rows = client.concurrency(["database"]).run(async { 42 }).await?;
+//! let flow = client.flows().get_by_name("etl").await.optional()?;
+//! # Ok(()) }
+//! ```
+//!
+//! The README covers configuration, retries, server set-ups (leases, several replicas) and the
+//! benchmarks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -9,6 +44,7 @@ mod csrf;
 pub mod error;
 pub mod generated;
 pub mod resources;
+mod retry;
 mod transport;
 
 pub use client::{Client, ClientBuilder};
@@ -21,4 +57,11 @@ pub use reqwest;
 /// The Prefect release the SDK is generated from (its `openapi.yaml`) and tested against.
 pub const PREFECT_VERSION: &str = "3.8.8";
 
-pub use transport::{MAX_RETRY_AFTER, PREFECT_API_VERSION, install_tls_provider, is_repeatable};
+pub use error::OptionalExt;
+pub use retry::MAX_RETRY_AFTER;
+pub use transport::{PREFECT_API_VERSION, install_tls_provider};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

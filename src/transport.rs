@@ -10,9 +10,10 @@
 //!   refused the request without acting on it, any operation is retried;
 //! - the answer was 502 or 504, or the connection broke after the request was sent: the
 //!   server may have acted, so only operations that are safe to repeat are retried (reads,
-//!   filters, deletes, renewals, releases and Prefect's upserts); for the others (creating a
-//!   flow run, a v2 limit, an artifact, logs, events, taking slots) the error is returned, so
-//!   nothing is created twice.
+//!   filters, deletes, renewals, releases and Prefect's upserts: the reviewed table in
+//!   `src/retry.rs`, which a test checks against every operation of openapi.yaml); for the
+//!   others (creating a flow run, a v2 limit, a work pool, an artifact, logs, taking slots)
+//!   the error is returned, so nothing is created twice.
 //!
 //! A request that stalls past the request timeout (a hung replica or connection) is retried
 //! once if it is safe to repeat, never for other operations; a second timeout ends in
@@ -24,31 +25,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use backon::BackoffBuilder;
 use progenitor_client::{ClientHooks, OperationInfo};
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use reqwest::{Method, Request, Response, StatusCode};
+use reqwest::{Request, Response, StatusCode};
 use tracing::Instrument;
 
 use crate::config::Config;
 use crate::csrf::{Csrf, is_change, is_csrf_rejection};
-use crate::error::{Error, parse_retry_after};
+use crate::error::Error;
+use crate::retry::{Backoff, MAX_RETRY_AFTER, is_repeatable, retry_after_of};
 
 /// The Prefect API version the client speaks (what Prefect's own client sends).
 pub const PREFECT_API_VERSION: &str = "0.8.4";
-/// The longest `Retry-After` the client waits on its own; a longer one is returned as an error.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The first backoff; then ×[`BACKOFF_FACTOR`] per retry, at most [`MAX_RETRY_DELAY`] (10 ms,
 /// 60 ms, 360 ms, 2.16 s, 10 s: 12.6 s over the default 5 retries, up to twice that with
 /// jitter). Short first: the usual 503 from a Prefect server on SQLite is a write conflict that
 /// clears in milliseconds; a SQLite server busy with many writers (measured: refusals for over
 /// 3.4 s while 8 clients wrote at once) or a proxy's longer outage is covered by the later,
 /// longer waits. Prefect's Python client waits 2, 4, 8, 16 and 32 s.
-pub const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
+pub(crate) const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
 /// How much each backoff grows over the previous one.
-pub const BACKOFF_FACTOR: f32 = 6.0;
+pub(crate) const BACKOFF_FACTOR: f32 = 6.0;
 /// The longest backoff between two tries (before jitter).
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+pub(crate) const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// The header carrying the API version.
 const API_VERSION_HEADER: HeaderName = HeaderName::from_static("x-prefect-api-version");
 /// The header progenitor adds with the document's version; Prefect does not read it.
@@ -140,16 +139,15 @@ impl Transport {
             attempts = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        let repeatable = is_repeatable(request.method(), operation);
+        let repeatable = is_repeatable(operation);
         async move {
             let started = Instant::now();
-            let mut backoff = backon::ExponentialBuilder::default()
-                .with_min_delay(FIRST_RETRY_DELAY)
-                .with_factor(BACKOFF_FACTOR)
-                .with_max_delay(MAX_RETRY_DELAY)
-                .with_jitter()
-                .with_max_times(self.max_retries as usize)
-                .build();
+            let mut backoff = Backoff::new(
+                FIRST_RETRY_DELAY,
+                BACKOFF_FACTOR,
+                MAX_RETRY_DELAY,
+                Some(self.max_retries as usize),
+            );
             let mut attempts = 1u32;
             let mut timed_out = false;
             let mut csrf_refreshed = false;
@@ -178,7 +176,9 @@ impl Transport {
                 let retry = self.retry_decision(&result, repeatable, repeatable && !timed_out);
                 timed_out |= matches!(&result, Err(e) if e.is_timeout());
                 let next = match (retry, copy) {
-                    (Some(after), Some(copy)) => backoff.next().map(|delay| (after.unwrap_or(delay), copy)),
+                    (Some(after), Some(copy)) => {
+                        backoff.next_delay().map(|delay| (after.unwrap_or(delay), copy))
+                    }
                     _ => None,
                 };
                 let Some((wait, copy)) = next else {
@@ -216,11 +216,7 @@ impl Transport {
         match result {
             Ok(response) => {
                 let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
+                let retry_after = retry_after_of(response.headers());
                 if retry_after.is_some_and(|d| d > MAX_RETRY_AFTER) {
                     return None;
                 }
@@ -279,44 +275,6 @@ fn sensitive_header(value: &str, setting: &str) -> Result<HeaderValue, Error> {
     })?;
     header.set_sensitive(true);
     Ok(header)
-}
-
-/// Whether repeating the operation cannot change the outcome: reads, Prefect's POST filters
-/// and counts, deletes, lease renewals and releases, and the creates the server upserts.
-pub fn is_repeatable(method: &Method, operation: &str) -> bool {
-    if matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-    ) {
-        return true;
-    }
-    const PREFIXES: [&str; 8] = [
-        "read_",
-        "count_",
-        "paginate_",
-        "filter_",
-        "validate_",
-        "renew_",
-        "reset_",
-        "next_runs",
-    ];
-    const NAMES: [&str; 10] = [
-        // Prefect upserts these: a repeat returns the same object.
-        "create_concurrency_limit",
-        "create_flow",
-        "create_deployment",
-        "create_block_type",
-        "create_block_schema",
-        "create_work_pool",
-        // Releasing slots: the second release of a lease finds nothing to release.
-        "bulk_decrement_active_slots_with_lease",
-        "decrement_concurrency_limits_v1",
-        "update_concurrency_limit_v2",
-        "read_health",
-    ];
-    PREFIXES.iter().any(|p| operation.starts_with(p))
-        || NAMES.contains(&operation)
-        || operation.starts_with("update_")
 }
 
 impl ClientHooks<Transport> for crate::generated::Client {
@@ -390,32 +348,6 @@ pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn creates_that_duplicate_are_not_repeatable() {
-        for op in [
-            "create_flow_run",
-            "create_concurrency_limit_v2",
-            "create_logs",
-            "create_artifact",
-            "bulk_increment_active_slots_with_lease",
-            "create_events",
-            "increment_concurrency_limits_v1",
-        ] {
-            assert!(!is_repeatable(&Method::POST, op), "{op}");
-        }
-        for op in [
-            "read_flow_runs",
-            "count_flows",
-            "create_concurrency_limit",
-            "renew_concurrency_lease",
-            "bulk_decrement_active_slots_with_lease",
-            "create_flow",
-        ] {
-            assert!(is_repeatable(&Method::POST, op), "{op}");
-        }
-        assert!(is_repeatable(&Method::DELETE, "delete_flow"));
-    }
 
     #[test]
     fn authorization_is_bearer_or_basic_and_hidden() {

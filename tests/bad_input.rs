@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::stub::{Reply, Stub};
-use prefect_client::resources::global_concurrency_limits::{LimitOptions, LimitUpdate};
 use prefect_client::{Client, Config, Error};
 
 /// Checks one case: the error is `expected` and its message contains each of `advice`.
@@ -62,44 +61,67 @@ async fn arguments_the_client_can_check_are_rejected_before_any_request() {
         invalid,
         &["2147483647"],
     );
-    check("empty tag lookup", tags.read_by_tag("").await, invalid, &["tag"]);
-    check("name with %", global.create("50%", 1).await, invalid, &["%"]);
-    check("name with <", global.read("a<b").await, invalid, &["<"]);
+    check("empty tag lookup", tags.get_by_tag("").await, invalid, &["tag"]);
+    check(
+        "name with %",
+        global.create("50%", 1).send().await,
+        invalid,
+        &["%"],
+    );
+    check("name with <", global.get_by_name("a<b").await, invalid, &["<"]);
     check(
         "negative global limit",
-        global.create("n", -5).await,
+        global.create("n", -5).send().await,
         invalid,
         &["0 to 2147483647"],
     );
-    let nan_decay = LimitOptions {
-        slot_decay_per_second: f64::NAN,
-        ..Default::default()
-    };
     check(
         "NaN slot decay",
-        global.create_with("n", 1, nan_decay).await,
+        global.create("n", 1).slot_decay_per_second(f64::NAN).send().await,
         invalid,
         &["finite"],
     );
-    let negative_decay = LimitOptions {
-        slot_decay_per_second: -1.0,
-        ..Default::default()
-    };
     check(
         "negative decay",
-        global.create_with("n", 1, negative_decay).await,
+        global.create("n", 1).slot_decay_per_second(-1.0).send().await,
         invalid,
         &[">= 0"],
     );
-    let bad_update = LimitUpdate {
-        limit: Some(-3),
-        ..Default::default()
-    };
     check(
         "negative limit update",
-        global.update("n", bad_update).await,
+        global.update_by_name("n").limit(-3).send().await,
         invalid,
         &["0 to 2147483647"],
+    );
+    check(
+        "deployment parameters that are not an object",
+        client
+            .deployments()
+            .run(uuid::Uuid::nil())
+            .parameters(&[1, 2, 3])
+            .idempotency_key("k")
+            .send()
+            .await,
+        invalid,
+        &["JSON object"],
+    );
+    check(
+        "a table artifact that is not a list",
+        client.artifacts().create_table("t", &42).send().await,
+        invalid,
+        &["list of rows"],
+    );
+    check(
+        "a page over the server's cap",
+        client
+            .flows()
+            .list_page(&prefect_client::types::ReadFlowsBody {
+                limit: Some(500),
+                ..Default::default()
+            })
+            .await,
+        invalid,
+        &["1 to 200"],
     );
     check(
         "no names",
@@ -253,7 +275,7 @@ async fn an_unreachable_server_fails_fast_with_the_fix() {
 async fn read_from(reply: Reply) -> Result<impl std::fmt::Debug, Error> {
     let stub = Stub::start(vec![reply]).await;
     let client = Client::builder(&stub.url).max_retries(0).build().unwrap();
-    client.concurrency_limits().read_by_tag("t").await
+    client.concurrency_limits().get_by_tag("t").await
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ const LIMIT: &str = r#"{"id":"5f5c3a8e-8a1e-4c1c-9a4e-0d3c1a2b3c4d","created":nu
 async fn api_key_is_sent_as_bearer_with_prefect_headers() {
     let stub = Stub::start(vec![Reply::json(200, LIMIT)]).await;
     let client = Client::builder(&stub.url).api_key("pnu_abc123").build().unwrap();
-    let limit = client.concurrency_limits().read_by_tag("t").await.unwrap();
+    let limit = client.concurrency_limits().get_by_tag("t").await.unwrap();
     assert_eq!(limit.concurrency_limit, 2);
     let seen = &stub.requests()[0];
     assert_eq!(seen.method, "GET");

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{client, unique};
+use futures_util::TryStreamExt;
 use prefect_client::{Client, Error};
 
 #[tokio::test]
@@ -21,8 +22,8 @@ async fn read_by_tag_and_by_id_return_the_same_limit() {
     let limits = client.concurrency_limits();
     let tag = unique("read");
     let created = limits.create(&tag, 4).await.unwrap();
-    let by_tag = limits.read_by_tag(&tag).await.unwrap();
-    let by_id = limits.read(created.id).await.unwrap();
+    let by_tag = limits.get_by_tag(&tag).await.unwrap();
+    let by_id = limits.get(created.id).await.unwrap();
     assert_eq!(by_tag.id, created.id);
     assert_eq!(by_id.tag, tag);
     assert_eq!(by_id.concurrency_limit, 4);
@@ -36,7 +37,7 @@ async fn create_upserts_an_existing_tag() {
     let first = limits.create(&tag, 1).await.unwrap();
     let second = limits.create(&tag, 7).await.unwrap();
     assert_eq!(first.id, second.id);
-    assert_eq!(limits.read_by_tag(&tag).await.unwrap().concurrency_limit, 7);
+    assert_eq!(limits.get_by_tag(&tag).await.unwrap().concurrency_limit, 7);
 }
 
 #[tokio::test]
@@ -47,13 +48,20 @@ async fn list_includes_created_limits_across_pages() {
     for tag in &tags {
         limits.create(tag, 1).await.unwrap();
     }
-    let all = limits.list().await.unwrap();
+    let all: Vec<_> = limits.stream(Default::default()).try_collect().await.unwrap();
     for tag in &tags {
         assert!(all.iter().any(|l| &l.tag == tag), "{tag} missing from list");
     }
-    let page = limits.list_page(0, 2).await.unwrap();
+    let page = limits.list_page(&page_of(2)).await.unwrap();
     assert_eq!(page.len(), 2);
-    assert!(limits.list_page(0, 0).await.unwrap_err().is_client_side());
+    assert!(limits.list_page(&page_of(0)).await.unwrap_err().is_client_side());
+    assert!(
+        limits
+            .list_page(&page_of(201))
+            .await
+            .unwrap_err()
+            .is_client_side()
+    );
 }
 
 #[tokio::test]
@@ -65,9 +73,9 @@ async fn delete_by_id_and_by_tag_then_reads_are_not_found() {
     limits.create(&b, 1).await.unwrap();
     limits.delete(la.id).await.unwrap();
     limits.delete_by_tag(&b).await.unwrap();
-    let err = limits.read(la.id).await.unwrap_err();
+    let err = limits.get(la.id).await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
-    let err = limits.read_by_tag(&b).await.unwrap_err();
+    let err = limits.get_by_tag(&b).await.unwrap_err();
     let Error::NotFound(api) = &err else {
         panic!("{err:?}")
     };
@@ -91,15 +99,15 @@ async fn increment_decrement_and_reset_move_active_slots() {
     let (run_a, run_b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let applied = limits.increment(&[&tag], run_a).await.unwrap();
     assert_eq!(applied.len(), 1);
-    assert_eq!(limits.read(limit.id).await.unwrap().active_slots, [run_a]);
+    assert_eq!(limits.get(limit.id).await.unwrap().active_slots, [run_a]);
     let err = limits.increment(&[&tag], run_b).await.unwrap_err();
     assert!(err.is_slots_unavailable(), "{err:?}");
     limits.decrement(&[&tag], run_a).await.unwrap();
-    assert!(limits.read(limit.id).await.unwrap().active_slots.is_empty());
-    limits.reset_by_tag(&tag, Some(vec![run_b])).await.unwrap();
-    assert_eq!(limits.read(limit.id).await.unwrap().active_slots, [run_b]);
-    limits.reset_by_tag(&tag, None).await.unwrap();
-    assert!(limits.read(limit.id).await.unwrap().active_slots.is_empty());
+    assert!(limits.get(limit.id).await.unwrap().active_slots.is_empty());
+    limits.increment(&[&tag], run_b).await.unwrap();
+    assert_eq!(limits.get(limit.id).await.unwrap().active_slots, [run_b]);
+    limits.reset_by_tag(&tag).await.unwrap();
+    assert!(limits.get(limit.id).await.unwrap().active_slots.is_empty());
 }
 
 #[tokio::test]
@@ -140,7 +148,7 @@ async fn bad_input_is_rejected_before_any_request() {
         limits.create("a/b", 1).await.unwrap_err(),
         limits.create("ok", -1).await.unwrap_err(),
         limits.create("ok", i64::MAX).await.unwrap_err(),
-        limits.read_by_tag("50%").await.unwrap_err(),
+        limits.get_by_tag("50%").await.unwrap_err(),
         limits.increment(&[], uuid::Uuid::nil()).await.unwrap_err(),
     ] {
         assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
@@ -148,4 +156,12 @@ async fn bad_input_is_rejected_before_any_request() {
     let err = limits.create("ok", 1).await.unwrap_err();
     assert!(err.is_connect(), "{err:?}");
     assert!(err.to_string().contains("PREFECT_API_URL"), "{err}");
+}
+
+/// A one-page request for `limit` limits.
+fn page_of(limit: i64) -> prefect_client::types::ReadConcurrencyLimitsBody {
+    prefect_client::types::ReadConcurrencyLimitsBody {
+        limit: Some(limit),
+        offset: 0,
+    }
 }

@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{PeakPoller, active_slots, unique, wait_until_slots};
-use prefect_client::resources::global_concurrency_limits::{LimitOptions, LimitUpdate, SlotMode};
+use futures_util::TryStreamExt;
+use prefect_client::resources::global_concurrency_limits::SlotMode;
 use prefect_client::{Client, Error};
+use prefect_client::{OptionalExt, types};
 use prefect_testkit::LocalServer;
 use tokio::sync::OnceCell;
 
@@ -48,25 +50,30 @@ async fn every_global_limit_operation() {
     let client = client().await;
     let limits = client.global_concurrency_limits();
     let name = unique("gcl");
-    let created = limits.create(&name, 2).await.unwrap();
+    let created = limits.create(&name, 2).send().await.unwrap();
     assert_eq!(created.limit, 2);
-    assert!(limits.create(&name, 2).await.unwrap_err().is_conflict());
-    assert_eq!(limits.read(&name).await.unwrap().id, created.id);
-    assert_eq!(limits.read(&created.id.to_string()).await.unwrap().name, name);
+    assert!(limits.create(&name, 2).send().await.unwrap_err().is_conflict());
+    assert_eq!(limits.get_by_name(&name).await.unwrap().id, created.id);
+    assert_eq!(limits.get(created.id).await.unwrap().name, name);
+    assert!(
+        limits
+            .get_by_name("no-such-limit")
+            .await
+            .optional()
+            .unwrap()
+            .is_none()
+    );
 
-    limits
-        .update(
-            &name,
-            LimitUpdate {
-                limit: Some(3),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(limits.read(&name).await.unwrap().limit, 3);
-    assert!(limits.list().await.unwrap().iter().any(|l| l.id == created.id));
-    assert_eq!(limits.list_page(0, 1).await.unwrap().len(), 1);
+    limits.update_by_name(&name).limit(3).send().await.unwrap();
+    assert_eq!(limits.get_by_name(&name).await.unwrap().limit, 3);
+    limits.update(created.id).active(true).send().await.unwrap();
+    let all: Vec<_> = limits.stream(Default::default()).try_collect().await.unwrap();
+    assert!(all.iter().any(|l| l.id == created.id));
+    let one = types::ReadAllConcurrencyLimitsV2Body {
+        limit: Some(1),
+        offset: 0,
+    };
+    assert_eq!(limits.list_page(&one).await.unwrap().len(), 1);
 
     limits
         .increment(&[&name], 2, SlotMode::Concurrency)
@@ -74,13 +81,15 @@ async fn every_global_limit_operation() {
         .unwrap();
     assert_eq!(active_slots(&client, &name).await, 2);
     limits
-        .decrement(&[&name], 2, Some(Duration::from_millis(10)))
+        .decrement(&[&name], 2, Duration::from_millis(10))
         .await
         .unwrap();
     assert_eq!(active_slots(&client, &name).await, 0);
 
     let lease = limits
-        .increment_with_lease(&[&name], 1, SlotMode::Concurrency, LEASE, None)
+        .increment_with_lease(&[&name], 1)
+        .lease_duration(LEASE)
+        .send()
         .await
         .unwrap();
     assert_eq!(lease.limits[0].name, name);
@@ -91,8 +100,8 @@ async fn every_global_limit_operation() {
     let err = limits.renew_lease(lease.lease_id, LEASE).await.unwrap_err();
     assert!(err.is_lease_lost(), "renewing a released lease: {err:?}");
 
-    limits.delete(&name).await.unwrap();
-    assert!(limits.read(&name).await.unwrap_err().is_not_found());
+    limits.delete_by_name(&name).await.unwrap();
+    assert!(limits.get_by_name(&name).await.unwrap_err().is_not_found());
 }
 
 #[tokio::test]
@@ -100,22 +109,22 @@ async fn bad_input_is_a_typed_error_before_any_request() {
     let client = client().await;
     let limits = client.global_concurrency_limits();
     let before = client.requests_sent();
-    assert!(limits.create("a/b", 1).await.unwrap_err().is_client_side());
-    assert!(limits.create("ok", -5).await.unwrap_err().is_client_side());
-    let nan = LimitOptions {
-        slot_decay_per_second: f64::NAN,
-        ..Default::default()
-    };
+    assert!(limits.create("a/b", 1).send().await.unwrap_err().is_client_side());
+    assert!(limits.create("ok", -5).send().await.unwrap_err().is_client_side());
     assert!(
         limits
-            .create_with("ok", 1, nan)
+            .create("ok", 1)
+            .slot_decay_per_second(f64::NAN)
+            .send()
             .await
             .unwrap_err()
             .is_client_side()
     );
     assert!(
         limits
-            .increment_with_lease(&["ok"], 1, SlotMode::Concurrency, Duration::from_secs(5), None)
+            .increment_with_lease(&["ok"], 1)
+            .lease_duration(Duration::from_secs(5))
+            .send()
             .await
             .unwrap_err()
             .is_client_side()
@@ -144,7 +153,12 @@ async fn bad_input_is_a_typed_error_before_any_request() {
 async fn guard_release_and_drop_give_slots_back() {
     let client = client().await;
     let name = unique("drop");
-    client.global_concurrency_limits().create(&name, 2).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 2)
+        .send()
+        .await
+        .unwrap();
     let guard = client.concurrency([name.as_str()]).acquire().await.unwrap();
     assert!(guard.lease_id().is_some());
     assert_eq!(guard.limits()[0].limit, 2);
@@ -175,7 +189,12 @@ async fn guard_release_and_drop_give_slots_back() {
 async fn panic_inside_the_scope_releases() {
     let client = client().await;
     let name = unique("panic");
-    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
     let (c, n) = (client.clone(), name.clone());
     let task = tokio::spawn(async move {
         c.concurrency([n.as_str()])
@@ -198,7 +217,12 @@ async fn panic_inside_the_scope_releases() {
 async fn cancelled_acquisitions_leak_no_lease() {
     let client = client().await;
     let name = unique("cancel");
-    client.global_concurrency_limits().create(&name, 3).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 3)
+        .send()
+        .await
+        .unwrap();
     // Cancel acquisitions at every point: before, during and after the server's answer.
     for i in 0..30u64 {
         let (c, n) = (client.clone(), name.clone());
@@ -254,6 +278,7 @@ async fn strict_mode_and_missing_limits() {
     client
         .global_concurrency_limits()
         .create(&existing, 1)
+        .send()
         .await
         .unwrap();
     let err = client
@@ -270,7 +295,12 @@ async fn strict_mode_and_missing_limits() {
 async fn refusals_can_be_bounded_by_max_retries() {
     let client = client().await;
     let name = unique("retries");
-    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
     let other = Client::new(client.api_url()).unwrap(); // another "process": no local hand-off
     let held = other.concurrency([name.as_str()]).acquire().await.unwrap();
     let err = client
@@ -288,7 +318,12 @@ async fn refusals_can_be_bounded_by_max_retries() {
 async fn contention_in_one_client_never_exceeds_the_limit() {
     let client = client().await;
     let name = unique("contend");
-    client.global_concurrency_limits().create(&name, 2).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 2)
+        .send()
+        .await
+        .unwrap();
     let inside = Arc::new(AtomicI64::new(0));
     let peak = Arc::new(AtomicI64::new(0));
     let before = client.requests_sent();
@@ -333,7 +368,12 @@ async fn contention_in_one_client_never_exceeds_the_limit() {
 async fn two_processes_never_exceed_the_limit() {
     let client = client().await;
     let name = unique("procs");
-    client.global_concurrency_limits().create(&name, 2).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 2)
+        .send()
+        .await
+        .unwrap();
     let poller = PeakPoller::start(&client, &name, Duration::from_millis(5));
     let worker = prefect_testkit::worker_binary().unwrap();
     // Each: 8 tasks × 4 holds of 30 ms.
@@ -373,13 +413,11 @@ async fn two_processes_never_exceed_the_limit() {
 async fn rate_limits_pace_by_decay() {
     let client = client().await;
     let name = unique("rate");
-    let decaying = LimitOptions {
-        slot_decay_per_second: 4.0,
-        ..Default::default()
-    };
     client
         .global_concurrency_limits()
-        .create_with(&name, 2, decaying)
+        .create(&name, 2)
+        .slot_decay_per_second(4.0)
+        .send()
         .await
         .unwrap();
     let started = Instant::now();
@@ -401,6 +439,7 @@ async fn rate_limits_pace_by_decay() {
     client
         .global_concurrency_limits()
         .create(&plain, 2)
+        .send()
         .await
         .unwrap();
     let err = client
@@ -415,7 +454,12 @@ async fn rate_limits_pace_by_decay() {
 async fn lost_lease_is_reported_to_the_holder() {
     let client = client().await;
     let name = unique("lost");
-    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
     let guard = client
         .concurrency([name.as_str()])
         .lease_duration(LEASE)
@@ -447,7 +491,12 @@ async fn lost_lease_is_reported_to_the_holder() {
 async fn renewal_keeps_a_lease_past_its_duration() {
     let client = client().await;
     let name = unique("renew");
-    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
     let guard = client
         .concurrency([name.as_str()])
         .lease_duration(LEASE)
@@ -475,11 +524,18 @@ async fn renewal_keeps_a_lease_past_its_duration() {
 async fn an_unrenewed_lease_expires_and_its_slots_return() {
     let client = client().await;
     let name = unique("expire");
-    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
     // As a killed process would: take the lease and never renew nor release it.
     client
         .global_concurrency_limits()
-        .increment_with_lease(&[&name], 1, SlotMode::Concurrency, LEASE, None)
+        .increment_with_lease(&[&name], 1)
+        .lease_duration(LEASE)
+        .send()
         .await
         .unwrap();
     assert_eq!(active_slots(&client, &name).await, 1);
@@ -495,7 +551,12 @@ async fn slots_of_a_killed_process_come_back() {
     use tokio::io::AsyncBufReadExt;
     let client = client().await;
     let name = unique("killed");
-    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
     let mut child = tokio::process::Command::new(prefect_testkit::worker_binary().unwrap())
         .args(["hold", client.api_url(), &name])
         .args(["--lease-secs", &LEASE.as_secs().to_string()])

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use common::{client, unique};
 use futures_util::{StreamExt, TryStreamExt};
-use prefect_client::Error;
-use prefect_client::resources::logs::{level, log_entry};
+use prefect_client::resources::logs::{LogEntry, LogLevel};
 use prefect_client::types::{self, SetStateStatus, StateType};
+use prefect_client::{Error, OptionalExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -24,8 +24,8 @@ async fn flows_create_read_and_list() {
         flow.id,
         "upsert by name"
     );
-    assert_eq!(client.flows().read(flow.id).await.unwrap().id, flow.id);
-    assert_eq!(client.flows().read_by_name(&name).await.unwrap().id, flow.id);
+    assert_eq!(client.flows().get(flow.id).await.unwrap().id, flow.id);
+    assert_eq!(client.flows().get_by_name(&name).await.unwrap().id, flow.id);
     let all: Vec<types::Flow> = client
         .flows()
         .stream(Default::default())
@@ -36,7 +36,7 @@ async fn flows_create_read_and_list() {
     assert!(
         client
             .flows()
-            .read_by_name(&unique("missing"))
+            .get_by_name(&unique("missing"))
             .await
             .unwrap_err()
             .is_not_found()
@@ -80,14 +80,14 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
     let deployment = client.deployments().create(flow.id, "nightly").await.unwrap();
     let by_name = client
         .deployments()
-        .read_by_name(&format!("{flow_name}/nightly"))
+        .get_by_name(&format!("{flow_name}/nightly"))
         .await
         .unwrap();
     assert_eq!(by_name.id, deployment.id);
     assert!(
         client
             .deployments()
-            .read_by_name("no-slash")
+            .get_by_name("no-slash")
             .await
             .unwrap_err()
             .is_client_side()
@@ -97,7 +97,6 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
         .deployments()
         .run(deployment.id)
         .parameters(&json!({ "date": "2026-11-24", "rows": 500 }))
-        .unwrap()
         .tags(["rust", "test"])
         .idempotency_key("nightly-2026-11-24")
         .send()
@@ -139,13 +138,17 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
     });
     let running = client
         .flow_runs()
-        .set_state(run.id, StateType::Running, None, true)
+        .set_state(run.id, StateType::Running)
+        .force()
+        .send()
         .await
         .unwrap();
     assert_eq!(running.status, SetStateStatus::Accept);
     let completed = client
         .flow_runs()
-        .set_state(run.id, StateType::Completed, Some("done by the test"), false)
+        .set_state(run.id, StateType::Completed)
+        .message("done by the test")
+        .send()
         .await
         .unwrap();
     assert_eq!(completed.status, SetStateStatus::Accept);
@@ -161,14 +164,14 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
     assert_eq!(runs.len(), 2);
     client.flow_runs().cancel(second.id).await.unwrap();
     assert_eq!(
-        client.flow_runs().read(second.id).await.unwrap().state_type,
+        client.flow_runs().get(second.id).await.unwrap().state_type,
         Some(StateType::Cancelled)
     );
     client.flow_runs().delete(second.id).await.unwrap();
     assert!(
         client
             .flow_runs()
-            .read(second.id)
+            .get(second.id)
             .await
             .unwrap_err()
             .is_not_found()
@@ -187,31 +190,31 @@ async fn variables_round_trip_a_struct() {
     let client = client().await;
     let variables = client.variables();
     let name = unique("settings").replace('-', "_");
-    assert_eq!(variables.get::<Settings>(&name).await.unwrap(), None);
+    assert_eq!(variables.value::<Settings>(&name).await.optional().unwrap(), None);
+    assert!(variables.get_by_name(&name).await.unwrap_err().is_not_found());
     let settings = Settings {
         batch: 500,
         targets: vec!["eu".into(), "us".into()],
         dry_run: false,
     };
     variables.set(&name, &settings).await.unwrap();
-    assert_eq!(variables.get::<Settings>(&name).await.unwrap(), Some(settings));
+    assert_eq!(variables.value::<Settings>(&name).await.unwrap(), settings);
+    assert_eq!(variables.get_by_name(&name).await.unwrap().name.to_string(), name);
     variables
         .set(&name, &json!({ "batch": 1, "targets": [], "dry_run": true }))
         .await
         .unwrap();
-    assert_eq!(variables.get::<Settings>(&name).await.unwrap().unwrap().batch, 1);
-    let err = variables.get::<Vec<u8>>(&name).await.unwrap_err();
+    assert_eq!(variables.value::<Settings>(&name).await.unwrap().batch, 1);
+    let err = variables.value::<Vec<u8>>(&name).await.unwrap_err();
     assert!(err.to_string().contains("serde_json::Value"), "{err}");
     variables.set(&format!("{name}_n"), &42).await.unwrap();
-    assert_eq!(
-        variables.get::<i64>(&format!("{name}_n")).await.unwrap(),
-        Some(42)
-    );
+    assert_eq!(variables.value::<i64>(&format!("{name}_n")).await.unwrap(), 42);
     let listed: Vec<_> = variables.stream(Default::default()).try_collect().await.unwrap();
     assert!(listed.iter().any(|v| v.name.to_string() == name));
-    variables.delete(&name).await.unwrap();
-    variables.delete(&name).await.unwrap();
-    assert_eq!(variables.get::<Settings>(&name).await.unwrap(), None);
+    variables.delete_by_name(&name).await.unwrap();
+    assert!(variables.delete_by_name(&name).await.unwrap_err().is_not_found());
+    assert_eq!(variables.delete_by_name(&name).await.optional().unwrap(), None);
+    assert_eq!(variables.value::<Settings>(&name).await.optional().unwrap(), None);
     assert!(variables.set("a/b", &1).await.unwrap_err().is_client_side());
 }
 
@@ -224,19 +227,15 @@ async fn logs_are_written_and_read_back_in_order() {
     let start = chrono::Utc::now();
     let entries: Vec<_> = (0..3)
         .map(|i| {
-            prefect_client::resources::logs::log_entry_at(
-                Some(run.id),
-                level::INFO,
-                "rust-test",
-                &format!("line {i}"),
-                start + chrono::Duration::milliseconds(i),
-            )
+            LogEntry::new(LogLevel::Info, "rust-test", &format!("line {i}"))
+                .flow_run(run.id)
+                .at(start + chrono::Duration::milliseconds(i))
         })
         .collect();
-    client.logs().write(&entries).await.unwrap();
+    client.logs().write(entries).await.unwrap();
     client
         .logs()
-        .write(&[log_entry(None, level::WARNING, "rust-test", "no run")])
+        .write([LogEntry::new(LogLevel::Warning, "rust-test", "no run")])
         .await
         .unwrap();
     let read: Vec<_> = client.flow_runs().logs(run.id).try_collect().await.unwrap();
@@ -249,32 +248,35 @@ async fn artifacts_of_each_kind_and_the_latest_by_key() {
     let client = client().await;
     let artifacts = client.artifacts();
     let key = unique("report");
-    artifacts.create_markdown(&key, "# first", None).await.unwrap();
-    artifacts.create_markdown(&key, "# second", None).await.unwrap();
-    let latest = artifacts.read_latest(&key).await.unwrap();
+    artifacts.create_markdown(&key, "# first").send().await.unwrap();
+    artifacts.create_markdown(&key, "# second").send().await.unwrap();
+    let latest = artifacts.get_latest(&key).await.unwrap();
     assert_eq!(latest.data, Some(json!("# second")));
     assert_eq!(latest.type_.as_deref(), Some("markdown"));
 
     let table_key = unique("table");
     let rows = json!([{ "region": "eu", "rows": 3 }, { "region": "us", "rows": 5 }]);
-    artifacts.create_table(&table_key, &rows, None).await.unwrap();
-    let table = artifacts.read_latest(&table_key).await.unwrap();
+    artifacts.create_table(&table_key, &rows).send().await.unwrap();
+    let table = artifacts.get_latest(&table_key).await.unwrap();
     assert_eq!(table.type_.as_deref(), Some("table"));
     let stored: serde_json::Value = serde_json::from_str(table.data.unwrap().as_str().unwrap()).unwrap();
     assert_eq!(stored, rows);
 
     let link_key = unique("link");
     artifacts
-        .create_link(&link_key, "https://example.com/r", Some("report"), None)
+        .create_link(&link_key, "https://example.com/r")
+        .text("report")
+        .send()
         .await
         .unwrap();
     assert_eq!(
-        artifacts.read_latest(&link_key).await.unwrap().data,
+        artifacts.get_latest(&link_key).await.unwrap().data,
         Some(json!("[report](https://example.com/r)"))
     );
     assert!(
         artifacts
-            .create_markdown("Not A Key", "x", None)
+            .create_markdown("Not A Key", "x")
+            .send()
             .await
             .unwrap_err()
             .is_client_side()
@@ -287,19 +289,19 @@ async fn work_pools_and_queues_pause_and_resume() {
     let pools = client.work_pools();
     let pool = unique("pool");
     pools.create(&pool, "process").await.unwrap();
-    assert!(!pools.read(&pool).await.unwrap().is_paused);
+    assert!(!pools.get_by_name(&pool).await.unwrap().is_paused);
     pools.pause(&pool).await.unwrap();
-    assert!(pools.read(&pool).await.unwrap().is_paused);
+    assert!(pools.get_by_name(&pool).await.unwrap().is_paused);
     pools.resume(&pool).await.unwrap();
-    assert!(!pools.read(&pool).await.unwrap().is_paused);
+    assert!(!pools.get_by_name(&pool).await.unwrap().is_paused);
 
     pools.create_queue(&pool, "urgent").await.unwrap();
     pools.pause_queue(&pool, "urgent").await.unwrap();
-    assert!(pools.read_queue(&pool, "urgent").await.unwrap().is_paused);
+    assert!(pools.get_queue_by_name(&pool, "urgent").await.unwrap().is_paused);
     pools.resume_queue(&pool, "urgent").await.unwrap();
-    assert!(!pools.read_queue(&pool, "urgent").await.unwrap().is_paused);
+    assert!(!pools.get_queue_by_name(&pool, "urgent").await.unwrap().is_paused);
     let queues: Vec<String> = pools
-        .queues(&pool)
+        .list_queues(&pool)
         .await
         .unwrap()
         .into_iter()
@@ -308,23 +310,35 @@ async fn work_pools_and_queues_pause_and_resume() {
     assert!(queues.contains(&"urgent".to_string()) && queues.contains(&"default".to_string()));
     let listed: Vec<_> = pools.stream(Default::default()).try_collect().await.unwrap();
     assert!(listed.iter().any(|p| p.name.to_string() == pool));
-    assert!(pools.read(&unique("missing")).await.unwrap_err().is_not_found());
+    assert!(
+        pools
+            .get_by_name(&unique("missing"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 #[tokio::test]
 async fn events_emitted_are_read_back() {
     let client = client().await;
     let name = format!("rust.test.{}", uuid::Uuid::new_v4().simple());
-    let payload = json!({ "rows": 500 }).as_object().cloned();
     let id = client
         .events()
-        .emit(&name, "rust.test.resource", payload)
+        .emit(&name, "rust.test.resource")
+        .payload(&json!({ "rows": 500 }))
+        .send()
         .await
         .unwrap();
+    let filter: types::ReadEventsBody = serde_json::from_value(json!({
+        "filter": { "event": { "name": [name] } },
+        "limit": 10
+    }))
+    .unwrap();
     // The server stores events asynchronously: poll for it.
     let started = std::time::Instant::now();
     loop {
-        let page = client.events().read_named(&name, 10).await.unwrap();
+        let page = client.events().list_page(&filter).await.unwrap();
         if let Some(event) = page.events.iter().find(|e| e.id == id) {
             assert_eq!(event.payload.get("rows"), Some(&json!(500)));
             break;
@@ -335,10 +349,11 @@ async fn events_emitted_are_read_back() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let empty_page = types::ReadEventsBody { limit: 0, ..filter };
     assert!(
         client
             .events()
-            .read_named(&name, 0)
+            .list_page(&empty_page)
             .await
             .unwrap_err()
             .is_client_side()

@@ -38,7 +38,12 @@ async fn a_protected_server_accepts_the_clients_changes() {
     limits.delete_by_tag(&tag).await.unwrap();
     // Slot guards work through it too (POSTs to take and give back slots).
     let name = unique("csrf-slots");
-    client.global_concurrency_limits().create(&name, 1).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
     client
         .concurrency([name.as_str()])
         .strict(true)

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::proxy::{Fault, FaultProxy};
 use common::{client as direct_client, server, unique};
+use futures_util::TryStreamExt;
 use prefect_client::types::{self, FlowRunResponse};
 use prefect_client::{Client, Error};
 use serde_json::json;
@@ -99,7 +100,7 @@ async fn a_reset_before_the_server_saw_a_read_is_retried() {
         .await
         .unwrap();
     proxy.inject("GET", "/concurrency_limits/tag/", Fault::ResetBefore, 2);
-    let limit = client.concurrency_limits().read_by_tag(&tag).await.unwrap();
+    let limit = client.concurrency_limits().get_by_tag(&tag).await.unwrap();
     assert_eq!(limit.concurrency_limit, 2);
     assert_eq!(proxy.faults_applied(), 2);
 }
@@ -135,7 +136,13 @@ async fn an_upsert_whose_answer_is_lost_is_repeated_safely() {
         "acted on twice, upserted into one: {:?}",
         proxy.log()
     );
-    let all = direct_client().await.concurrency_limits().list().await.unwrap();
+    let all = direct_client()
+        .await
+        .concurrency_limits()
+        .stream(Default::default())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     assert_eq!(all.iter().filter(|l| l.tag == tag).count(), 1);
 }
 
@@ -158,7 +165,7 @@ async fn a_read_stalled_past_the_timeout_is_retried_once_then_fails_in_bounded_t
         1,
     );
     let started = Instant::now();
-    client.concurrency_limits().read_by_tag(&tag).await.unwrap();
+    client.concurrency_limits().get_by_tag(&tag).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",
@@ -172,7 +179,7 @@ async fn a_read_stalled_past_the_timeout_is_retried_once_then_fails_in_bounded_t
         2,
     );
     let started = Instant::now();
-    let err = client.concurrency_limits().read_by_tag(&tag).await.unwrap_err();
+    let err = client.concurrency_limits().get_by_tag(&tag).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("PREFECT_API_REQUEST_TIMEOUT"), "{err}");
     assert!(
@@ -212,6 +219,7 @@ async fn slot_guards_ride_out_faults_on_every_lease_call_and_leave_nothing_held(
         .await
         .global_concurrency_limits()
         .create(&name, 1)
+        .send()
         .await
         .unwrap();
     proxy.inject(
@@ -265,6 +273,7 @@ async fn a_lease_granted_but_unanswered_comes_back_by_expiry() {
         .await
         .global_concurrency_limits()
         .create(&name, 2)
+        .send()
         .await
         .unwrap();
     // The server grants a lease whose answer never arrives in time: the slot is taken, the

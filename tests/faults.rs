@@ -34,7 +34,7 @@ async fn a_burst_of_503s_is_ridden_out() {
         Reply::json(200, LIMIT),
     ])
     .await;
-    let limit = client(&stub).concurrency_limits().read_by_tag("t").await.unwrap();
+    let limit = client(&stub).concurrency_limits().get_by_tag("t").await.unwrap();
     assert_eq!(limit.concurrency_limit, 2);
     assert_eq!(stub.requests().len(), 4);
 }
@@ -44,7 +44,7 @@ async fn a_503_storm_past_the_budget_ends_in_a_server_error() {
     let stub = Stub::start(vec![unavailable()]).await;
     let client = Client::builder(&stub.url).max_retries(2).build().unwrap();
     let started = Instant::now();
-    let err = client.concurrency_limits().read_by_tag("t").await.unwrap_err();
+    let err = client.concurrency_limits().get_by_tag("t").await.unwrap_err();
     assert!(err.is_server() && err.is_transient(), "{err:?}");
     assert_eq!(stub.requests().len(), 3, "one try and two retries");
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -58,7 +58,7 @@ async fn retry_after_is_honoured_and_a_long_one_returned() {
     ])
     .await;
     let started = Instant::now();
-    client(&stub).concurrency_limits().read_by_tag("t").await.unwrap();
+    client(&stub).concurrency_limits().get_by_tag("t").await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_millis(400),
         "waited the server's Retry-After"
@@ -71,7 +71,7 @@ async fn retry_after_is_honoured_and_a_long_one_returned() {
     let started = Instant::now();
     let err = client(&stub)
         .concurrency_limits()
-        .read_by_tag("t")
+        .get_by_tag("t")
         .await
         .unwrap_err();
     assert!(
@@ -94,11 +94,17 @@ async fn a_connection_idle_past_the_servers_keep_alive_is_not_reused() {
     )
     .await;
     let client = client(&stub);
-    client.global_concurrency_limits().create("n", 1).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create("n", 1)
+        .send()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(5_200)).await;
     client
         .global_concurrency_limits()
         .create("n", 1)
+        .send()
         .await
         .expect("sent on a fresh connection, not the one the server closed");
     assert_eq!(stub.requests().len(), 2);
@@ -107,7 +113,7 @@ async fn a_connection_idle_past_the_servers_keep_alive_is_not_reused() {
 #[tokio::test]
 async fn a_reset_read_is_retried() {
     let stub = Stub::start(vec![Reply::Reset, Reply::json(200, LIMIT)]).await;
-    client(&stub).concurrency_limits().read_by_tag("t").await.unwrap();
+    client(&stub).concurrency_limits().get_by_tag("t").await.unwrap();
     assert_eq!(stub.requests().len(), 2);
 }
 
@@ -119,6 +125,7 @@ async fn a_reset_create_is_not_repeated() {
     let err = client(&stub)
         .global_concurrency_limits()
         .create("n", 1)
+        .send()
         .await
         .unwrap_err();
     assert!(err.is_connect(), "{err:?}");
@@ -133,7 +140,7 @@ async fn a_502_is_retried_for_reads_only() {
         Reply::json(200, LIMIT),
     ])
     .await;
-    client(&stub).concurrency_limits().read_by_tag("t").await.unwrap();
+    client(&stub).concurrency_limits().get_by_tag("t").await.unwrap();
     assert_eq!(stub.requests().len(), 2);
 
     let stub = Stub::start(vec![
@@ -144,6 +151,7 @@ async fn a_502_is_retried_for_reads_only() {
     let err = client(&stub)
         .global_concurrency_limits()
         .create("n", 1)
+        .send()
         .await
         .unwrap_err();
     assert_eq!(stub.requests().len(), 1);
@@ -168,7 +176,7 @@ async fn an_html_page_with_200_is_a_decode_error_naming_the_url() {
     .await;
     let err = client(&stub)
         .concurrency_limits()
-        .read_by_tag("t")
+        .get_by_tag("t")
         .await
         .unwrap_err();
     let Error::Decode {
@@ -188,7 +196,7 @@ async fn truncated_and_mistyped_json_are_decode_errors() {
         let stub = Stub::start(vec![Reply::json(200, body)]).await;
         let err = client(&stub)
             .concurrency_limits()
-            .read_by_tag("t")
+            .get_by_tag("t")
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Decode { .. }), "{body:?}: {err:?}");
@@ -200,7 +208,7 @@ async fn a_wrong_key_is_unauthorized_and_never_shown() {
     let stub = Stub::start(vec![Reply::json(401, r#"{"detail":"Invalid API key"}"#)]).await;
     let err = client(&stub)
         .concurrency_limits()
-        .read_by_tag("t")
+        .get_by_tag("t")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unauthorized(_)) && err.is_auth());
@@ -212,7 +220,7 @@ async fn a_wrong_key_is_unauthorized_and_never_shown() {
     let stub = Stub::start(vec![Reply::json(403, r#"{"detail":"Forbidden"}"#)]).await;
     let err = client(&stub)
         .concurrency_limits()
-        .read_by_tag("t")
+        .get_by_tag("t")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
@@ -226,7 +234,9 @@ async fn slots_taken_carry_prefects_decimal_retry_after() {
     .await;
     let err = client(&stub)
         .global_concurrency_limits()
-        .increment_with_lease(&["n"], 1, Default::default(), Duration::from_secs(60), None)
+        .increment_with_lease(&["n"], 1)
+        .lease_duration(Duration::from_secs(60))
+        .send()
         .await
         .unwrap_err();
     assert!(err.is_slots_unavailable(), "{err:?}");
@@ -246,7 +256,7 @@ async fn a_server_error_keeps_prefects_message() {
     .await;
     let err = client(&stub)
         .concurrency_limits()
-        .read_by_tag("t")
+        .get_by_tag("t")
         .await
         .unwrap_err();
     let Error::Server(api) = &err else {

@@ -16,7 +16,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use prefect_client::resources::global_concurrency_limits::SlotMode;
 use prefect_client::{Client, Error};
 use prefect_testkit::MultiReplicaServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -106,7 +105,12 @@ async fn contention_through_the_load_balancer_stays_within_the_limit() {
     let stack = start(MultiReplicaServer::builder()).await;
     let admin = stack.client().unwrap();
     let name = unique("mr-contention");
-    admin.global_concurrency_limits().create(&name, 2).await.unwrap();
+    admin
+        .global_concurrency_limits()
+        .create(&name, 2)
+        .send()
+        .await
+        .unwrap();
 
     let poller = PeakPoller::start(&admin, &name, Duration::from_millis(10));
     let run = finish_workers(spawn_workers(stack.api_url(), &name, 8, 4)).await;
@@ -129,10 +133,16 @@ async fn a_lease_from_one_replica_is_renewed_and_released_through_the_other() {
     let stack = start(MultiReplicaServer::builder()).await;
     let [a, b] = [0, 1].map(|i| Client::new(&stack.replica_urls()[i]).unwrap());
     let name = unique("mr-lease");
-    a.global_concurrency_limits().create(&name, 1).await.unwrap();
+    a.global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
     let limits = a.global_concurrency_limits();
     let lease = limits
-        .increment_with_lease(&[&name], 1, SlotMode::Concurrency, LEASE, None)
+        .increment_with_lease(&[&name], 1)
+        .lease_duration(LEASE)
+        .send()
         .await
         .unwrap();
     assert_eq!(
@@ -176,7 +186,12 @@ async fn a_replica_killed_mid_run_costs_the_callers_nothing() {
     let mut stack = start(MultiReplicaServer::builder()).await;
     let admin = stack.client().unwrap();
     let name = unique("mr-kill");
-    admin.global_concurrency_limits().create(&name, 2).await.unwrap();
+    admin
+        .global_concurrency_limits()
+        .create(&name, 2)
+        .send()
+        .await
+        .unwrap();
 
     let poller = PeakPoller::start(&admin, &name, Duration::from_millis(10));
     let mut children = spawn_workers(stack.api_url(), &name, 8, 16);
@@ -242,7 +257,11 @@ async fn without_shared_lease_storage_the_guard_reports_its_lost_lease() {
     assert!(!stack.shares_lease_storage());
     let lb = stack.client().unwrap();
     let name = unique("mr-misconfigured");
-    lb.global_concurrency_limits().create(&name, 1).await.unwrap();
+    lb.global_concurrency_limits()
+        .create(&name, 1)
+        .send()
+        .await
+        .unwrap();
 
     // The lease is granted by one replica; with nothing else on the load balancer, the first
     // renewal (after a third of the lease) goes to the other, which does not know it.
@@ -266,5 +285,5 @@ async fn without_shared_lease_storage_the_guard_reports_its_lost_lease() {
         "reported at the first renewal, not at expiry ({:?})",
         started.elapsed()
     );
-    assert!(matches!(error, Error::LeaseLost(_)));
+    assert!(matches!(error, Error::LeaseLost { .. }));
 }

@@ -51,7 +51,7 @@ async fn an_older_server_works_where_it_can_and_names_the_upgrade_where_it_canno
     assert_eq!(
         client
             .concurrency_limits()
-            .read_by_tag(&tag)
+            .get_by_tag(&tag)
             .await
             .unwrap()
             .active_slots,
@@ -64,18 +64,23 @@ async fn an_older_server_works_where_it_can_and_names_the_upgrade_where_it_canno
         .unwrap();
 
     let name = unique("old-global");
-    client.global_concurrency_limits().create(&name, 2).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .create(&name, 2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         client
             .global_concurrency_limits()
-            .read(&name)
+            .get_by_name(&name)
             .await
             .unwrap()
             .limit,
         2
     );
     let flow = client.flows().create(&unique("old-flow")).await.unwrap();
-    assert_eq!(client.flows().read(flow.id).await.unwrap().name, flow.name);
+    assert_eq!(client.flows().get(flow.id).await.unwrap().name, flow.name);
     client
         .variables()
         .set(&unique("old-var"), &serde_json::json!({"a": 1}))

@@ -21,6 +21,7 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
     client
         .global_concurrency_limits()
         .create(&name, LIMIT)
+        .send()
         .await
         .unwrap();
 

@@ -38,7 +38,7 @@ async fn no_secret_in_debug_display_or_traces() {
             .unwrap(),
         Client::from_config(Config::new(&stub.url).unwrap().with_auth_string(AUTH)).unwrap(),
     ] {
-        let err = client.concurrency_limits().read_by_tag("t").await.unwrap_err();
+        let err = client.concurrency_limits().get_by_tag("t").await.unwrap_err();
         shown.push(format!("{client:?} {:?} {err} {err:?}", client.config()));
     }
     // A key that cannot be a header value is reported without being echoed.

@@ -56,6 +56,7 @@ async fn work_rides_out_a_server_restart() {
     client
         .global_concurrency_limits()
         .create("restart", 1)
+        .send()
         .await
         .unwrap();
     let guard = client
@@ -101,7 +102,11 @@ async fn work_rides_out_a_server_restart() {
 
     guard.check().expect("the lease survived the restart");
     guard.release().await.expect("released after the restart");
-    let limit = client.global_concurrency_limits().read("restart").await.unwrap();
+    let limit = client
+        .global_concurrency_limits()
+        .get_by_name("restart")
+        .await
+        .unwrap();
     assert_eq!(limit.active_slots, 0, "no slot left held");
     drop(server);
 }

@@ -16,7 +16,7 @@
 //! use prefect_testkit::MultiReplicaServer;
 //! let mut stack = MultiReplicaServer::start().await?;
 //! let client = stack.client()?; // through the load balancer
-//! client.global_concurrency_limits().create("db", 2).await?;
+//! client.global_concurrency_limits().create("db", 2).send().await?;
 //! stack.kill_replica(0)?; // SIGKILL, as a crashed replica
 //! # Ok(()) }
 //! ```

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Lease, PARK_TIMEOUT, Queue, RELEASE_RETRY_BUDGET};
+use crate::error::LeaseLoss;
 use crate::types::MinimalConcurrencyLimitResponse;
 use crate::{Client, Error};
 
@@ -22,10 +23,13 @@ use crate::{Client, Error};
 #[must_use = "the slots are released when the guard is dropped"]
 pub struct SlotGuard {
     held: Option<Held>,
-    lost: watch::Receiver<Option<String>>,
+    lost: watch::Receiver<Option<Loss>>,
     /// Keeps the loss channel of an unlimited guard open, so `lost()` stays pending.
-    _never_lost: Option<watch::Sender<Option<String>>>,
+    _never_lost: Option<watch::Sender<Option<Loss>>>,
 }
+
+/// A lost lease: its id and why.
+type Loss = (Uuid, LeaseLoss);
 
 #[derive(Debug)]
 struct Held {
@@ -35,7 +39,7 @@ struct Held {
     renewed_at: Arc<std::sync::Mutex<Instant>>,
     queue: Arc<Queue>,
     renewer: JoinHandle<()>,
-    lost: watch::Receiver<Option<String>>,
+    lost: watch::Receiver<Option<Loss>>,
 }
 
 impl SlotGuard {
@@ -93,7 +97,10 @@ impl SlotGuard {
     /// `Err(`[`Error::LeaseLost`]`)` once the lease is lost; check it between steps of long work.
     pub fn check(&self) -> Result<(), Error> {
         match &*self.lost.borrow() {
-            Some(reason) => Err(Error::LeaseLost(reason.clone())),
+            Some((lease_id, reason)) => Err(Error::LeaseLost {
+                lease_id: *lease_id,
+                reason: reason.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -103,7 +110,7 @@ impl SlotGuard {
         let mut lost = self.lost.clone();
         let reason = lost.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
         match reason {
-            Some(reason) => Error::LeaseLost(reason),
+            Some((lease_id, reason)) => Error::LeaseLost { lease_id, reason },
             // The renewer stopped without a loss (the guard is being released): never resolve.
             None => std::future::pending().await,
         }
@@ -197,7 +204,7 @@ async fn renew(
     lease_id: Uuid,
     lease_duration: Duration,
     renewed_at: Arc<std::sync::Mutex<Instant>>,
-    lost: watch::Sender<Option<String>>,
+    lost: watch::Sender<Option<Loss>>,
 ) {
     let interval = lease_duration / 3;
     let last = *renewed_at.lock().unwrap_or_else(|p| p.into_inner());
@@ -216,9 +223,9 @@ async fn renew(
                 valid_until = sent + lease_duration;
                 next = sent + interval;
             }
-            Ok(Err(Error::LeaseLost(reason))) => {
+            Ok(Err(Error::LeaseLost { reason, .. })) => {
                 tracing::error!(%lease_id, %reason, "concurrency lease lost");
-                let _ = lost.send(Some(reason));
+                let _ = lost.send(Some((lease_id, reason)));
                 return;
             }
             outcome => {
@@ -227,12 +234,9 @@ async fn renew(
                     _ => "renewal timed out".to_string(),
                 };
                 if Instant::now() >= valid_until {
-                    let reason = format!(
-                        "lease {lease_id} could not be renewed before it expired (last error: {error}); its \
-                         slots may be held by others now: check the server and the network"
-                    );
+                    let reason = LeaseLoss::NotRenewed { last_error: error };
                     tracing::error!(%lease_id, %reason, "concurrency lease lost");
-                    let _ = lost.send(Some(reason));
+                    let _ = lost.send(Some((lease_id, reason)));
                     return;
                 }
                 tracing::warn!(%lease_id, %error, "renewing the concurrency lease failed; retrying");

@@ -84,10 +84,10 @@ const LOCAL_FULL_RECHECK: Duration = Duration::from_secs(2);
 const MAX_TRANSIENT_FAILURES: u32 = 5;
 /// How many times one lease passes from a released guard to a local waiter before it goes back
 /// to the server.
-pub const MAX_HANDOFFS: u32 = 16;
+pub(crate) const MAX_HANDOFFS: u32 = 16;
 /// How long a lease handed on waits for a local waiter to take it before it goes back to the
 /// server (the waiter may have been cancelled, or got slots from the server meanwhile).
-pub const PARK_TIMEOUT: Duration = Duration::from_millis(250);
+pub(crate) const PARK_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long a release keeps retrying a server that fails transiently (503 bursts, broken
 /// connections) before it leaves the slots to lease expiry.
 pub const RELEASE_RETRY_BUDGET: Duration = Duration::from_secs(10);
@@ -301,13 +301,17 @@ impl Acquire {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let client = self.client.clone();
         let names = names.to_vec();
-        let (slots, lease_duration, holder) = (self.slots, self.lease_duration, self.holder.clone());
+        let (slots, lease_duration, holder) = (self.slots, self.lease_duration, self.holder);
         tokio::spawn(async move {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let result = client
+            let mut request = client
                 .global_concurrency_limits()
-                .increment_with_lease(&refs, slots, SlotMode::Concurrency, lease_duration, holder)
-                .await;
+                .increment_with_lease(&refs, slots)
+                .lease_duration(lease_duration);
+            if let Some(holder) = holder {
+                request = request.holder(holder);
+            }
+            let result = request.send().await;
             if let Err(Ok(orphan)) = sender.send(result) {
                 tracing::debug!(lease_id = %orphan.lease_id, "acquisition cancelled; releasing the lease it was granted");
                 if let Err(e) = client
@@ -320,9 +324,9 @@ impl Acquire {
             }
         });
         receiver.await.unwrap_or_else(|_| {
-            Err(Error::Config(
-                "the lease request task stopped unexpectedly (runtime shutting down?)".into(),
-            ))
+            Err(Error::RuntimeShutdown {
+                what: "a lease request was under way",
+            })
         })
     }
 
@@ -370,7 +374,7 @@ impl Acquire {
         LeaseTerms {
             slots: self.slots,
             lease_duration: self.lease_duration,
-            holder: self.holder.clone(),
+            holder: self.holder,
         }
     }
 }

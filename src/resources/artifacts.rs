@@ -1,22 +1,24 @@
-//! Artifacts: markdown, table and link artifacts; the latest by key.
+//! Artifacts: markdown, table and link artifacts; the latest by key; list.
 
+use futures_core::Stream;
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::error::unwrap_response;
-use crate::resources::pagination::typed;
-use crate::types::Artifact;
+use crate::resources::call;
+use crate::resources::pagination::{self, typed};
+use crate::types::{Artifact, ReadArtifactsBody};
 use crate::{Client, Error};
 
 /// Artifacts; from [`Client::artifacts`]. A key (lowercase letters, digits and dashes) groups
 /// versions of one artifact; the latest is what Prefect's UI shows.
 ///
 /// ```no_run
-/// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
+/// # async fn demo(client: prefect_client::Client, run: uuid::Uuid) -> Result<(), prefect_client::Error> {
 /// let artifacts = client.artifacts();
-/// artifacts.create_markdown("nightly-report", "# 500 rows loaded", None).await?;
-/// let latest = artifacts.read_latest("nightly-report").await?;
+/// artifacts.create_markdown("nightly-report", "# 500 rows loaded").flow_run(run).send().await?;
+/// artifacts.create_link("dashboard", "https://example.com/d/1").text("Dashboard").send().await?;
+/// let latest = artifacts.get_latest("nightly-report").await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Copy, Debug)]
@@ -29,68 +31,124 @@ impl<'a> Artifacts<'a> {
         Artifacts { client }
     }
 
-    /// A markdown artifact, optionally of a flow run.
-    pub async fn create_markdown(
-        &self,
-        key: &str,
-        markdown: &str,
-        flow_run_id: Option<Uuid>,
-    ) -> Result<Artifact, Error> {
-        self.create(key, "markdown", json!(markdown), flow_run_id).await
+    /// A markdown artifact; set its options, then [`send`](CreateArtifact::send).
+    pub fn create_markdown(&self, key: &str, markdown: &str) -> CreateArtifact {
+        CreateArtifact::new(self.client, key, "markdown", Ok(json!(markdown)))
     }
 
-    /// A table artifact: rows as any values serializing to a list of objects (or of lists).
-    pub async fn create_table<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        rows: &T,
-        flow_run_id: Option<Uuid>,
-    ) -> Result<Artifact, Error> {
-        let rows = serde_json::to_value(rows)
-            .map_err(|e| Error::invalid("table", format!("cannot be serialized: {e}")))?;
-        if !rows.is_array() {
-            return Err(Error::invalid("table", "must serialize to a list of rows"));
-        }
-        // Prefect stores tables as JSON text.
-        self.create(key, "table", json!(rows.to_string()), flow_run_id)
-            .await
+    /// A table artifact: `rows` as any value serializing to a list of objects (or of lists).
+    pub fn create_table<T: Serialize + ?Sized>(&self, key: &str, rows: &T) -> CreateArtifact {
+        let rows = match serde_json::to_value(rows) {
+            // Prefect stores tables as JSON text.
+            Ok(rows @ Value::Array(_)) => Ok(json!(rows.to_string())),
+            Ok(_) => Err("must serialize to a list of rows".to_string()),
+            Err(e) => Err(format!("cannot be serialized: {e}")),
+        };
+        CreateArtifact::new(self.client, key, "table", rows)
     }
 
-    /// A link artifact, shown as `text` (the link itself when `None`).
-    pub async fn create_link(
-        &self,
-        key: &str,
-        link: &str,
-        text: Option<&str>,
-        flow_run_id: Option<Uuid>,
-    ) -> Result<Artifact, Error> {
-        let markdown = format!("[{}]({link})", text.unwrap_or(link));
-        self.create(key, "link", json!(markdown), flow_run_id).await
-    }
-
-    async fn create(
-        &self,
-        key: &str,
-        kind: &str,
-        data: Value,
-        flow_run_id: Option<Uuid>,
-    ) -> Result<Artifact, Error> {
-        check_key(key)?;
-        let body = typed(
-            "artifact",
-            json!({ "key": key, "type": kind, "data": data, "flow_run_id": flow_run_id }),
-        )?;
-        unwrap_response("create_artifact", self.client.raw().create_artifact(&body).await).await
+    /// A link artifact, shown as the link itself unless [`text`](CreateArtifact::text) is set.
+    pub fn create_link(&self, key: &str, link: &str) -> CreateArtifact {
+        let mut create =
+            CreateArtifact::new(self.client, key, "link", Ok(json!(format!("[{link}]({link})"))));
+        create.link = Some(link.to_string());
+        create
     }
 
     /// The latest version of the artifact `key`.
-    pub async fn read_latest(&self, key: &str) -> Result<Artifact, Error> {
+    pub async fn get_latest(&self, key: &str) -> Result<Artifact, Error> {
         check_key(key)?;
-        unwrap_response(
-            "read_latest_artifact",
-            self.client.raw().read_latest_artifact(key).await,
-        )
-        .await
+        call!(self.client, read_latest_artifact(key))
+    }
+
+    /// One page of artifacts matching `filter` (its `limit`, at most 200, and `offset` apply).
+    pub async fn list_page(&self, filter: &ReadArtifactsBody) -> Result<Vec<Artifact>, Error> {
+        pagination::page(self.client, filter).await
+    }
+
+    /// Every artifact (every version) matching `filter` (`ReadArtifactsBody::default()` for all).
+    pub fn stream(
+        &self,
+        filter: ReadArtifactsBody,
+    ) -> impl Stream<Item = Result<Artifact, Error>> + Send + use<> {
+        pagination::stream(self.client, filter)
+    }
+}
+
+/// An artifact to create; from [`Artifacts::create_markdown`], [`Artifacts::create_table`] or
+/// [`Artifacts::create_link`]. Bad input fails [`send`](CreateArtifact::send) before anything
+/// is sent.
+#[derive(Debug, Clone)]
+#[must_use = "call .send().await to create the artifact"]
+pub struct CreateArtifact {
+    client: Client,
+    key: String,
+    kind: &'static str,
+    data: Result<Value, String>,
+    link: Option<String>,
+    flow_run_id: Option<Uuid>,
+    task_run_id: Option<Uuid>,
+    description: Option<String>,
+}
+
+impl CreateArtifact {
+    fn new(client: &Client, key: &str, kind: &'static str, data: Result<Value, String>) -> Self {
+        CreateArtifact {
+            client: client.clone(),
+            key: key.to_string(),
+            kind,
+            data,
+            link: None,
+            flow_run_id: None,
+            task_run_id: None,
+            description: None,
+        }
+    }
+
+    /// Attaches the artifact to a flow run.
+    pub fn flow_run(mut self, id: Uuid) -> Self {
+        self.flow_run_id = Some(id);
+        self
+    }
+
+    /// Attaches the artifact to a task run.
+    pub fn task_run(mut self, id: Uuid) -> Self {
+        self.task_run_id = Some(id);
+        self
+    }
+
+    /// A description, shown in Prefect's UI (markdown).
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// For a link artifact: the text shown for the link.
+    pub fn text(mut self, text: &str) -> Self {
+        if let Some(link) = &self.link {
+            self.data = Ok(json!(format!("[{text}]({link})")));
+        }
+        self
+    }
+
+    /// Creates the artifact.
+    pub async fn send(self) -> Result<Artifact, Error> {
+        check_key(&self.key)?;
+        let data = self
+            .data
+            .map_err(|problem| Error::invalid("artifact data", problem))?;
+        let body = typed(
+            "artifact",
+            json!({
+                "key": self.key,
+                "type": self.kind,
+                "data": data,
+                "flow_run_id": self.flow_run_id,
+                "task_run_id": self.task_run_id,
+                "description": self.description,
+            }),
+        )?;
+        call!(self.client, create_artifact(&body))
     }
 }
 

@@ -4,19 +4,25 @@
 //! (`/concurrency_limits/...`).
 
 use futures_core::Stream;
-use futures_util::TryStreamExt;
 use uuid::Uuid;
 
-use crate::error::unwrap_response;
-use crate::resources::pagination::paginate;
-use crate::resources::{check_limit, check_name};
-use crate::types::{self, ConcurrencyLimit, MinimalConcurrencyLimitResponse};
+use crate::resources::pagination;
+use crate::resources::{call, check_limit, check_name};
+use crate::types::{self, ConcurrencyLimit, MinimalConcurrencyLimitResponse, ReadConcurrencyLimitsBody};
 use crate::{Client, Error};
 
-/// The most limits one page of [`ConcurrencyLimits::list_page`] returns (the server's cap).
-pub const PAGE_SIZE: u32 = 200;
-
-/// Tag concurrency limits; from [`Client::concurrency_limits`].
+/// Tag concurrency limits; from [`Client::concurrency_limits`]. A v1 limit's name is its tag.
+///
+/// ```no_run
+/// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
+/// use prefect_client::OptionalExt;
+///
+/// let limits = client.concurrency_limits();
+/// limits.create("database", 5).await?;
+/// assert_eq!(limits.get_by_tag("database").await?.concurrency_limit, 5);
+/// assert!(limits.get_by_tag("no-such-tag").await.optional()?.is_none());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ConcurrencyLimits<'a> {
     client: &'a Client,
@@ -38,96 +44,53 @@ impl<'a> ConcurrencyLimits<'a> {
             tag: tag.to_string(),
             concurrency_limit: limit,
         };
-        unwrap_response(
-            "create_concurrency_limit",
-            self.client.raw().create_concurrency_limit(&body).await,
-        )
-        .await
+        call!(self.client, create_concurrency_limit(&body))
     }
 
-    /// Reads a limit by id.
-    pub async fn read(&self, id: Uuid) -> Result<ConcurrencyLimit, Error> {
-        unwrap_response(
-            "read_concurrency_limit",
-            self.client.raw().read_concurrency_limit(&id).await,
-        )
-        .await
+    /// The limit with this id.
+    pub async fn get(&self, id: Uuid) -> Result<ConcurrencyLimit, Error> {
+        call!(self.client, read_concurrency_limit(&id))
     }
 
-    /// Reads the limit of `tag`; [`Error::NotFound`] when there is none.
-    pub async fn read_by_tag(&self, tag: &str) -> Result<ConcurrencyLimit, Error> {
+    /// The limit of `tag`.
+    pub async fn get_by_tag(&self, tag: &str) -> Result<ConcurrencyLimit, Error> {
         check_name("tag", tag)?;
-        unwrap_response(
-            "read_concurrency_limit_by_tag",
-            self.client.raw().read_concurrency_limit_by_tag(tag).await,
-        )
-        .await
+        call!(self.client, read_concurrency_limit_by_tag(tag))
     }
 
-    /// One page of limits: at most `limit` (up to [`PAGE_SIZE`]) from `offset`.
-    pub async fn list_page(&self, offset: u64, limit: u32) -> Result<Vec<ConcurrencyLimit>, Error> {
-        if limit == 0 || limit > PAGE_SIZE {
-            return Err(Error::invalid(
-                "page size",
-                format!("{limit}; ask for 1 to {PAGE_SIZE} per page"),
-            ));
-        }
-        let body = types::ReadConcurrencyLimitsBody {
-            limit: Some(i64::from(limit)),
-            offset,
-        };
-        unwrap_response(
-            "read_concurrency_limits",
-            self.client.raw().read_concurrency_limits(&body).await,
-        )
-        .await
+    /// One page of limits (the body's `limit`, at most 200, and `offset` apply).
+    pub async fn list_page(
+        &self,
+        filter: &ReadConcurrencyLimitsBody,
+    ) -> Result<Vec<ConcurrencyLimit>, Error> {
+        pagination::page(self.client, filter).await
     }
 
-    /// Every limit, reading page after page.
-    pub async fn list(&self) -> Result<Vec<ConcurrencyLimit>, Error> {
-        self.stream().try_collect().await
+    /// Every limit (`ReadConcurrencyLimitsBody::default()`), page after page as consumed.
+    pub fn stream(
+        &self,
+        filter: ReadConcurrencyLimitsBody,
+    ) -> impl Stream<Item = Result<ConcurrencyLimit, Error>> + Send + use<> {
+        pagination::stream(self.client, filter)
     }
 
-    /// Every limit as a stream, reading page after page as it is consumed.
-    pub fn stream(&self) -> impl Stream<Item = Result<ConcurrencyLimit, Error>> + Send + use<> {
-        let client = self.client.clone();
-        paginate(PAGE_SIZE, move |offset, limit| {
-            let client = client.clone();
-            async move { client.concurrency_limits().list_page(offset, limit).await }
-        })
-    }
-
-    /// Deletes a limit by id.
+    /// Deletes the limit with this id.
     pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
-        unwrap_response(
-            "delete_concurrency_limit",
-            self.client.raw().delete_concurrency_limit(&id).await,
-        )
-        .await
-        .map(drop)
+        call!(self.client, delete_concurrency_limit(&id)).map(drop)
     }
 
     /// Deletes the limit of `tag`.
     pub async fn delete_by_tag(&self, tag: &str) -> Result<(), Error> {
         check_name("tag", tag)?;
-        unwrap_response(
-            "delete_concurrency_limit_by_tag",
-            self.client.raw().delete_concurrency_limit_by_tag(tag).await,
-        )
-        .await
-        .map(drop)
+        call!(self.client, delete_concurrency_limit_by_tag(tag)).map(drop)
     }
 
-    /// Frees every slot of `tag`'s limit, or sets its holders to `slot_override` (task run ids).
-    pub async fn reset_by_tag(&self, tag: &str, slot_override: Option<Vec<Uuid>>) -> Result<(), Error> {
+    /// Frees every slot of `tag`'s limit (to set its holders instead, call
+    /// `reset_concurrency_limit_by_tag` on [`Client::raw`] with a `slot_override`).
+    pub async fn reset_by_tag(&self, tag: &str) -> Result<(), Error> {
         check_name("tag", tag)?;
-        let body = types::ResetConcurrencyLimitByTagBody { slot_override };
-        unwrap_response(
-            "reset_concurrency_limit_by_tag",
-            self.client.raw().reset_concurrency_limit_by_tag(tag, &body).await,
-        )
-        .await
-        .map(drop)
+        let body = types::ResetConcurrencyLimitByTagBody { slot_override: None };
+        call!(self.client, reset_concurrency_limit_by_tag(tag, &body)).map(drop)
     }
 
     /// Takes a slot of each tag's limit for `task_run_id`; [`Error::SlotsUnavailable`] (423)
@@ -139,11 +102,7 @@ impl<'a> ConcurrencyLimits<'a> {
     ) -> Result<Vec<MinimalConcurrencyLimitResponse>, Error> {
         let names = checked_tags(tags)?;
         let body = types::IncrementConcurrencyLimitsV1Body { names, task_run_id };
-        unwrap_response(
-            "increment_concurrency_limits_v1",
-            self.client.raw().increment_concurrency_limits_v1(&body).await,
-        )
-        .await
+        call!(self.client, increment_concurrency_limits_v1(&body))
     }
 
     /// Gives back the slots `task_run_id` holds on each tag's limit.
@@ -154,11 +113,7 @@ impl<'a> ConcurrencyLimits<'a> {
     ) -> Result<Vec<MinimalConcurrencyLimitResponse>, Error> {
         let names = checked_tags(tags)?;
         let body = types::DecrementConcurrencyLimitsV1Body { names, task_run_id };
-        unwrap_response(
-            "decrement_concurrency_limits_v1",
-            self.client.raw().decrement_concurrency_limits_v1(&body).await,
-        )
-        .await
+        call!(self.client, decrement_concurrency_limits_v1(&body))
     }
 }
 

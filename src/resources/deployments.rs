@@ -1,4 +1,4 @@
-//! Deployments: read by id or `flow/deployment` name, list, create, and run.
+//! Deployments: create, get by id or `flow/deployment` name, list, and run.
 
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
@@ -6,9 +6,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::error::unwrap_response;
-use crate::resources::check_name;
-use crate::resources::pagination::{STREAM_PAGE_SIZE, paginate, typed};
+use crate::resources::pagination::{self, typed};
+use crate::resources::{call, check_name};
 use crate::types::{DeploymentResponse, FlowRunResponse, ReadDeploymentsBody};
 use crate::{Client, Error};
 
@@ -18,11 +17,11 @@ use crate::{Client, Error};
 /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
 /// use std::time::Duration;
 ///
-/// let deployment = client.deployments().read_by_name("etl/nightly").await?;
+/// let deployment = client.deployments().get_by_name("etl/nightly").await?;
 /// let run = client
 ///     .deployments()
 ///     .run(deployment.id)
-///     .parameters(&serde_json::json!({ "date": "2026-11-24" }))?
+///     .parameters(&serde_json::json!({ "date": "2026-11-24" }))
 ///     .idempotency_key("etl-2026-11-24")
 ///     .send()
 ///     .await?;
@@ -45,20 +44,16 @@ impl<'a> Deployments<'a> {
     pub async fn create(&self, flow_id: Uuid, name: &str) -> Result<DeploymentResponse, Error> {
         check_name("deployment name", name)?;
         let body = typed("deployment", json!({ "flow_id": flow_id, "name": name }))?;
-        unwrap_response(
-            "create_deployment",
-            self.client.raw().create_deployment(&body).await,
-        )
-        .await
+        call!(self.client, create_deployment(&body))
     }
 
-    /// Reads a deployment by id.
-    pub async fn read(&self, id: Uuid) -> Result<DeploymentResponse, Error> {
-        unwrap_response("read_deployment", self.client.raw().read_deployment(&id).await).await
+    /// The deployment with this id.
+    pub async fn get(&self, id: Uuid) -> Result<DeploymentResponse, Error> {
+        call!(self.client, read_deployment(&id))
     }
 
-    /// Reads a deployment by `"flow-name/deployment-name"`, as Prefect's CLI names them.
-    pub async fn read_by_name(&self, full_name: &str) -> Result<DeploymentResponse, Error> {
+    /// The deployment named `"flow-name/deployment-name"`, as Prefect's CLI names them.
+    pub async fn get_by_name(&self, full_name: &str) -> Result<DeploymentResponse, Error> {
         let Some((flow, deployment)) = full_name.split_once('/') else {
             return Err(Error::invalid(
                 "deployment name",
@@ -67,20 +62,12 @@ impl<'a> Deployments<'a> {
         };
         check_name("flow name", flow)?;
         check_name("deployment name", deployment)?;
-        unwrap_response(
-            "read_deployment_by_name",
-            self.client.raw().read_deployment_by_name(flow, deployment).await,
-        )
-        .await
+        call!(self.client, read_deployment_by_name(flow, deployment))
     }
 
-    /// One page of deployments matching `filter` (its `limit` and `offset` apply).
-    pub async fn filter(&self, filter: &ReadDeploymentsBody) -> Result<Vec<DeploymentResponse>, Error> {
-        unwrap_response(
-            "read_deployments",
-            self.client.raw().read_deployments(filter).await,
-        )
-        .await
+    /// One page of deployments matching `filter` (its `limit`, at most 200, and `offset` apply).
+    pub async fn list_page(&self, filter: &ReadDeploymentsBody) -> Result<Vec<DeploymentResponse>, Error> {
+        pagination::page(self.client, filter).await
     }
 
     /// Every deployment matching `filter` (`ReadDeploymentsBody::default()` for all).
@@ -88,13 +75,7 @@ impl<'a> Deployments<'a> {
         &self,
         filter: ReadDeploymentsBody,
     ) -> impl Stream<Item = Result<DeploymentResponse, Error>> + Send + use<> {
-        let client = self.client.clone();
-        paginate(STREAM_PAGE_SIZE, move |offset, limit| {
-            let (client, mut page) = (client.clone(), filter.clone());
-            page.offset = offset;
-            page.limit = Some(i64::from(limit));
-            async move { client.deployments().filter(&page).await }
-        })
+        pagination::stream(self.client, filter)
     }
 
     /// Starts a run of the deployment; set its options, then [`send`](RunDeployment::send).
@@ -103,43 +84,48 @@ impl<'a> Deployments<'a> {
             client: self.client.clone(),
             id,
             body: Map::new(),
+            invalid: None,
         }
     }
 }
 
-/// A flow run of a deployment to create; from [`Deployments::run`].
+/// A flow run of a deployment to create; from [`Deployments::run`]. An option given a value it
+/// cannot take makes [`send`](RunDeployment::send) fail with [`Error::InvalidInput`], before
+/// anything is sent.
 #[derive(Debug, Clone)]
 #[must_use = "call .send().await to create the run"]
 pub struct RunDeployment {
     client: Client,
     id: Uuid,
     body: Map<String, Value>,
+    /// The first option that was given a bad value.
+    invalid: Option<(&'static str, String)>,
 }
 
 impl RunDeployment {
     /// The flow's parameters, as any value serializing to a JSON object.
-    pub fn parameters(mut self, parameters: &impl Serialize) -> Result<Self, Error> {
-        let value = serde_json::to_value(parameters)
-            .map_err(|e| Error::invalid("parameters", format!("cannot be serialized: {e}")))?;
-        if !value.is_object() {
-            return Err(Error::invalid(
-                "parameters",
-                "must serialize to a JSON object of parameter names to values",
-            ));
-        }
-        self.body.insert("parameters".into(), value);
-        Ok(self)
+    pub fn parameters(self, parameters: &impl Serialize) -> Self {
+        self.object("parameters", parameters)
     }
 
-    /// Infrastructure overrides for this run (the work pool's job variables).
-    pub fn job_variables(mut self, variables: &impl Serialize) -> Result<Self, Error> {
-        let value = serde_json::to_value(variables)
-            .map_err(|e| Error::invalid("job variables", format!("cannot be serialized: {e}")))?;
-        if !value.is_object() {
-            return Err(Error::invalid("job variables", "must serialize to a JSON object"));
-        }
-        self.body.insert("job_variables".into(), value);
-        Ok(self)
+    /// Infrastructure overrides for this run (the work pool's job variables), as any value
+    /// serializing to a JSON object.
+    pub fn job_variables(self, variables: &impl Serialize) -> Self {
+        self.object("job_variables", variables)
+    }
+
+    /// Sets `field` to `value`, which must serialize to a JSON object; else remembers why not.
+    fn object(mut self, field: &'static str, value: &impl Serialize) -> Self {
+        let problem = match serde_json::to_value(value) {
+            Ok(value @ Value::Object(_)) => {
+                self.body.insert(field.into(), value);
+                return self;
+            }
+            Ok(_) => "must serialize to a JSON object of names to values".to_string(),
+            Err(e) => format!("cannot be serialized: {e}"),
+        };
+        self.invalid.get_or_insert((field, problem));
+        self
     }
 
     /// Tags of the run.
@@ -173,14 +159,10 @@ impl RunDeployment {
 
     /// Creates the flow run; it is scheduled, for a worker (or the API) to move on.
     pub async fn send(self) -> Result<FlowRunResponse, Error> {
+        if let Some((what, problem)) = self.invalid {
+            return Err(Error::invalid(what, problem));
+        }
         let body = typed("deployment run", Value::Object(self.body))?;
-        unwrap_response(
-            "create_flow_run_from_deployment",
-            self.client
-                .raw()
-                .create_flow_run_from_deployment(&self.id, &body)
-                .await,
-        )
-        .await
+        call!(self.client, create_flow_run_from_deployment(&self.id, &body))
     }
 }

@@ -1,20 +1,31 @@
-//! Events: emit, and read with filters.
+//! Events: emit, and read with filters page by page or as a stream.
+
+use std::collections::VecDeque;
 
 use chrono::Utc;
-use serde_json::{Map, Value, json};
+use futures_core::Stream;
+use serde::Serialize;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::error::unwrap_response;
+use crate::resources::call;
 use crate::resources::pagination::typed;
-use crate::types::{Event, EventPage, ReadEventsBody};
+use crate::types::{Event, EventPage, ReadEventsBody, ReceivedEvent};
 use crate::{Client, Error};
+
+/// The most events one page holds (the server's cap).
+pub const EVENT_PAGE_SIZE: i64 = 50;
 
 /// Events; from [`Client::events`]. Automations react to them; the UI's event feed shows them.
 ///
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
-/// let payload = serde_json::json!({ "rows": 500 });
-/// client.events().emit("etl.batch.loaded", "rust.service.etl", payload.as_object().cloned()).await?;
+/// client
+///     .events()
+///     .emit("etl.batch.loaded", "rust.service.etl")
+///     .payload(&serde_json::json!({ "rows": 500 }))
+///     .send()
+///     .await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Copy, Debug)]
@@ -27,32 +38,15 @@ impl<'a> Events<'a> {
         Events { client }
     }
 
-    /// Emits one event `name` about the resource `resource_id`, occurring now; returns its id.
-    pub async fn emit(
-        &self,
-        name: &str,
-        resource_id: &str,
-        payload: Option<Map<String, Value>>,
-    ) -> Result<Uuid, Error> {
-        if name.is_empty() || resource_id.is_empty() {
-            return Err(Error::invalid(
-                "event",
-                "the event name and resource id must not be empty, e.g. (\"etl.batch.loaded\", \"rust.service.etl\")",
-            ));
+    /// An event `name` about the resource `resource_id`, occurring now; set its options, then
+    /// [`send`](EmitEvent::send).
+    pub fn emit(&self, name: &str, resource_id: &str) -> EmitEvent {
+        EmitEvent {
+            client: self.client.clone(),
+            name: name.to_string(),
+            resource_id: resource_id.to_string(),
+            payload: Ok(None),
         }
-        let id = Uuid::new_v4();
-        let event: Event = typed(
-            "event",
-            json!({
-                "id": id,
-                "occurred": Utc::now(),
-                "event": name,
-                "resource": { "prefect.resource.id": resource_id },
-                "payload": payload.unwrap_or_default(),
-            }),
-        )?;
-        self.emit_all(&[event]).await?;
-        Ok(id)
     }
 
     /// Emits events as given (each needs a unique `id`; repeating one is harmless: the server
@@ -62,27 +56,134 @@ impl<'a> Events<'a> {
             return Ok(());
         }
         let body = events.to_vec();
-        unwrap_response("create_events", self.client.raw().create_events(&body).await).await
+        call!(self.client, create_events(&body))
     }
 
-    /// The first page of events matching `filter` (newest first by default), with the total
-    /// count and the next page's URL.
-    pub async fn read(&self, filter: &ReadEventsBody) -> Result<EventPage, Error> {
-        unwrap_response("read_events", self.client.raw().read_events(filter).await).await
-    }
-
-    /// Up to `limit` recent events named `name` (`limit` 1 to 50).
-    pub async fn read_named(&self, name: &str, limit: i64) -> Result<EventPage, Error> {
-        if !(1..=50).contains(&limit) {
+    /// The first page of events matching `filter` (newest first by default; `limit` 1 to 50),
+    /// with the total count and the next page's URL.
+    pub async fn list_page(&self, filter: &ReadEventsBody) -> Result<EventPage, Error> {
+        if !(1..=EVENT_PAGE_SIZE).contains(&filter.limit) {
             return Err(Error::invalid(
-                "limit",
-                format!("{limit}; the server pages 1 to 50 events"),
+                "page size",
+                format!(
+                    "limit {}; the server pages 1 to {EVENT_PAGE_SIZE} events",
+                    filter.limit
+                ),
             ));
         }
-        let filter = typed(
-            "event filter",
-            json!({ "filter": { "event": { "name": [name] } }, "limit": limit }),
+        call!(self.client, read_events(filter))
+    }
+
+    /// Every event matching `filter`, following the server's page tokens. The tokens are sent
+    /// to this client's API URL (the server's own `next_page` URL may name another host behind
+    /// a proxy).
+    pub fn stream(
+        &self,
+        mut filter: ReadEventsBody,
+    ) -> impl Stream<Item = Result<ReceivedEvent, Error>> + Send + use<> {
+        enum Next {
+            First(Box<ReadEventsBody>),
+            Token(String),
+            Done,
+        }
+        filter.limit = EVENT_PAGE_SIZE;
+        let start = (
+            self.client.clone(),
+            Next::First(Box::new(filter)),
+            VecDeque::new(),
+        );
+        futures_util::stream::unfold(start, |(client, mut next, mut buffer)| async move {
+            loop {
+                if let Some(event) = buffer.pop_front() {
+                    return Some((Ok(event), (client, next, buffer)));
+                }
+                let page = match std::mem::replace(&mut next, Next::Done) {
+                    Next::Done => return None,
+                    Next::First(filter) => client.events().list_page(&filter).await,
+                    Next::Token(token) => call!(client, read_account_events_page(&token)),
+                };
+                match page {
+                    Ok(page) => {
+                        if let Some(token) = page.next_page.as_deref().and_then(|url| page_token(url)) {
+                            next = Next::Token(token);
+                        }
+                        buffer.extend(page.events);
+                    }
+                    Err(e) => return Some((Err(e), (client, Next::Done, buffer))),
+                }
+            }
+        })
+    }
+}
+
+/// The `page-token` of a `next_page` URL.
+fn page_token(next_page: &str) -> Option<String> {
+    let url = reqwest::Url::parse(next_page).ok()?;
+    url.query_pairs()
+        .find(|(name, _)| name == "page-token")
+        .map(|(_, token)| token.into_owned())
+}
+
+/// An event to emit; from [`Events::emit`].
+#[derive(Debug, Clone)]
+#[must_use = "call .send().await to emit the event"]
+pub struct EmitEvent {
+    client: Client,
+    name: String,
+    resource_id: String,
+    payload: Result<Option<Value>, String>,
+}
+
+impl EmitEvent {
+    /// The event's payload: any value serializing to a JSON object.
+    pub fn payload(mut self, payload: &impl Serialize) -> Self {
+        self.payload = match serde_json::to_value(payload) {
+            Ok(value @ Value::Object(_)) => Ok(Some(value)),
+            Ok(_) => Err("must serialize to a JSON object".to_string()),
+            Err(e) => Err(format!("cannot be serialized: {e}")),
+        };
+        self
+    }
+
+    /// Emits the event; returns its id.
+    pub async fn send(self) -> Result<Uuid, Error> {
+        if self.name.is_empty() || self.resource_id.is_empty() {
+            return Err(Error::invalid(
+                "event",
+                "the event name and resource id must not be empty, e.g. (\"etl.batch.loaded\", \"rust.service.etl\")",
+            ));
+        }
+        let payload = self
+            .payload
+            .map_err(|problem| Error::invalid("event payload", problem))?
+            .unwrap_or_else(|| json!({}));
+        let id = Uuid::new_v4();
+        let event: Event = typed(
+            "event",
+            json!({
+                "id": id,
+                "occurred": Utc::now(),
+                "event": self.name,
+                "resource": { "prefect.resource.id": self.resource_id },
+                "payload": payload,
+            }),
         )?;
-        self.read(&filter).await
+        self.client.events().emit_all(&[event]).await?;
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_token_is_read_from_the_servers_url_decoded() {
+        assert_eq!(
+            page_token("http://other-host:4200/api/events/filter/next?page-token=a%2Bb%3D").as_deref(),
+            Some("a+b=")
+        );
+        assert_eq!(page_token("http://h/api/events/filter/next"), None);
+        assert_eq!(page_token("not a url"), None);
     }
 }

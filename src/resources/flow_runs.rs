@@ -1,4 +1,4 @@
-//! Flow runs: read, filter, wait for a final state, set state, cancel, delete, read logs.
+//! Flow runs: get, list, wait for a final state, set state, cancel, delete, read logs.
 
 use std::time::Duration;
 
@@ -7,8 +7,9 @@ use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::error::unwrap_response;
-use crate::resources::pagination::{STREAM_PAGE_SIZE, paginate, typed};
+use crate::resources::call;
+use crate::resources::pagination::{self, typed};
+use crate::retry::Backoff;
 use crate::types::{
     FlowRunResponse, Log, LogFilter, LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody,
     ReadLogsBody, StateType,
@@ -36,8 +37,8 @@ pub fn is_final(state: StateType) -> bool {
 /// use futures_util::TryStreamExt;
 /// use prefect_client::types::StateType;
 ///
-/// let run = client.flow_runs().read(id).await?;
-/// client.flow_runs().set_state(run.id, StateType::Running, None, false).await?;
+/// let run = client.flow_runs().get(id).await?;
+/// client.flow_runs().set_state(run.id, StateType::Running).message("picked up").send().await?;
 /// let logs: Vec<_> = client.flow_runs().logs(run.id).try_collect().await?;
 /// # Ok(()) }
 /// ```
@@ -51,14 +52,14 @@ impl<'a> FlowRuns<'a> {
         FlowRuns { client }
     }
 
-    /// Reads a flow run by id.
-    pub async fn read(&self, id: Uuid) -> Result<FlowRunResponse, Error> {
-        unwrap_response("read_flow_run", self.client.raw().read_flow_run(&id).await).await
+    /// The flow run with this id.
+    pub async fn get(&self, id: Uuid) -> Result<FlowRunResponse, Error> {
+        call!(self.client, read_flow_run(&id))
     }
 
-    /// One page of flow runs matching `filter` (its `limit` and `offset` apply).
-    pub async fn filter(&self, filter: &ReadFlowRunsBody) -> Result<Vec<FlowRunResponse>, Error> {
-        unwrap_response("read_flow_runs", self.client.raw().read_flow_runs(filter).await).await
+    /// One page of flow runs matching `filter` (its `limit`, at most 200, and `offset` apply).
+    pub async fn list_page(&self, filter: &ReadFlowRunsBody) -> Result<Vec<FlowRunResponse>, Error> {
+        pagination::page(self.client, filter).await
     }
 
     /// Every flow run matching `filter` (`ReadFlowRunsBody::default()` for all).
@@ -66,13 +67,7 @@ impl<'a> FlowRuns<'a> {
         &self,
         filter: ReadFlowRunsBody,
     ) -> impl Stream<Item = Result<FlowRunResponse, Error>> + Send + use<> {
-        let client = self.client.clone();
-        paginate(STREAM_PAGE_SIZE, move |offset, limit| {
-            let (client, mut page) = (client.clone(), filter.clone());
-            page.offset = offset;
-            page.limit = Some(i64::from(limit));
-            async move { client.flow_runs().filter(&page).await }
-        })
+        pagination::stream(self.client, filter)
     }
 
     /// Polls the run until it reaches a final state ([`is_final`]) and returns it; polls
@@ -80,9 +75,9 @@ impl<'a> FlowRuns<'a> {
     /// `timeout`, [`Error::WaitTimeout`] says which state the run was still in.
     pub async fn wait_for_completion(&self, id: Uuid, timeout: Duration) -> Result<FlowRunResponse, Error> {
         let started = Instant::now();
-        let mut pause = FIRST_POLL_INTERVAL;
+        let mut pauses = Backoff::new(FIRST_POLL_INTERVAL, 1.5, MAX_POLL_INTERVAL, None);
         loop {
-            let run = self.read(id).await?;
+            let run = self.get(id).await?;
             if run.state_type.is_some_and(is_final) {
                 return Ok(run);
             }
@@ -94,46 +89,40 @@ impl<'a> FlowRuns<'a> {
                     state: run.state_type.map(|s| s.to_string()),
                 });
             }
+            let pause = pauses.next_delay().unwrap_or(MAX_POLL_INTERVAL);
             tokio::time::sleep(pause.min(timeout - waited)).await;
-            pause = (pause * 3 / 2).min(MAX_POLL_INTERVAL);
         }
     }
 
-    /// Proposes a new state; the server's orchestration rules may accept, reject or change it
-    /// (see the result's `status`). `force` skips those rules.
-    pub async fn set_state(
-        &self,
-        id: Uuid,
-        state: StateType,
-        message: Option<&str>,
-        force: bool,
-    ) -> Result<OrchestrationResult, Error> {
-        let body = typed(
-            "state",
-            json!({ "state": { "type": state, "message": message }, "force": force }),
-        )?;
-        unwrap_response(
-            "set_flow_run_state",
-            self.client.raw().set_flow_run_state(&id, &body).await,
-        )
-        .await
+    /// Proposes a new state; set its options, then [`send`](SetState::send). The server's
+    /// orchestration rules may accept, reject or change it (see the result's `status`).
+    pub fn set_state(&self, id: Uuid, state: StateType) -> SetState {
+        SetState {
+            client: self.client.clone(),
+            id,
+            state,
+            message: None,
+            force: false,
+        }
     }
 
     /// Cancels the run: a run that has not started (scheduled, pending, paused) is cancelled at
     /// once; a running one is set to cancelling, for its worker to stop it.
     pub async fn cancel(&self, id: Uuid) -> Result<OrchestrationResult, Error> {
-        let run = self.read(id).await?;
+        let run = self.get(id).await?;
         let target = match run.state_type {
             Some(StateType::Running | StateType::Cancelling) => StateType::Cancelling,
             _ => StateType::Cancelled,
         };
-        self.set_state(id, target, Some("cancelled through the Rust client"), false)
+        self.set_state(id, target)
+            .message("cancelled through the Rust client")
+            .send()
             .await
     }
 
     /// Deletes the run.
     pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
-        unwrap_response("delete_flow_run", self.client.raw().delete_flow_run(&id).await).await
+        call!(self.client, delete_flow_run(&id))
     }
 
     /// The run's logs, oldest first.
@@ -147,5 +136,39 @@ impl<'a> FlowRuns<'a> {
             ..Default::default()
         };
         self.client.logs().stream(filter)
+    }
+}
+
+/// A state to propose for a flow run; from [`FlowRuns::set_state`].
+#[derive(Debug, Clone)]
+#[must_use = "call .send().await to propose the state"]
+pub struct SetState {
+    client: Client,
+    id: Uuid,
+    state: StateType,
+    message: Option<String>,
+    force: bool,
+}
+
+impl SetState {
+    /// The state's message, shown in Prefect's UI.
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Skips the server's orchestration rules: the state is set as given.
+    pub fn force(mut self) -> Self {
+        self.force = true;
+        self
+    }
+
+    /// Sends the proposal; the result's `status` says whether the server accepted it.
+    pub async fn send(self) -> Result<OrchestrationResult, Error> {
+        let body = typed(
+            "state",
+            json!({ "state": { "type": self.state, "message": self.message }, "force": self.force }),
+        )?;
+        call!(self.client, set_flow_run_state(&self.id, &body))
     }
 }

@@ -1,12 +1,11 @@
-//! Flows: create, read by id or name, list.
+//! Flows: create, get by id or name, list.
 
 use futures_core::Stream;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::error::unwrap_response;
-use crate::resources::check_name;
-use crate::resources::pagination::{STREAM_PAGE_SIZE, paginate, typed};
+use crate::resources::pagination::{self, typed};
+use crate::resources::{call, check_name};
 use crate::types::{Flow, ReadFlowsBody};
 use crate::{Client, Error};
 
@@ -15,7 +14,7 @@ use crate::{Client, Error};
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
 /// let flow = client.flows().create("etl").await?;
-/// assert_eq!(client.flows().read_by_name("etl").await?.id, flow.id);
+/// assert_eq!(client.flows().get_by_name("etl").await?.id, flow.id);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Copy, Debug)]
@@ -32,37 +31,27 @@ impl<'a> Flows<'a> {
     pub async fn create(&self, name: &str) -> Result<Flow, Error> {
         check_name("flow name", name)?;
         let body = typed("flow", json!({ "name": name }))?;
-        unwrap_response("create_flow", self.client.raw().create_flow(&body).await).await
+        call!(self.client, create_flow(&body))
     }
 
-    /// Reads a flow by id.
-    pub async fn read(&self, id: Uuid) -> Result<Flow, Error> {
-        unwrap_response("read_flow", self.client.raw().read_flow(&id).await).await
+    /// The flow with this id.
+    pub async fn get(&self, id: Uuid) -> Result<Flow, Error> {
+        call!(self.client, read_flow(&id))
     }
 
-    /// Reads a flow by name.
-    pub async fn read_by_name(&self, name: &str) -> Result<Flow, Error> {
+    /// The flow named `name`.
+    pub async fn get_by_name(&self, name: &str) -> Result<Flow, Error> {
         check_name("flow name", name)?;
-        unwrap_response(
-            "read_flow_by_name",
-            self.client.raw().read_flow_by_name(name).await,
-        )
-        .await
+        call!(self.client, read_flow_by_name(name))
     }
 
-    /// One page of flows matching `filter` (its `limit` and `offset` apply).
-    pub async fn filter(&self, filter: &ReadFlowsBody) -> Result<Vec<Flow>, Error> {
-        unwrap_response("read_flows", self.client.raw().read_flows(filter).await).await
+    /// One page of flows matching `filter` (its `limit`, at most 200, and `offset` apply).
+    pub async fn list_page(&self, filter: &ReadFlowsBody) -> Result<Vec<Flow>, Error> {
+        pagination::page(self.client, filter).await
     }
 
     /// Every flow matching `filter` (`ReadFlowsBody::default()` for all), paged as needed.
     pub fn stream(&self, filter: ReadFlowsBody) -> impl Stream<Item = Result<Flow, Error>> + Send + use<> {
-        let client = self.client.clone();
-        paginate(STREAM_PAGE_SIZE, move |offset, limit| {
-            let (client, mut page) = (client.clone(), filter.clone());
-            page.offset = offset;
-            page.limit = Some(i64::from(limit));
-            async move { client.flows().filter(&page).await }
-        })
+        pagination::stream(self.client, filter)
     }
 }

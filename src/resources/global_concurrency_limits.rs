@@ -6,27 +6,27 @@
 use std::time::Duration;
 
 use futures_core::Stream;
-use futures_util::TryStreamExt;
 use uuid::Uuid;
 
-use crate::error::unwrap_response;
-use crate::resources::pagination::paginate;
-use crate::resources::{check_limit, check_name};
+use crate::error::LeaseLoss;
+use crate::resources::pagination;
+use crate::resources::{call, check_limit, check_name};
 use crate::types::{
     self, ConcurrencyLimitV2, ConcurrencyLimitWithLeaseResponse, GlobalConcurrencyLimitResponse,
-    MinimalConcurrencyLimitResponse,
+    MinimalConcurrencyLimitResponse, ReadAllConcurrencyLimitsV2Body,
 };
 use crate::{Client, Error};
 
-/// The most limits one page of [`GlobalConcurrencyLimits::list_page`] returns (the server's cap).
-pub const PAGE_SIZE: u32 = 200;
 /// The shortest lease the server grants.
 pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(60);
 /// The longest lease the server grants.
 pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(86_400);
+/// The lease the server grants when none is asked for (and what slot guards ask for).
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(300);
 
 /// How slots are counted: held until released, or decaying by themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SlotMode {
     /// Slots are held until released.
     #[default]
@@ -35,28 +35,43 @@ pub enum SlotMode {
     RateLimit,
 }
 
+/// Who holds a lease, as shown in Prefect's UI and API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LeaseHolder {
+    /// A flow run, by id.
+    FlowRun(Uuid),
+    /// A task run, by id.
+    TaskRun(Uuid),
+    /// A deployment, by id.
+    Deployment(Uuid),
+}
+
+impl LeaseHolder {
+    fn to_json(self) -> serde_json::Value {
+        let (kind, id) = match self {
+            LeaseHolder::FlowRun(id) => ("flow_run", id),
+            LeaseHolder::TaskRun(id) => ("task_run", id),
+            LeaseHolder::Deployment(id) => ("deployment", id),
+        };
+        serde_json::json!({ "type": kind, "id": id })
+    }
+}
+
 /// Global concurrency limits; from [`Client::global_concurrency_limits`].
+///
+/// ```no_run
+/// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
+/// let limits = client.global_concurrency_limits();
+/// limits.create("database", 5).send().await?;
+/// limits.create("external-api", 10).slot_decay_per_second(2.0).send().await?;
+/// limits.update_by_name("database").limit(8).send().await?;
+/// assert_eq!(limits.get_by_name("database").await?.limit, 8);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct GlobalConcurrencyLimits<'a> {
     client: &'a Client,
-}
-
-/// Settings of a new global limit beyond its name and size.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LimitOptions {
-    /// Whether the limit is enforced (an inactive limit limits nothing).
-    pub active: bool,
-    /// Slots freed per second by themselves; above 0 makes the limit usable as a rate limit.
-    pub slot_decay_per_second: f64,
-}
-
-impl Default for LimitOptions {
-    fn default() -> Self {
-        LimitOptions {
-            active: true,
-            slot_decay_per_second: 0.0,
-        }
-    }
 }
 
 impl<'a> GlobalConcurrencyLimits<'a> {
@@ -64,122 +79,64 @@ impl<'a> GlobalConcurrencyLimits<'a> {
         GlobalConcurrencyLimits { client }
     }
 
-    /// Creates an active limit `name` of `limit` slots; [`Error::Conflict`] if the name exists.
-    pub async fn create(&self, name: &str, limit: i64) -> Result<ConcurrencyLimitV2, Error> {
-        self.create_with(name, limit, LimitOptions::default()).await
+    /// A new active limit `name` of `limit` slots; set its options, then
+    /// [`send`](CreateLimit::send). [`Error::Conflict`] if the name exists.
+    pub fn create(&self, name: &str, limit: i64) -> CreateLimit {
+        CreateLimit {
+            client: self.client.clone(),
+            name: name.to_string(),
+            limit,
+            active: true,
+            slot_decay_per_second: 0.0,
+        }
     }
 
-    /// Creates a limit with options (inactive, or with slot decay for rate limiting).
-    pub async fn create_with(
-        &self,
-        name: &str,
-        limit: i64,
-        options: LimitOptions,
-    ) -> Result<ConcurrencyLimitV2, Error> {
+    /// The limit with this id.
+    pub async fn get(&self, id: Uuid) -> Result<GlobalConcurrencyLimitResponse, Error> {
+        call!(self.client, read_concurrency_limit_v2(&id.to_string()))
+    }
+
+    /// The limit named `name`.
+    pub async fn get_by_name(&self, name: &str) -> Result<GlobalConcurrencyLimitResponse, Error> {
         check_name("limit name", name)?;
-        check_limit(limit)?;
-        check_decay(options.slot_decay_per_second)?;
-        let body: types::ConcurrencyLimitV2Create = serde_json::from_value(serde_json::json!({
-            "name": name,
-            "limit": limit,
-            "active": options.active,
-            "slot_decay_per_second": options.slot_decay_per_second,
-        }))
-        .map_err(|e| Error::invalid("limit", e.to_string()))?;
-        unwrap_response(
-            "create_concurrency_limit_v2",
-            self.client.raw().create_concurrency_limit_v2(&body).await,
-        )
-        .await
+        call!(self.client, read_concurrency_limit_v2(name))
     }
 
-    /// Reads a limit by id or name; [`Error::NotFound`] when there is none.
-    pub async fn read(&self, id_or_name: &str) -> Result<GlobalConcurrencyLimitResponse, Error> {
-        check_id_or_name(id_or_name)?;
-        unwrap_response(
-            "read_concurrency_limit_v2",
-            self.client.raw().read_concurrency_limit_v2(id_or_name).await,
-        )
-        .await
+    /// Changes the limit with this id; fields not set keep their value.
+    pub fn update(&self, id: Uuid) -> UpdateLimit {
+        UpdateLimit::new(self.client, id.to_string())
     }
 
-    /// Changes a limit's settings; fields left `None` keep their value.
-    pub async fn update(&self, id_or_name: &str, update: LimitUpdate) -> Result<(), Error> {
-        check_id_or_name(id_or_name)?;
-        if let Some(limit) = update.limit {
-            check_limit(limit)?;
-        }
-        if let Some(name) = &update.name {
-            check_name("limit name", name)?;
-        }
-        if let Some(decay) = update.slot_decay_per_second {
-            check_decay(decay)?;
-        }
-        let body: types::ConcurrencyLimitV2Update = serde_json::from_value(serde_json::json!({
-            "name": update.name,
-            "limit": update.limit,
-            "active": update.active,
-            "active_slots": update.active_slots,
-            "slot_decay_per_second": update.slot_decay_per_second,
-        }))
-        .map_err(|e| Error::invalid("update", e.to_string()))?;
-        unwrap_response(
-            "update_concurrency_limit_v2",
-            self.client
-                .raw()
-                .update_concurrency_limit_v2(id_or_name, &body)
-                .await,
-        )
-        .await
-        .map(drop)
+    /// Changes the limit named `name`; fields not set keep their value.
+    pub fn update_by_name(&self, name: &str) -> UpdateLimit {
+        UpdateLimit::new(self.client, name.to_string())
     }
 
-    /// Deletes a limit by id or name.
-    pub async fn delete(&self, id_or_name: &str) -> Result<(), Error> {
-        check_id_or_name(id_or_name)?;
-        unwrap_response(
-            "delete_concurrency_limit_v2",
-            self.client.raw().delete_concurrency_limit_v2(id_or_name).await,
-        )
-        .await
-        .map(drop)
+    /// Deletes the limit with this id.
+    pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
+        call!(self.client, delete_concurrency_limit_v2(&id.to_string())).map(drop)
     }
 
-    /// One page of limits: at most `limit` (up to [`PAGE_SIZE`]) from `offset`.
+    /// Deletes the limit named `name`.
+    pub async fn delete_by_name(&self, name: &str) -> Result<(), Error> {
+        check_name("limit name", name)?;
+        call!(self.client, delete_concurrency_limit_v2(name)).map(drop)
+    }
+
+    /// One page of limits (the body's `limit`, at most 200, and `offset` apply).
     pub async fn list_page(
         &self,
-        offset: u64,
-        limit: u32,
+        filter: &ReadAllConcurrencyLimitsV2Body,
     ) -> Result<Vec<GlobalConcurrencyLimitResponse>, Error> {
-        if limit == 0 || limit > PAGE_SIZE {
-            return Err(Error::invalid(
-                "page size",
-                format!("{limit}; ask for 1 to {PAGE_SIZE} per page"),
-            ));
-        }
-        let body = types::ReadAllConcurrencyLimitsV2Body {
-            limit: Some(i64::from(limit)),
-            offset,
-        };
-        unwrap_response(
-            "read_all_concurrency_limits_v2",
-            self.client.raw().read_all_concurrency_limits_v2(&body).await,
-        )
-        .await
+        pagination::page(self.client, filter).await
     }
 
-    /// Every limit, reading page after page.
-    pub async fn list(&self) -> Result<Vec<GlobalConcurrencyLimitResponse>, Error> {
-        self.stream().try_collect().await
-    }
-
-    /// Every limit as a stream, reading page after page as it is consumed.
-    pub fn stream(&self) -> impl Stream<Item = Result<GlobalConcurrencyLimitResponse, Error>> + Send + use<> {
-        let client = self.client.clone();
-        paginate(PAGE_SIZE, move |offset, limit| {
-            let client = client.clone();
-            async move { client.global_concurrency_limits().list_page(offset, limit).await }
-        })
+    /// Every limit (`ReadAllConcurrencyLimitsV2Body::default()`), page after page as consumed.
+    pub fn stream(
+        &self,
+        filter: ReadAllConcurrencyLimitsV2Body,
+    ) -> impl Stream<Item = Result<GlobalConcurrencyLimitResponse, Error>> + Send + use<> {
+        pagination::stream(self.client, filter)
     }
 
     /// Takes `slots` of each named limit without a lease ([`Error::SlotsUnavailable`] when
@@ -197,70 +154,50 @@ impl<'a> GlobalConcurrencyLimits<'a> {
             "mode": mode_name(mode),
         }))
         .map_err(|e| Error::invalid("increment", e.to_string()))?;
-        unwrap_response(
-            "bulk_increment_active_slots",
-            self.client.raw().bulk_increment_active_slots(&body).await,
-        )
-        .await
+        call!(self.client, bulk_increment_active_slots(&body))
     }
 
-    /// Gives back `slots` of each named limit, recording how long they were held.
+    /// Gives back `slots` of each named limit, held for `occupancy` (the server's `Retry-After`
+    /// advice follows how long slots are held).
     pub async fn decrement(
         &self,
         names: &[&str],
         slots: u32,
-        occupancy: Option<Duration>,
+        occupancy: Duration,
     ) -> Result<Vec<MinimalConcurrencyLimitResponse>, Error> {
         let body: types::BulkDecrementActiveSlotsBody = serde_json::from_value(serde_json::json!({
             "names": checked_names(names)?,
             "slots": checked_slots(slots)?,
-            "occupancy_seconds": occupancy.map(|d| d.as_secs_f64()),
+            "occupancy_seconds": occupancy.as_secs_f64(),
         }))
         .map_err(|e| Error::invalid("decrement", e.to_string()))?;
-        unwrap_response(
-            "bulk_decrement_active_slots",
-            self.client.raw().bulk_decrement_active_slots(&body).await,
-        )
-        .await
+        call!(self.client, bulk_decrement_active_slots(&body))
     }
 
-    /// Takes `slots` of each named limit under a lease of `lease_duration` (60 s to 24 h).
+    /// Takes `slots` of each named limit under a lease; set its options, then
+    /// [`send`](IncrementWithLease::send).
     ///
     /// The answer lists the limits that applied: names with no active limit are missing from
     /// it (and then nothing limits the caller on them). [`Error::SlotsUnavailable`] when taken.
-    pub async fn increment_with_lease(
-        &self,
-        names: &[&str],
-        slots: u32,
-        mode: SlotMode,
-        lease_duration: Duration,
-        holder: Option<LeaseHolder>,
-    ) -> Result<ConcurrencyLimitWithLeaseResponse, Error> {
-        let body = lease_body(&checked_names(names)?, slots, mode, lease_duration, holder)?;
-        unwrap_response(
-            "bulk_increment_active_slots_with_lease",
-            self.client
-                .raw()
-                .bulk_increment_active_slots_with_lease(&body)
-                .await,
-        )
-        .await
-        .map_err(|e| e.if_route_missing(LEASES, LEASES_SINCE))
+    pub fn increment_with_lease(&self, names: &[&str], slots: u32) -> IncrementWithLease {
+        IncrementWithLease {
+            client: self.client.clone(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            terms: LeaseRequest {
+                slots,
+                mode: SlotMode::Concurrency,
+                lease_duration: DEFAULT_LEASE_DURATION,
+                holder: None,
+            },
+        }
     }
 
     /// Gives back the slots of a lease and ends it.
     pub async fn decrement_with_lease(&self, lease_id: Uuid) -> Result<(), Error> {
         let body = types::BulkDecrementActiveSlotsWithLeaseBody { lease_id };
-        unwrap_response(
-            "bulk_decrement_active_slots_with_lease",
-            self.client
-                .raw()
-                .bulk_decrement_active_slots_with_lease(&body)
-                .await,
-        )
-        .await
-        .map(drop)
-        .map_err(|e| e.if_route_missing(LEASES, LEASES_SINCE))
+        call!(self.client, bulk_decrement_active_slots_with_lease(&body))
+            .map(drop)
+            .map_err(|e| e.if_route_missing(LEASES, LEASES_SINCE))
     }
 
     /// Extends a lease to `lease_duration` from now. A lease that has expired or was revoked
@@ -270,21 +207,181 @@ impl<'a> GlobalConcurrencyLimits<'a> {
         let body = types::RenewConcurrencyLeaseBody {
             lease_duration: lease_duration.as_secs_f64(),
         };
-        match unwrap_response(
-            "renew_concurrency_lease",
-            self.client.raw().renew_concurrency_lease(&lease_id, &body).await,
-        )
-        .await
-        {
-            Err(Error::Api(api)) if api.status.as_u16() == 410 => Err(Error::LeaseLost(format!(
-                "lease {lease_id} is gone (410 from {}): it expired, was revoked, or - with several \
-                 server replicas - the replica that answered does not share lease storage with the one \
-                 that granted it (configure PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=prefect_redis.lease_storage); \
-                 its slots may be held by others now",
-                api.path
-            ))),
+        match call!(self.client, renew_concurrency_lease(&lease_id, &body)) {
+            Err(Error::Api(api)) if api.status.as_u16() == 410 => Err(Error::LeaseLost {
+                lease_id,
+                reason: LeaseLoss::Gone { path: api.path },
+            }),
             other => other.map_err(|e| e.if_route_missing(LEASES, LEASES_SINCE)),
         }
+    }
+}
+
+/// A global limit to create; from [`GlobalConcurrencyLimits::create`].
+#[derive(Debug, Clone)]
+#[must_use = "call .send().await to create the limit"]
+pub struct CreateLimit {
+    client: Client,
+    name: String,
+    limit: i64,
+    active: bool,
+    slot_decay_per_second: f64,
+}
+
+impl CreateLimit {
+    /// Whether the limit is enforced (default true; an inactive limit limits nothing).
+    pub fn active(mut self, active: bool) -> Self {
+        self.active = active;
+        self
+    }
+
+    /// Slots freed per second by themselves (default 0); above 0 makes the limit usable as a
+    /// rate limit.
+    pub fn slot_decay_per_second(mut self, decay: f64) -> Self {
+        self.slot_decay_per_second = decay;
+        self
+    }
+
+    /// Creates the limit.
+    pub async fn send(self) -> Result<ConcurrencyLimitV2, Error> {
+        check_name("limit name", &self.name)?;
+        check_limit(self.limit)?;
+        check_decay(self.slot_decay_per_second)?;
+        let body: types::ConcurrencyLimitV2Create = serde_json::from_value(serde_json::json!({
+            "name": self.name,
+            "limit": self.limit,
+            "active": self.active,
+            "slot_decay_per_second": self.slot_decay_per_second,
+        }))
+        .map_err(|e| Error::invalid("limit", e.to_string()))?;
+        call!(self.client, create_concurrency_limit_v2(&body))
+    }
+}
+
+/// Changes to a global limit; from [`GlobalConcurrencyLimits::update`] or
+/// [`update_by_name`](GlobalConcurrencyLimits::update_by_name). Fields not set keep their value.
+#[derive(Debug, Clone)]
+#[must_use = "call .send().await to change the limit"]
+pub struct UpdateLimit {
+    client: Client,
+    id_or_name: String,
+    name: Option<String>,
+    limit: Option<i64>,
+    active: Option<bool>,
+    active_slots: Option<u64>,
+    slot_decay_per_second: Option<f64>,
+}
+
+impl UpdateLimit {
+    fn new(client: &Client, id_or_name: String) -> Self {
+        UpdateLimit {
+            client: client.clone(),
+            id_or_name,
+            name: None,
+            limit: None,
+            active: None,
+            active_slots: None,
+            slot_decay_per_second: None,
+        }
+    }
+
+    /// A new name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// A new number of slots.
+    pub fn limit(mut self, limit: i64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Enforce the limit, or not.
+    pub fn active(mut self, active: bool) -> Self {
+        self.active = Some(active);
+        self
+    }
+
+    /// Overwrites the count of slots in use (0 frees all).
+    pub fn active_slots(mut self, slots: u64) -> Self {
+        self.active_slots = Some(slots);
+        self
+    }
+
+    /// A new decay rate, in slots per second.
+    pub fn slot_decay_per_second(mut self, decay: f64) -> Self {
+        self.slot_decay_per_second = Some(decay);
+        self
+    }
+
+    /// Sends the changes.
+    pub async fn send(self) -> Result<(), Error> {
+        check_name("limit id or name", &self.id_or_name)?;
+        if let Some(limit) = self.limit {
+            check_limit(limit)?;
+        }
+        if let Some(name) = &self.name {
+            check_name("limit name", name)?;
+        }
+        if let Some(decay) = self.slot_decay_per_second {
+            check_decay(decay)?;
+        }
+        let body: types::ConcurrencyLimitV2Update = serde_json::from_value(serde_json::json!({
+            "name": self.name,
+            "limit": self.limit,
+            "active": self.active,
+            "active_slots": self.active_slots,
+            "slot_decay_per_second": self.slot_decay_per_second,
+        }))
+        .map_err(|e| Error::invalid("update", e.to_string()))?;
+        call!(self.client, update_concurrency_limit_v2(&self.id_or_name, &body)).map(drop)
+    }
+}
+
+/// What a lease is asked for, beyond the names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LeaseRequest {
+    pub(crate) slots: u32,
+    pub(crate) mode: SlotMode,
+    pub(crate) lease_duration: Duration,
+    pub(crate) holder: Option<LeaseHolder>,
+}
+
+/// Slots under a lease; from [`GlobalConcurrencyLimits::increment_with_lease`].
+#[derive(Debug, Clone)]
+#[must_use = "call .send().await to take the slots"]
+pub struct IncrementWithLease {
+    client: Client,
+    names: Vec<String>,
+    terms: LeaseRequest,
+}
+
+impl IncrementWithLease {
+    /// How the slots count (default [`SlotMode::Concurrency`]).
+    pub fn mode(mut self, mode: SlotMode) -> Self {
+        self.terms.mode = mode;
+        self
+    }
+
+    /// The lease, 60 s to 24 h (default [`DEFAULT_LEASE_DURATION`]).
+    pub fn lease_duration(mut self, duration: Duration) -> Self {
+        self.terms.lease_duration = duration;
+        self
+    }
+
+    /// Who holds the lease, as shown in Prefect's UI and API.
+    pub fn holder(mut self, holder: LeaseHolder) -> Self {
+        self.terms.holder = Some(holder);
+        self
+    }
+
+    /// Asks the server for the slots.
+    pub async fn send(self) -> Result<ConcurrencyLimitWithLeaseResponse, Error> {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let body = lease_body(&checked_names(&names)?, self.terms)?;
+        call!(self.client, bulk_increment_active_slots_with_lease(&body))
+            .map_err(|e| e.if_route_missing(LEASES, LEASES_SINCE))
     }
 }
 
@@ -294,56 +391,17 @@ const LEASES: &str =
 /// The Prefect release that added them.
 const LEASES_SINCE: &str = "3.4.9";
 
-/// Changes to a global limit; `None` keeps a field's value.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LimitUpdate {
-    /// A new name.
-    pub name: Option<String>,
-    /// A new number of slots.
-    pub limit: Option<i64>,
-    /// Enforce the limit, or not.
-    pub active: Option<bool>,
-    /// Overwrite the count of slots in use (0 frees all).
-    pub active_slots: Option<u64>,
-    /// A new decay rate.
-    pub slot_decay_per_second: Option<f64>,
-}
-
-/// Who holds a lease, as shown in Prefect's UI and API.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeaseHolder {
-    /// `flow_run`, `task_run` or `deployment`.
-    pub kind: String,
-    /// The holder's id.
-    pub id: Uuid,
-}
-
 pub(crate) fn lease_body(
     names: &[String],
-    slots: u32,
-    mode: SlotMode,
-    lease_duration: Duration,
-    holder: Option<LeaseHolder>,
+    terms: LeaseRequest,
 ) -> Result<types::BulkIncrementActiveSlotsWithLeaseBody, Error> {
-    check_lease_duration(lease_duration)?;
-    let holder = match holder {
-        Some(h) => {
-            if !matches!(h.kind.as_str(), "flow_run" | "task_run" | "deployment") {
-                return Err(Error::invalid(
-                    "lease holder",
-                    format!("kind {:?}; use flow_run, task_run or deployment", h.kind),
-                ));
-            }
-            Some(serde_json::json!({ "type": h.kind, "id": h.id }))
-        }
-        None => None,
-    };
+    check_lease_duration(terms.lease_duration)?;
     serde_json::from_value(serde_json::json!({
         "names": names,
-        "slots": checked_slots(slots)?,
-        "mode": mode_name(mode),
-        "lease_duration": lease_duration.as_secs_f64(),
-        "holder": holder,
+        "slots": checked_slots(terms.slots)?,
+        "mode": mode_name(terms.mode),
+        "lease_duration": terms.lease_duration.as_secs_f64(),
+        "holder": terms.holder.map(LeaseHolder::to_json),
     }))
     .map_err(|e| Error::invalid("lease request", e.to_string()))
 }
@@ -399,27 +457,33 @@ fn check_decay(decay: f64) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_id_or_name(id_or_name: &str) -> Result<(), Error> {
-    check_name("limit id or name", id_or_name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn terms(slots: u32, lease_duration: Duration) -> LeaseRequest {
+        LeaseRequest {
+            slots,
+            mode: SlotMode::RateLimit,
+            lease_duration,
+            holder: None,
+        }
+    }
+
     #[test]
     fn lease_requests_are_checked() {
         let names = vec!["a".to_string()];
-        assert!(lease_body(&names, 1, SlotMode::Concurrency, Duration::from_secs(5), None).is_err());
-        assert!(lease_body(&names, 0, SlotMode::Concurrency, MIN_LEASE_DURATION, None).is_err());
-        let holder = LeaseHolder {
-            kind: "robot".into(),
-            id: Uuid::nil(),
-        };
-        assert!(lease_body(&names, 1, SlotMode::Concurrency, MIN_LEASE_DURATION, Some(holder)).is_err());
-        let body = lease_body(&names, 2, SlotMode::RateLimit, MIN_LEASE_DURATION, None).unwrap();
+        assert!(lease_body(&names, terms(1, Duration::from_secs(5))).is_err());
+        assert!(lease_body(&names, terms(0, MIN_LEASE_DURATION)).is_err());
+        let body = lease_body(&names, terms(2, MIN_LEASE_DURATION)).unwrap();
         assert_eq!(body.slots.get(), 2);
         assert_eq!(body.lease_duration, 60.0);
+        let held = LeaseRequest {
+            holder: Some(LeaseHolder::TaskRun(Uuid::nil())),
+            ..terms(1, MIN_LEASE_DURATION)
+        };
+        let body = serde_json::to_value(lease_body(&names, held).unwrap()).unwrap();
+        assert_eq!(body["holder"]["type"], "task_run");
     }
 
     #[test]

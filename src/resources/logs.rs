@@ -4,60 +4,104 @@ use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use uuid::Uuid;
 
-use crate::error::unwrap_response;
-use crate::resources::pagination::{STREAM_PAGE_SIZE, paginate};
+use crate::resources::{call, pagination};
 use crate::types::{Log, LogCreate, ReadLogsBody};
 use crate::{Client, Error};
 
-/// Python's logging levels, as Prefect stores them.
-pub mod level {
-    /// DEBUG.
-    pub const DEBUG: i64 = 10;
-    /// INFO.
-    pub const INFO: i64 = 20;
-    /// WARNING.
-    pub const WARNING: i64 = 30;
-    /// ERROR.
-    pub const ERROR: i64 = 40;
-    /// CRITICAL.
-    pub const CRITICAL: i64 = 50;
+/// A log level, stored by Prefect as Python's logging numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LogLevel {
+    /// 10.
+    Debug,
+    /// 20.
+    Info,
+    /// 30.
+    Warning,
+    /// 40.
+    Error,
+    /// 50.
+    Critical,
+}
+
+impl LogLevel {
+    /// Python's number for the level, as the server stores it.
+    pub fn number(self) -> i64 {
+        match self {
+            LogLevel::Debug => 10,
+            LogLevel::Info => 20,
+            LogLevel::Warning => 30,
+            LogLevel::Error => 40,
+            LogLevel::Critical => 50,
+        }
+    }
+}
+
+/// A log line to write; stamped now unless [`at`](LogEntry::at) says otherwise.
+///
+/// ```
+/// use prefect_client::resources::logs::{LogEntry, LogLevel};
+/// let line = LogEntry::new(LogLevel::Info, "rust-service", "loaded 500 rows")
+///     .flow_run(uuid::Uuid::nil());
+/// assert_eq!(line.into_create().level, 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    create: LogCreate,
+}
+
+impl LogEntry {
+    /// A line at `level` from the logger `logger`.
+    pub fn new(level: LogLevel, logger: &str, message: &str) -> LogEntry {
+        LogEntry {
+            create: LogCreate {
+                flow_run_id: None,
+                level: level.number(),
+                message: message.to_string(),
+                name: logger.to_string(),
+                task_run_id: None,
+                timestamp: Utc::now(),
+            },
+        }
+    }
+
+    /// Attaches the line to a flow run.
+    pub fn flow_run(mut self, id: Uuid) -> LogEntry {
+        self.create.flow_run_id = Some(id);
+        self
+    }
+
+    /// Attaches the line to a task run.
+    pub fn task_run(mut self, id: Uuid) -> LogEntry {
+        self.create.task_run_id = Some(id);
+        self
+    }
+
+    /// The line's own timestamp.
+    pub fn at(mut self, timestamp: DateTime<Utc>) -> LogEntry {
+        self.create.timestamp = timestamp;
+        self
+    }
+
+    /// The generated request type.
+    pub fn into_create(self) -> LogCreate {
+        self.create
+    }
 }
 
 /// Logs; from [`Client::logs`].
 ///
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client, run: uuid::Uuid) -> Result<(), prefect_client::Error> {
-/// use prefect_client::resources::logs::{level, log_entry};
+/// use prefect_client::resources::logs::{LogEntry, LogLevel};
 ///
-/// client.logs().write(&[log_entry(Some(run), level::INFO, "rust-service", "loaded 500 rows")]).await?;
+/// let line = LogEntry::new(LogLevel::Info, "rust-service", "loaded 500 rows").flow_run(run);
+/// client.logs().write(vec![line]).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Logs<'a> {
     client: &'a Client,
-}
-
-/// A log line to write, stamped now.
-pub fn log_entry(flow_run_id: Option<Uuid>, level: i64, logger: &str, message: &str) -> LogCreate {
-    log_entry_at(flow_run_id, level, logger, message, Utc::now())
-}
-
-/// A log line to write, with its own timestamp.
-pub fn log_entry_at(
-    flow_run_id: Option<Uuid>,
-    level: i64,
-    logger: &str,
-    message: &str,
-    timestamp: DateTime<Utc>,
-) -> LogCreate {
-    LogCreate {
-        flow_run_id,
-        level,
-        message: message.to_string(),
-        name: logger.to_string(),
-        task_run_id: None,
-        timestamp,
-    }
 }
 
 impl<'a> Logs<'a> {
@@ -67,29 +111,21 @@ impl<'a> Logs<'a> {
 
     /// Writes a batch of log lines in one request (not retried after a broken connection: it
     /// could write them twice).
-    pub async fn write(&self, entries: &[LogCreate]) -> Result<(), Error> {
-        if entries.is_empty() {
+    pub async fn write(&self, entries: impl IntoIterator<Item = LogEntry>) -> Result<(), Error> {
+        let body: Vec<LogCreate> = entries.into_iter().map(LogEntry::into_create).collect();
+        if body.is_empty() {
             return Ok(());
         }
-        let body = entries.to_vec();
-        unwrap_response("create_logs", self.client.raw().create_logs(&body).await)
-            .await
-            .map(drop)
+        call!(self.client, create_logs(&body)).map(drop)
     }
 
-    /// One page of logs matching `filter` (its `limit` and `offset` apply).
-    pub async fn filter(&self, filter: &ReadLogsBody) -> Result<Vec<Log>, Error> {
-        unwrap_response("read_logs", self.client.raw().read_logs(filter).await).await
+    /// One page of logs matching `filter` (its `limit`, at most 200, and `offset` apply).
+    pub async fn list_page(&self, filter: &ReadLogsBody) -> Result<Vec<Log>, Error> {
+        pagination::page(self.client, filter).await
     }
 
     /// Every log line matching `filter` (`ReadLogsBody::default()` for all).
     pub fn stream(&self, filter: ReadLogsBody) -> impl Stream<Item = Result<Log, Error>> + Send + use<> {
-        let client = self.client.clone();
-        paginate(STREAM_PAGE_SIZE, move |offset, limit| {
-            let (client, mut page) = (client.clone(), filter.clone());
-            page.offset = offset;
-            page.limit = Some(i64::from(limit));
-            async move { client.logs().filter(&page).await }
-        })
+        pagination::stream(self.client, filter)
     }
 }

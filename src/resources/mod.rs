@@ -1,5 +1,11 @@
-//! One handle per Prefect resource, each in its own file. Handles borrow the [`Client`](crate::Client)
-//! and return the generated types.
+//! One handle per Prefect resource, each in its own file. Handles borrow the
+//! [`Client`](crate::Client) and return the generated types.
+//!
+//! Every handle uses the same verbs (see the crate documentation's table): `create`, `get(id)`,
+//! `get_by_name(name)`, `list_page(&filter)`, `stream(filter)`, `update…`, `delete(id)` /
+//! `delete_by_name(name)`. Operations with optional arguments return a builder ending in
+//! `send()`. [`OptionalExt::optional`](crate::OptionalExt::optional) turns a missing object
+//! into `None` for any of them.
 
 pub mod artifacts;
 pub mod concurrency_limits;
@@ -14,6 +20,15 @@ pub mod variables;
 pub mod work_pools;
 
 use crate::Error;
+
+/// Calls the generated operation `op` on a client and turns its result into the SDK's, naming
+/// the operation once: `call!(client, read_flow(&id))`.
+macro_rules! call {
+    ($client:expr, $op:ident ( $($arg:expr),* $(,)? )) => {
+        $crate::error::unwrap_response(stringify!($op), $client.raw().$op($($arg),*).await).await
+    };
+}
+pub(crate) use call;
 
 /// The largest limit the server's database column holds (PostgreSQL `integer`).
 pub const MAX_LIMIT: i64 = i32::MAX as i64;

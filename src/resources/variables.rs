@@ -1,12 +1,12 @@
-//! Variables: typed get and set, list, delete.
+//! Variables: typed values, set, list, delete.
 
 use futures_core::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::error::unwrap_response;
-use crate::resources::pagination::{STREAM_PAGE_SIZE, paginate, typed};
+use crate::resources::call;
+use crate::resources::pagination::{self, typed};
 use crate::types::{ReadVariablesBody, Variable};
 use crate::{Client, Error};
 
@@ -15,11 +15,15 @@ use crate::{Client, Error};
 ///
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
+/// use prefect_client::OptionalExt;
+///
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct Settings { batch: u32 }
 ///
 /// client.variables().set("etl-settings", &Settings { batch: 500 }).await?;
-/// let settings: Option<Settings> = client.variables().get("etl-settings").await?;
+/// let settings: Settings = client.variables().value("etl-settings").await?;
+/// // A variable that may not exist:
+/// let other: Option<Settings> = client.variables().value("other").await.optional()?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Copy, Debug)]
@@ -32,13 +36,17 @@ impl<'a> Variables<'a> {
         Variables { client }
     }
 
-    /// The variable's value as `T`, or `None` if there is no such variable.
-    pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Error> {
-        let Some(variable) = self.read(name).await? else {
-            return Ok(None);
-        };
+    /// The variable named `name`.
+    pub async fn get_by_name(&self, name: &str) -> Result<Variable, Error> {
+        check_variable_name(name)?;
+        call!(self.client, read_variable_by_name(name))
+    }
+
+    /// The value of the variable `name`, as `T`.
+    pub async fn value<T: DeserializeOwned>(&self, name: &str) -> Result<T, Error> {
+        let variable = self.get_by_name(name).await?;
         let value = serde_json::to_value(&variable.value).unwrap_or(serde_json::Value::Null);
-        serde_json::from_value(value).map(Some).map_err(|e| {
+        serde_json::from_value(value).map_err(|e| {
             Error::invalid(
                 "variable value",
                 format!(
@@ -48,50 +56,19 @@ impl<'a> Variables<'a> {
         })
     }
 
-    /// The variable, or `None` if there is no such variable.
-    pub async fn read(&self, name: &str) -> Result<Option<Variable>, Error> {
-        check_variable_name(name)?;
-        match unwrap_response(
-            "read_variable_by_name",
-            self.client.raw().read_variable_by_name(name).await,
-        )
-        .await
-        {
-            Ok(variable) => Ok(Some(variable)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Sets the variable to `value`, creating it if needed.
     pub async fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), Error> {
         check_variable_name(name)?;
         let value = serde_json::to_value(value)
             .map_err(|e| Error::invalid("variable value", format!("cannot be serialized: {e}")))?;
         let update = typed("variable", json!({ "value": value }))?;
-        match unwrap_response(
-            "update_variable_by_name",
-            self.client.raw().update_variable_by_name(name, &update).await,
-        )
-        .await
-        {
+        match call!(self.client, update_variable_by_name(name, &update)) {
             Err(e) if e.is_not_found() => {
                 let create = typed("variable", json!({ "name": name, "value": value }))?;
-                match unwrap_response(
-                    "create_variable",
-                    self.client.raw().create_variable(&create).await,
-                )
-                .await
-                {
+                match call!(self.client, create_variable(&create)) {
                     Ok(_) => Ok(()),
                     // Created by someone else meanwhile: set it.
-                    Err(e) if e.is_conflict() => {
-                        unwrap_response(
-                            "update_variable_by_name",
-                            self.client.raw().update_variable_by_name(name, &update).await,
-                        )
-                        .await
-                    }
+                    Err(e) if e.is_conflict() => call!(self.client, update_variable_by_name(name, &update)),
                     Err(e) => Err(e),
                 }
             }
@@ -99,18 +76,15 @@ impl<'a> Variables<'a> {
         }
     }
 
-    /// Deletes the variable; `Ok` also if it did not exist.
-    pub async fn delete(&self, name: &str) -> Result<(), Error> {
+    /// Deletes the variable named `name`.
+    pub async fn delete_by_name(&self, name: &str) -> Result<(), Error> {
         check_variable_name(name)?;
-        match unwrap_response(
-            "delete_variable_by_name",
-            self.client.raw().delete_variable_by_name(name).await,
-        )
-        .await
-        {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
-        }
+        call!(self.client, delete_variable_by_name(name))
+    }
+
+    /// One page of variables matching `filter` (its `limit`, at most 200, and `offset` apply).
+    pub async fn list_page(&self, filter: &ReadVariablesBody) -> Result<Vec<Variable>, Error> {
+        pagination::page(self.client, filter).await
     }
 
     /// Every variable matching `filter` (`ReadVariablesBody::default()` for all).
@@ -118,13 +92,7 @@ impl<'a> Variables<'a> {
         &self,
         filter: ReadVariablesBody,
     ) -> impl Stream<Item = Result<Variable, Error>> + Send + use<> {
-        let client = self.client.clone();
-        paginate(STREAM_PAGE_SIZE, move |offset, limit| {
-            let (client, mut page) = (client.clone(), filter.clone());
-            page.offset = offset;
-            page.limit = Some(i64::from(limit));
-            async move { unwrap_response("read_variables", client.raw().read_variables(&page).await).await }
-        })
+        pagination::stream(self.client, filter)
     }
 }
 

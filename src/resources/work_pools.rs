@@ -1,15 +1,14 @@
-//! Work pools and their work queues: create, read, list, pause and resume.
+//! Work pools and their work queues: create, get, list, pause and resume.
 
 use futures_core::Stream;
 use serde_json::json;
 
-use crate::error::unwrap_response;
-use crate::resources::check_name;
-use crate::resources::pagination::{STREAM_PAGE_SIZE, paginate, typed};
+use crate::resources::pagination::{self, typed};
+use crate::resources::{call, check_name};
 use crate::types::{ReadWorkPoolsBody, WorkPoolResponse, WorkQueueResponse};
 use crate::{Client, Error};
 
-/// Work pools; from [`Client::work_pools`].
+/// Work pools; from [`Client::work_pools`]. Prefect addresses pools and their queues by name.
 ///
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
@@ -30,21 +29,23 @@ impl<'a> WorkPools<'a> {
         WorkPools { client }
     }
 
-    /// Creates a work pool of `pool_type` (e.g. `"process"`, `"docker"`, `"kubernetes"`).
+    /// Creates a work pool of `pool_type` (e.g. `"process"`, `"docker"`, `"kubernetes"`);
+    /// [`Error::Conflict`] if the name is taken.
     pub async fn create(&self, name: &str, pool_type: &str) -> Result<WorkPoolResponse, Error> {
         check_name("work pool name", name)?;
         let body = typed("work pool", json!({ "name": name, "type": pool_type }))?;
-        unwrap_response(
-            "create_work_pool",
-            self.client.raw().create_work_pool(&body).await,
-        )
-        .await
+        call!(self.client, create_work_pool(&body))
     }
 
-    /// Reads a work pool by name.
-    pub async fn read(&self, name: &str) -> Result<WorkPoolResponse, Error> {
+    /// The work pool named `name`.
+    pub async fn get_by_name(&self, name: &str) -> Result<WorkPoolResponse, Error> {
         check_name("work pool name", name)?;
-        unwrap_response("read_work_pool", self.client.raw().read_work_pool(name).await).await
+        call!(self.client, read_work_pool(name))
+    }
+
+    /// One page of work pools matching `filter` (its `limit`, at most 200, and `offset` apply).
+    pub async fn list_page(&self, filter: &ReadWorkPoolsBody) -> Result<Vec<WorkPoolResponse>, Error> {
+        pagination::page(self.client, filter).await
     }
 
     /// Every work pool matching `filter` (`ReadWorkPoolsBody::default()` for all).
@@ -52,13 +53,7 @@ impl<'a> WorkPools<'a> {
         &self,
         filter: ReadWorkPoolsBody,
     ) -> impl Stream<Item = Result<WorkPoolResponse, Error>> + Send + use<> {
-        let client = self.client.clone();
-        paginate(STREAM_PAGE_SIZE, move |offset, limit| {
-            let (client, mut page) = (client.clone(), filter.clone());
-            page.offset = offset;
-            page.limit = Some(i64::from(limit));
-            async move { unwrap_response("read_work_pools", client.raw().read_work_pools(&page).await).await }
-        })
+        pagination::stream(self.client, filter)
     }
 
     /// Stops workers of the pool from picking up runs.
@@ -74,11 +69,7 @@ impl<'a> WorkPools<'a> {
     async fn set_paused(&self, name: &str, paused: bool) -> Result<(), Error> {
         check_name("work pool name", name)?;
         let body = typed("work pool update", json!({ "is_paused": paused }))?;
-        unwrap_response(
-            "update_work_pool",
-            self.client.raw().update_work_pool(name, &body).await,
-        )
-        .await
+        call!(self.client, update_work_pool(name, &body))
     }
 
     /// Creates a work queue in the pool.
@@ -86,39 +77,21 @@ impl<'a> WorkPools<'a> {
         check_name("work pool name", pool)?;
         check_name("work queue name", name)?;
         let body = typed("work queue", json!({ "name": name }))?;
-        unwrap_response(
-            "create_work_queue_in_work_pools",
-            self.client
-                .raw()
-                .create_work_queue_in_work_pools(pool, &body)
-                .await,
-        )
-        .await
+        call!(self.client, create_work_queue_in_work_pools(pool, &body))
     }
 
-    /// Reads a work queue of the pool.
-    pub async fn read_queue(&self, pool: &str, name: &str) -> Result<WorkQueueResponse, Error> {
+    /// The work queue `name` of the pool.
+    pub async fn get_queue_by_name(&self, pool: &str, name: &str) -> Result<WorkQueueResponse, Error> {
         check_name("work pool name", pool)?;
         check_name("work queue name", name)?;
-        unwrap_response(
-            "read_work_queue_in_work_pools",
-            self.client.raw().read_work_queue_in_work_pools(pool, name).await,
-        )
-        .await
+        call!(self.client, read_work_queue_in_work_pools(pool, name))
     }
 
-    /// The pool's work queues (a pool has few; one request).
-    pub async fn queues(&self, pool: &str) -> Result<Vec<WorkQueueResponse>, Error> {
+    /// Every work queue of the pool (a pool has few: one request).
+    pub async fn list_queues(&self, pool: &str) -> Result<Vec<WorkQueueResponse>, Error> {
         check_name("work pool name", pool)?;
         let body = typed("work queue filter", json!({}))?;
-        unwrap_response(
-            "read_work_queues_in_work_pools",
-            self.client
-                .raw()
-                .read_work_queues_in_work_pools(pool, &body)
-                .await,
-        )
-        .await
+        call!(self.client, read_work_queues_in_work_pools(pool, &body))
     }
 
     /// Pauses a work queue of the pool.
@@ -135,13 +108,6 @@ impl<'a> WorkPools<'a> {
         check_name("work pool name", pool)?;
         check_name("work queue name", name)?;
         let body = typed("work queue update", json!({ "is_paused": paused }))?;
-        unwrap_response(
-            "update_work_queue_in_work_pools",
-            self.client
-                .raw()
-                .update_work_queue_in_work_pools(pool, name, &body)
-                .await,
-        )
-        .await
+        call!(self.client, update_work_queue_in_work_pools(pool, name, &body))
     }
 }

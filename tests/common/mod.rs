@@ -43,7 +43,7 @@ pub fn unique(prefix: &str) -> String {
 pub async fn active_slots(client: &Client, name: &str) -> i64 {
     client
         .global_concurrency_limits()
-        .read(name)
+        .get_by_name(name)
         .await
         .unwrap()
         .active_slots
@@ -81,7 +81,7 @@ impl PeakPoller {
                     let started = Instant::now();
                     let limit = client
                         .global_concurrency_limits()
-                        .read(&name)
+                        .get_by_name(&name)
                         .await
                         .inspect_err(|e| {
                             eprintln!("a read failed after {:?}: {e:?}", started.elapsed());
