@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{Lease, PARK_TIMEOUT, Queue, RELEASE_RETRY_BUDGET};
 use crate::error::LeaseLoss;
+use crate::retry::Backoff;
 use crate::types::MinimalConcurrencyLimitResponse;
 use crate::{Client, Error};
 
@@ -160,13 +161,13 @@ impl Held {
 async fn release_on_server(client: &Client, lease: &Lease, queue: &Queue) -> Result<(), Error> {
     let limits = client.global_concurrency_limits();
     let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
+    let mut pauses = Backoff::new(Duration::from_millis(100), 2.0, Duration::from_secs(2), None);
     let result = loop {
+        let pause = pauses.next_delay().unwrap_or(Duration::from_secs(2));
         match limits.decrement_with_lease(lease.id).await {
             Err(e) if e.is_transient() && started.elapsed() + pause < RELEASE_RETRY_BUDGET => {
                 tracing::debug!(lease_id = %lease.id, error = %e, "releasing slots failed; retrying");
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
             }
             result => break result,
         }

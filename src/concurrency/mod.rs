@@ -39,8 +39,8 @@
 //! - when a guard of this process releases while the head waits for the same names, slots and
 //!   lease settings, the guard hands its lease to the head instead of giving it back: the slot
 //!   stays counted on the server, passes to the next local task at once, and costs no request.
-//!   A lease is handed on at most [`MAX_HANDOFFS`] times, then goes back to the server so
-//!   other processes can have it; one nobody takes within [`PARK_TIMEOUT`] goes back too. The
+//!   A lease is handed on at most 16 times, then goes back to the server so
+//!   other processes can have it; one nobody takes within 250 ms goes back too. The
 //!   release waits for either, so once it returns the slots are with a local holder or the
 //!   server, never in limbo;
 //! - when a guard releases otherwise, the head asks at once: freed capacity is not left idle
@@ -70,6 +70,7 @@ pub use guard::SlotGuard;
 use crate::resources::global_concurrency_limits::{
     LeaseHolder, SlotMode, check_lease_duration, checked_names, checked_slots,
 };
+use crate::retry::Backoff;
 use crate::types::ConcurrencyLimitWithLeaseResponse;
 use crate::{Client, Error};
 
@@ -82,6 +83,14 @@ const DEFAULT_RETRY_WAIT: Duration = Duration::from_secs(1);
 const LOCAL_FULL_RECHECK: Duration = Duration::from_secs(2);
 /// How many failed requests in a row (server errors, broken connections) end an acquisition.
 const MAX_TRANSIENT_FAILURES: u32 = 5;
+/// The longest wait after a failed lease request before asking again.
+const MAX_FAILURE_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits after failed lease requests in a row: 200 ms, doubling, at most [`MAX_FAILURE_WAIT`].
+fn failure_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(200), 2.0, MAX_FAILURE_WAIT, None)
+}
+
 /// How many times one lease passes from a released guard to a local waiter before it goes back
 /// to the server.
 pub(crate) const MAX_HANDOFFS: u32 = 16;
@@ -258,6 +267,7 @@ impl Acquire {
         let _turn = queue.turn.lock().await;
         let mut refusals = 0u32;
         let mut failures = 0u32;
+        let mut backoff = failure_backoff();
         let terms = self.terms();
         loop {
             if let Some(lease) = queue.take_parked(&terms) {
@@ -277,6 +287,7 @@ impl Acquire {
                 Err(e @ Error::SlotsUnavailable { .. }) => {
                     refusals += 1;
                     failures = 0;
+                    backoff = failure_backoff();
                     if self.max_retries.is_some_and(|m| refusals > m) {
                         return Err(e);
                     }
@@ -288,7 +299,7 @@ impl Acquire {
                 Err(e) if e.is_transient() && failures < MAX_TRANSIENT_FAILURES => {
                     failures += 1;
                     tracing::warn!(error = %e, attempt = failures, "a lease request failed; asking again (a lease the server granted unanswered expires by itself)");
-                    tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(failures))).await;
+                    tokio::time::sleep(backoff.next_delay().unwrap_or(MAX_FAILURE_WAIT)).await;
                 }
                 Err(e) => return Err(e),
             }

@@ -1,5 +1,5 @@
-//! Pagination: one page of a list with [`Listing::fetch`], or every item as a stream with
-//! [`stream`], over Prefect's limit/offset filter bodies.
+//! Pagination over Prefect's limit/offset filter bodies: one page of a list (`list_page`), or
+//! every item as a stream (`stream`), [`PAGE_SIZE`] at a time.
 
 use std::collections::VecDeque;
 use std::future::Future;
