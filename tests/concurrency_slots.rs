@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PeakPoller, active_slots, unique, wait_until_slots};
+use common::{PeakPoller, active_slots, create_global_limit, unique, wait_until_slots};
 use futures_util::TryStreamExt;
 use prefect_client::resources::global_concurrency_limits::SlotMode;
 use prefect_client::{Client, Error};
@@ -153,12 +153,7 @@ async fn bad_input_is_a_typed_error_before_any_request() {
 async fn guard_release_and_drop_give_slots_back() {
     let client = client().await;
     let name = unique("drop");
-    client
-        .global_concurrency_limits()
-        .create(&name, 2)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 2).await;
     let guard = client.concurrency([name.as_str()]).acquire().await.unwrap();
     assert!(guard.lease_id().is_some());
     assert_eq!(guard.limits()[0].limit, 2);
@@ -189,12 +184,7 @@ async fn guard_release_and_drop_give_slots_back() {
 async fn panic_inside_the_scope_releases() {
     let client = client().await;
     let name = unique("panic");
-    client
-        .global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 1).await;
     let (c, n) = (client.clone(), name.clone());
     let task = tokio::spawn(async move {
         c.concurrency([n.as_str()])
@@ -217,12 +207,7 @@ async fn panic_inside_the_scope_releases() {
 async fn cancelled_acquisitions_leak_no_lease() {
     let client = client().await;
     let name = unique("cancel");
-    client
-        .global_concurrency_limits()
-        .create(&name, 3)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 3).await;
     // Cancel acquisitions at every point: before, during and after the server's answer.
     for i in 0..30u64 {
         let (c, n) = (client.clone(), name.clone());
@@ -275,12 +260,7 @@ async fn strict_mode_and_missing_limits() {
 
     // One existing, one missing: strict fails and holds nothing.
     let existing = unique("exists");
-    client
-        .global_concurrency_limits()
-        .create(&existing, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &existing, 1).await;
     let err = client
         .concurrency([existing.as_str(), missing.as_str()])
         .strict(true)
@@ -295,12 +275,7 @@ async fn strict_mode_and_missing_limits() {
 async fn refusals_can_be_bounded_by_max_retries() {
     let client = client().await;
     let name = unique("retries");
-    client
-        .global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 1).await;
     let other = Client::new(client.api_url()).unwrap(); // another "process": no local hand-off
     let held = other.concurrency([name.as_str()]).acquire().await.unwrap();
     let err = client
@@ -318,12 +293,7 @@ async fn refusals_can_be_bounded_by_max_retries() {
 async fn contention_in_one_client_never_exceeds_the_limit() {
     let client = client().await;
     let name = unique("contend");
-    client
-        .global_concurrency_limits()
-        .create(&name, 2)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 2).await;
     let inside = Arc::new(AtomicI64::new(0));
     let peak = Arc::new(AtomicI64::new(0));
     let before = client.requests_sent();
@@ -368,12 +338,7 @@ async fn contention_in_one_client_never_exceeds_the_limit() {
 async fn two_processes_never_exceed_the_limit() {
     let client = client().await;
     let name = unique("procs");
-    client
-        .global_concurrency_limits()
-        .create(&name, 2)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 2).await;
     let poller = PeakPoller::start(&client, &name, Duration::from_millis(5));
     let worker = prefect_testkit::worker_binary().unwrap();
     // Each: 8 tasks × 4 holds of 30 ms.
@@ -436,12 +401,7 @@ async fn rate_limits_pace_by_decay() {
 
     // A limit without decay cannot rate-limit: the server's 422 comes back typed.
     let plain = unique("plain");
-    client
-        .global_concurrency_limits()
-        .create(&plain, 2)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &plain, 2).await;
     let err = client
         .concurrency([plain.as_str()])
         .rate_limit()
@@ -454,12 +414,7 @@ async fn rate_limits_pace_by_decay() {
 async fn lost_lease_is_reported_to_the_holder() {
     let client = client().await;
     let name = unique("lost");
-    client
-        .global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 1).await;
     let guard = client
         .concurrency([name.as_str()])
         .lease_duration(LEASE)
@@ -491,12 +446,7 @@ async fn lost_lease_is_reported_to_the_holder() {
 async fn renewal_keeps_a_lease_past_its_duration() {
     let client = client().await;
     let name = unique("renew");
-    client
-        .global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 1).await;
     let guard = client
         .concurrency([name.as_str()])
         .lease_duration(LEASE)
@@ -524,12 +474,7 @@ async fn renewal_keeps_a_lease_past_its_duration() {
 async fn an_unrenewed_lease_expires_and_its_slots_return() {
     let client = client().await;
     let name = unique("expire");
-    client
-        .global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 1).await;
     // As a killed process would: take the lease and never renew nor release it.
     client
         .global_concurrency_limits()
@@ -551,12 +496,7 @@ async fn slots_of_a_killed_process_come_back() {
     use tokio::io::AsyncBufReadExt;
     let client = client().await;
     let name = unique("killed");
-    client
-        .global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 1).await;
     let mut child = tokio::process::Command::new(prefect_testkit::worker_binary().unwrap())
         .args(["hold", client.api_url(), &name])
         .args(["--lease-secs", &LEASE.as_secs().to_string()])

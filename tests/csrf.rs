@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::stub::{Reply, Stub};
-use common::unique;
+use common::{create_global_limit, unique};
 use prefect_client::Client;
 use prefect_testkit::LocalServer;
 
@@ -38,12 +38,7 @@ async fn a_protected_server_accepts_the_clients_changes() {
     limits.delete_by_tag(&tag).await.unwrap();
     // Slot guards work through it too (POSTs to take and give back slots).
     let name = unique("csrf-slots");
-    client
-        .global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, 1).await;
     client
         .concurrency([name.as_str()])
         .strict(true)

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::proxy::{Fault, FaultProxy};
-use common::{client as direct_client, server, unique};
+use common::{client as direct_client, create_global_limit, server, unique};
 use futures_util::TryStreamExt;
 use prefect_client::types::{self, FlowRunResponse};
 use prefect_client::{Client, Error};
@@ -215,13 +215,7 @@ async fn slot_guards_ride_out_faults_on_every_lease_call_and_leave_nothing_held(
     let proxy = proxy().await;
     let client = through(&proxy, Duration::from_secs(20));
     let name = unique("faulty-slots");
-    direct_client()
-        .await
-        .global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&direct_client().await, &name, 1).await;
     proxy.inject(
         "POST",
         "/v2/concurrency_limits/increment-with-lease",
@@ -269,13 +263,7 @@ async fn a_lease_granted_but_unanswered_comes_back_by_expiry() {
     let proxy = proxy().await;
     let client = through(&proxy, Duration::from_secs(1));
     let name = unique("lost-grant");
-    direct_client()
-        .await
-        .global_concurrency_limits()
-        .create(&name, 2)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&direct_client().await, &name, 2).await;
     // The server grants a lease whose answer never arrives in time: the slot is taken, the
     // client cannot know its lease. The acquisition asks again and gets the other slot.
     proxy.inject(

@@ -20,7 +20,7 @@ use prefect_client::{Client, Error};
 use prefect_testkit::MultiReplicaServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{PeakPoller, active_slots, unique, wait_until_slots};
+use common::{PeakPoller, active_slots, create_global_limit, unique, wait_until_slots};
 
 /// The shortest lease Prefect grants: slots of an unanswered request come back soonest.
 const LEASE: Duration = Duration::from_secs(60);
@@ -105,12 +105,7 @@ async fn contention_through_the_load_balancer_stays_within_the_limit() {
     let stack = start(MultiReplicaServer::builder()).await;
     let admin = stack.client().unwrap();
     let name = unique("mr-contention");
-    admin
-        .global_concurrency_limits()
-        .create(&name, 2)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&admin, &name, 2).await;
 
     let poller = PeakPoller::start(&admin, &name, Duration::from_millis(10));
     let run = finish_workers(spawn_workers(stack.api_url(), &name, 8, 4)).await;
@@ -133,11 +128,7 @@ async fn a_lease_from_one_replica_is_renewed_and_released_through_the_other() {
     let stack = start(MultiReplicaServer::builder()).await;
     let [a, b] = [0, 1].map(|i| Client::new(&stack.replica_urls()[i]).unwrap());
     let name = unique("mr-lease");
-    a.global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&a, &name, 1).await;
     let limits = a.global_concurrency_limits();
     let lease = limits
         .increment_with_lease(&[&name], 1)
@@ -186,12 +177,7 @@ async fn a_replica_killed_mid_run_costs_the_callers_nothing() {
     let mut stack = start(MultiReplicaServer::builder()).await;
     let admin = stack.client().unwrap();
     let name = unique("mr-kill");
-    admin
-        .global_concurrency_limits()
-        .create(&name, 2)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&admin, &name, 2).await;
 
     let poller = PeakPoller::start(&admin, &name, Duration::from_millis(10));
     let mut children = spawn_workers(stack.api_url(), &name, 8, 16);
@@ -257,11 +243,7 @@ async fn without_shared_lease_storage_the_guard_reports_its_lost_lease() {
     assert!(!stack.shares_lease_storage());
     let lb = stack.client().unwrap();
     let name = unique("mr-misconfigured");
-    lb.global_concurrency_limits()
-        .create(&name, 1)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&lb, &name, 1).await;
 
     // The lease is granted by one replica; with nothing else on the load balancer, the first
     // renewal (after a third of the lease) goes to the other, which does not know it.

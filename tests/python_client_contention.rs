@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PeakPoller, active_slots, client, unique};
+use common::{PeakPoller, active_slots, client, create_global_limit, unique};
 
 const LIMIT: i64 = 2;
 const PYTHON_TASKS: usize = 4;
@@ -18,12 +18,7 @@ const RUST_EACH: usize = 4;
 async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it() {
     let client = client().await;
     let name = unique("with-python");
-    client
-        .global_concurrency_limits()
-        .create(&name, LIMIT)
-        .send()
-        .await
-        .unwrap();
+    create_global_limit(&client, &name, LIMIT).await;
 
     let poller = PeakPoller::start(&client, &name, Duration::from_millis(10));
 

@@ -39,6 +39,18 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Creates an active global limit `name` of `limit` slots (panics if the server refuses).
+pub async fn create_global_limit(client: &Client, name: &str, limit: i64) {
+    if let Err(e) = client
+        .global_concurrency_limits()
+        .create(name, limit)
+        .send()
+        .await
+    {
+        panic!("cannot create the global limit {name:?}: {e}");
+    }
+}
+
 /// A global limit's active slots now, read from the server.
 pub async fn active_slots(client: &Client, name: &str) -> i64 {
     client
