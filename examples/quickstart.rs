@@ -1,7 +1,8 @@
 //! Quickstart: create a tag concurrency limit, read it back, take and give back a slot, clean up.
 //!
-//! With PREFECT_API_URL set (or an active Prefect profile) it uses that server; otherwise it
-//! starts a local Prefect server of its own (installing Prefect into a cached venv once).
+//! With PREFECT_API_URL set it uses that server (with PREFECT_API_KEY and Prefect's other
+//! settings from the environment or the active profile); otherwise it starts a local Prefect
+//! server of its own (installing Prefect into a cached venv once).
 //!
 //!     cargo run --example quickstart
 

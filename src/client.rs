@@ -3,13 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::concurrency::{Acquire, Coordinator};
+use crate::concurrency::Acquire;
+use crate::concurrency::queue::Coordinator;
 use crate::config::Config;
 use crate::generated;
+use crate::http_client::build_http_client;
 use crate::resources::concurrency_limits::ConcurrencyLimits;
 use crate::resources::global_concurrency_limits::GlobalConcurrencyLimits;
-use crate::transport::{Transport, build_http_client};
-use crate::{Error, error};
+use crate::transport::Transport;
+use crate::{Error, response};
 
 /// A Prefect API client. Cheap to clone; clones share connections.
 ///
@@ -156,7 +158,7 @@ impl Client {
 
     /// `GET /health`: `Ok(())` when the server is up and answers it is healthy.
     pub async fn health(&self) -> Result<(), Error> {
-        let healthy = error::unwrap_response("health_check", self.raw.health_check().await).await?;
+        let healthy = response::unwrap_response("health_check", self.raw.health_check().await).await?;
         if healthy {
             Ok(())
         } else {
@@ -168,7 +170,7 @@ impl Client {
 
     /// `GET /admin/version`: the server's Prefect version.
     pub async fn server_version(&self) -> Result<String, Error> {
-        error::unwrap_response("read_version", self.raw.read_version().await).await
+        response::unwrap_response("read_version", self.raw.read_version().await).await
     }
 }
 

@@ -317,7 +317,7 @@ impl Settings {
         };
         let profiles_path = match set("PREFECT_PROFILES_PATH") {
             Some(path) => PathBuf::from(expand_home(&path)),
-            None => home.join("profiles.toml"),
+            None => profiles_path(&home),
         };
         let mut settings = Settings {
             env: env_values,
@@ -439,8 +439,8 @@ struct ProfilesFile {
     profiles: BTreeMap<String, BTreeMap<String, toml::Value>>,
 }
 
-/// Where Prefect keeps its profiles for the given `PREFECT_HOME` (for tests and tools).
-pub fn profiles_path(prefect_home: &Path) -> PathBuf {
+/// Where Prefect keeps its profiles for the given `PREFECT_HOME`.
+fn profiles_path(prefect_home: &Path) -> PathBuf {
     prefect_home.join("profiles.toml")
 }
 

@@ -43,7 +43,9 @@ pub mod config;
 mod csrf;
 pub mod error;
 pub mod generated;
+mod http_client;
 pub mod resources;
+mod response;
 mod retry;
 mod transport;
 
@@ -58,8 +60,9 @@ pub use reqwest;
 pub const PREFECT_VERSION: &str = "3.8.8";
 
 pub use error::OptionalExt;
+pub use http_client::install_tls_provider;
 pub use retry::MAX_RETRY_AFTER;
-pub use transport::{PREFECT_API_VERSION, install_tls_provider};
+pub use transport::PREFECT_API_VERSION;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

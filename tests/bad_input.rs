@@ -62,6 +62,45 @@ async fn arguments_the_client_can_check_are_rejected_before_any_request() {
         &["2147483647"],
     );
     check("empty tag lookup", tags.get_by_tag("").await, invalid, &["tag"]);
+    check("tag with %", tags.get_by_tag("50%").await, invalid, &["%"]);
+    check(
+        "taking tag slots for no tags",
+        tags.increment(&[], uuid::Uuid::nil()).await,
+        invalid,
+        &["tag"],
+    );
+    check(
+        "an empty page",
+        tags.list_page(&prefect_client::types::ReadConcurrencyLimitsBody {
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await,
+        invalid,
+        &["1 to 200"],
+    );
+    check(
+        "a lease under the server's minimum",
+        global
+            .increment_with_lease(&["n"], 1)
+            .lease_duration(Duration::from_secs(5))
+            .send()
+            .await,
+        invalid,
+        &["60 s"],
+    );
+    check(
+        "a deployment name without its flow",
+        client.deployments().get_by_name("no-slash").await,
+        invalid,
+        &["flow"],
+    );
+    check(
+        "a variable name with a slash",
+        client.variables().set("a/b", &1).await,
+        invalid,
+        &["/"],
+    );
     check(
         "name with %",
         global.create("50%", 1).send().await,

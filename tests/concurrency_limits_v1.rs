@@ -4,7 +4,7 @@ mod common;
 
 use common::{client, unique};
 use futures_util::TryStreamExt;
-use prefect_client::{Client, Error};
+use prefect_client::Error;
 
 #[tokio::test]
 async fn create_answers_201_and_returns_the_limit() {
@@ -54,14 +54,6 @@ async fn list_includes_created_limits_across_pages() {
     }
     let page = limits.list_page(&page_of(2)).await.unwrap();
     assert_eq!(page.len(), 2);
-    assert!(limits.list_page(&page_of(0)).await.unwrap_err().is_client_side());
-    assert!(
-        limits
-            .list_page(&page_of(201))
-            .await
-            .unwrap_err()
-            .is_client_side()
-    );
 }
 
 #[tokio::test]
@@ -135,27 +127,6 @@ async fn server_422_becomes_validation_error_with_field_location() {
         fields[0].msg
     );
     assert!(err.to_string().contains("body.lease_duration"), "{err}");
-}
-
-#[tokio::test]
-async fn bad_input_is_rejected_before_any_request() {
-    // Nothing listens on this port: a request would end in a connection error instead.
-    let port = prefect_testkit::free_port().unwrap();
-    let client = Client::new(&format!("http://127.0.0.1:{port}/api")).unwrap();
-    let limits = client.concurrency_limits();
-    for err in [
-        limits.create("", 1).await.unwrap_err(),
-        limits.create("a/b", 1).await.unwrap_err(),
-        limits.create("ok", -1).await.unwrap_err(),
-        limits.create("ok", i64::MAX).await.unwrap_err(),
-        limits.get_by_tag("50%").await.unwrap_err(),
-        limits.increment(&[], uuid::Uuid::nil()).await.unwrap_err(),
-    ] {
-        assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
-    }
-    let err = limits.create("ok", 1).await.unwrap_err();
-    assert!(err.is_connect(), "{err:?}");
-    assert!(err.to_string().contains("PREFECT_API_URL"), "{err}");
 }
 
 /// A one-page request for `limit` limits.

@@ -9,7 +9,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Lease, PARK_TIMEOUT, Queue, RELEASE_RETRY_BUDGET};
+use super::queue::{Lease, Queue};
+use super::{PARK_TIMEOUT, RELEASE_RETRY_BUDGET};
 use crate::error::LeaseLoss;
 use crate::retry::Backoff;
 use crate::types::MinimalConcurrencyLimitResponse;

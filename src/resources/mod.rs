@@ -25,7 +25,7 @@ use crate::Error;
 /// the operation once: `call!(client, read_flow(&id))`.
 macro_rules! call {
     ($client:expr, $op:ident ( $($arg:expr),* $(,)? )) => {
-        $crate::error::unwrap_response(stringify!($op), $client.raw().$op($($arg),*).await).await
+        $crate::response::unwrap_response(stringify!($op), $client.raw().$op($($arg),*).await).await
     };
 }
 pub(crate) use call;
