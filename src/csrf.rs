@@ -1,19 +1,31 @@
-//! CSRF tokens, the way Prefect's own client handles them.
+//! CSRF tokens, the way Prefect's own client handles them, safe under concurrency.
 //!
 //! A server with `PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED=true` rejects state-changing
 //! requests (POST, PUT, PATCH, DELETE) without a token. Before the first such request the client
 //! asks `GET /csrf-token?client=<id>` for one and sends it as `Prefect-Csrf-Token` with
 //! `Prefect-Csrf-Client`; it fetches a new one when it expires or the server answers 403
 //! "Invalid CSRF token". A server without CSRF protection answers the token request with 422
-//! (404 on older servers): the client then stops asking.
+//! (404 on older servers): the client then stops asking, until a request is rejected for its
+//! token (the server turned protection on).
+//!
+//! The server keeps one token per client id, so each fetch invalidates the previous token:
+//! requests rejected together refresh it once (single flight, by token generation), not once
+//! each. A token request that fails transiently (connection refused, 429, 502–504) is retried
+//! like any read.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Request};
 use uuid::Uuid;
 
+use crate::retry::{Backoff, MAX_RETRY_AFTER, retry_after_of};
+
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("prefect-csrf-token");
 const CLIENT_HEADER: HeaderName = HeaderName::from_static("prefect-csrf-client");
+/// How many times a failed token request is sent again.
+const TOKEN_RETRIES: usize = 4;
 
 /// The CSRF state one client and its clones share.
 #[derive(Debug)]
@@ -24,16 +36,21 @@ pub(crate) struct Csrf {
 
 #[derive(Debug)]
 enum State {
-    /// Not asked yet.
+    /// Not asked yet, or the last token request failed.
     Unknown,
     /// The server does not use CSRF tokens.
     Disabled,
-    /// A token and when it expires.
+    /// A token, when it expires, and which fetch it came from.
     Token {
         token: HeaderValue,
         expires: DateTime<Utc>,
+        generation: u64,
     },
 }
+
+/// Which token a request carried: the one to replace if the server rejects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sent(Option<u64>);
 
 #[derive(serde::Deserialize)]
 struct TokenResponse {
@@ -65,32 +82,70 @@ pub(crate) fn is_csrf_rejection(body: &[u8]) -> bool {
 
 impl Csrf {
     /// Adds the token headers to a state-changing request, fetching a token first if there is
-    /// none or it expired; `refresh` forces a new one. Failing to get a token leaves the request
-    /// as it is (the server's answer then says what is wrong).
+    /// none or it expired. Failing to get a token leaves the request as it is (the server's
+    /// answer then says what is wrong).
     pub(crate) async fn add_headers(
         &self,
         http: &reqwest::Client,
         baseurl: &str,
         request: &mut Request,
-        refresh: bool,
-    ) {
+    ) -> Sent {
         let mut state = self.state.lock().await;
-        let fresh = matches!(&*state, State::Token { expires, .. } if *expires > Utc::now());
-        if matches!(*state, State::Disabled) {
-            return;
+        let usable = match &*state {
+            State::Disabled => return Sent(None),
+            State::Token { expires, .. } => *expires > Utc::now(),
+            State::Unknown => false,
+        };
+        if !usable {
+            *state = self.fetch(http, baseurl, request, next_generation(&state)).await;
         }
-        if refresh || !fresh {
-            *state = self.fetch(http, baseurl, request).await;
-        }
-        if let State::Token { token, .. } = &*state {
-            request.headers_mut().insert(TOKEN_HEADER, token.clone());
-            if let Ok(client) = HeaderValue::from_str(&self.client_id.to_string()) {
-                request.headers_mut().insert(CLIENT_HEADER, client);
-            }
-        }
+        self.insert(&state, request)
     }
 
-    async fn fetch(&self, http: &reqwest::Client, baseurl: &str, original: &Request) -> State {
+    /// Replaces the token a rejected request carried and adds the new one to `request`. If
+    /// another request replaced it meanwhile, that newer token is used: one fetch however many
+    /// requests were rejected together. A server seen without CSRF is asked again: it rejected
+    /// a token, so it has turned protection on.
+    pub(crate) async fn replace(
+        &self,
+        http: &reqwest::Client,
+        baseurl: &str,
+        request: &mut Request,
+        rejected: Sent,
+    ) -> Sent {
+        let mut state = self.state.lock().await;
+        let current = match &*state {
+            State::Token { generation, .. } => Some(*generation),
+            _ => None,
+        };
+        if current.is_none() || current == rejected.0 {
+            *state = self.fetch(http, baseurl, request, next_generation(&state)).await;
+        }
+        self.insert(&state, request)
+    }
+
+    fn insert(&self, state: &State, request: &mut Request) -> Sent {
+        let State::Token {
+            token, generation, ..
+        } = state
+        else {
+            return Sent(None);
+        };
+        request.headers_mut().insert(TOKEN_HEADER, token.clone());
+        if let Ok(client) = HeaderValue::from_str(&self.client_id.to_string()) {
+            request.headers_mut().insert(CLIENT_HEADER, client);
+        }
+        Sent(Some(*generation))
+    }
+
+    /// Asks the server for a token, retrying transient failures.
+    async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        baseurl: &str,
+        original: &Request,
+        generation: u64,
+    ) -> State {
         let mut token_request = http
             .get(format!("{baseurl}/csrf-token"))
             .query(&[("client", self.client_id)]);
@@ -103,32 +158,69 @@ impl Csrf {
                 token_request = token_request.header(name, value.clone());
             }
         }
-        let response = match token_request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::debug!(error = %e.without_url(), "fetching a CSRF token failed");
+        let mut backoff = Backoff::new(
+            Duration::from_millis(50),
+            4.0,
+            Duration::from_secs(2),
+            Some(TOKEN_RETRIES),
+        );
+        loop {
+            let Some(attempt) = token_request.try_clone() else {
                 return State::Unknown;
-            }
-        };
-        let status = response.status().as_u16();
-        match status {
-            200 => match response.json::<TokenResponse>().await {
-                Ok(token) => match HeaderValue::from_str(&token.token) {
-                    Ok(mut value) => {
-                        value.set_sensitive(true);
-                        State::Token {
-                            token: value,
-                            expires: token.expiration,
-                        }
+            };
+            let (state, retry_after) = match attempt.send().await {
+                Ok(response) => {
+                    let retry_after = retry_after_of(response.headers());
+                    (read_token(response, generation).await, retry_after)
+                }
+                Err(e) => {
+                    let transient = e.is_connect() || e.is_timeout() || e.is_request();
+                    tracing::debug!(error = %e.without_url(), "fetching a CSRF token failed");
+                    (if transient { Err(()) } else { Ok(State::Unknown) }, None)
+                }
+            };
+            match state {
+                Ok(state) => return state,
+                Err(()) => match backoff.next_delay() {
+                    Some(delay) => {
+                        let wait = retry_after.filter(|d| *d <= MAX_RETRY_AFTER).unwrap_or(delay);
+                        tokio::time::sleep(wait).await;
                     }
-                    Err(_) => State::Unknown,
+                    None => return State::Unknown,
                 },
+            }
+        }
+    }
+}
+
+fn next_generation(state: &State) -> u64 {
+    match state {
+        State::Token { generation, .. } => generation + 1,
+        _ => 1,
+    }
+}
+
+/// The state a token answer gives, or `Err` for an answer worth asking again.
+async fn read_token(response: reqwest::Response, generation: u64) -> Result<State, ()> {
+    match response.status().as_u16() {
+        200 => Ok(match response.json::<TokenResponse>().await {
+            Ok(token) => match HeaderValue::from_str(&token.token) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    State::Token {
+                        token: value,
+                        expires: token.expiration,
+                        generation,
+                    }
+                }
                 Err(_) => State::Unknown,
             },
-            // 422: CSRF protection is off; 404: a server without the endpoint.
-            404 | 422 => State::Disabled,
-            _ => State::Unknown,
-        }
+            Err(_) => State::Unknown,
+        }),
+        // 422: CSRF protection is off; 404: a server without the endpoint.
+        404 | 422 => Ok(State::Disabled),
+        429 | 502..=504 => Err(()),
+        _ => Ok(State::Unknown),
     }
 }
 

@@ -127,9 +127,10 @@ impl Transport {
     ) -> reqwest::Result<Response> {
         self.decorate(&mut request);
         let change = is_change(request.method());
-        if let (true, Some(csrf)) = (change, &self.csrf) {
-            csrf.add_headers(client, baseurl, &mut request, false).await;
-        }
+        let mut token = match (change, &self.csrf) {
+            (true, Some(csrf)) => Some(csrf.add_headers(client, baseurl, &mut request).await),
+            _ => None,
+        };
         let span = tracing::debug_span!(
             "prefect.request",
             operation,
@@ -163,10 +164,11 @@ impl Transport {
                     let (rejected, response) = inspect_forbidden(result?).await?;
                     result = Ok(response);
                     if let (true, Some(mut copy)) = (rejected, copy.as_ref().and_then(Request::try_clone)) {
-                        // The token expired or the server restarted: fetch a new one, try again.
+                        // The token expired or the server restarted: replace it (once for every
+                        // request it was rejected for), try again.
                         csrf_refreshed = true;
-                        if let Some(csrf) = &self.csrf {
-                            csrf.add_headers(client, baseurl, &mut copy, true).await;
+                        if let (Some(csrf), Some(sent)) = (&self.csrf, token) {
+                            token = Some(csrf.replace(client, baseurl, &mut copy, sent).await);
                         }
                         request = copy;
                         attempts += 1;

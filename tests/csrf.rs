@@ -108,3 +108,122 @@ async fn a_rejected_token_is_replaced_and_the_request_sent_again() {
     );
     assert_eq!(stub.requests().len(), 1);
 }
+
+/// A server that checks CSRF tokens the way Prefect does (one token per client; a new fetch
+/// replaces it), can turn protection on later, and can forget its tokens (a restart).
+struct TokenServer {
+    url: String,
+    state: std::sync::Arc<std::sync::Mutex<TokenState>>,
+}
+
+#[derive(Default)]
+struct TokenState {
+    enabled: bool,
+    current: Option<String>,
+    fetches: usize,
+    accepted: usize,
+}
+
+impl TokenServer {
+    async fn start(enabled: bool) -> TokenServer {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api", listener.local_addr().unwrap());
+        let state = std::sync::Arc::new(std::sync::Mutex::new(TokenState {
+            enabled,
+            ..Default::default()
+        }));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    while let Some(request) = common::stub::read_request(&mut socket).await {
+                        let (status, body) = {
+                            let mut s = state.lock().unwrap();
+                            if request.path.starts_with("/api/csrf-token") {
+                                if s.enabled {
+                                    s.fetches += 1;
+                                    let token = format!("t{}", s.fetches);
+                                    s.current = Some(token.clone());
+                                    let expires =
+                                        (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+                                    (
+                                        200,
+                                        format!(
+                                            r#"{{"token":"{token}","client":"c","expiration":"{expires}"}}"#
+                                        ),
+                                    )
+                                } else {
+                                    (422, r#"{"detail":"CSRF protection is disabled."}"#.to_string())
+                                }
+                            } else if s.enabled
+                                && (s.current.is_none()
+                                    || request.header("prefect-csrf-token") != s.current.as_deref())
+                            {
+                                (
+                                    403,
+                                    r#"{"detail":"Invalid CSRF token or client identifier."}"#.to_string(),
+                                )
+                            } else {
+                                s.accepted += 1;
+                                (201, r#"{"id":"5f5c3a8e-8a1e-4c1c-9a4e-0d3c1a2b3c4d","created":null,"updated":null,"tag":"t","concurrency_limit":2,"active_slots":[]}"#.to_string())
+                            }
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: application/json\r\n\r\n",
+                            body.len()
+                        );
+                        if socket.write_all(head.as_bytes()).await.is_err()
+                            || socket.write_all(body.as_bytes()).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TokenServer { url, state }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut TokenState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn requests_rejected_together_replace_the_token_once() {
+    let server = TokenServer::start(true).await;
+    let client = Client::new(&server.url).unwrap();
+    client.concurrency_limits().create("t", 2).await.unwrap();
+    assert_eq!(server.with(|s| s.fetches), 1);
+    // The server forgets the client's token (a restart, a rotation): 32 changes at once.
+    server.with(|s| s.current = None);
+    let mut changes = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        changes.spawn(async move { client.concurrency_limits().create("t", 2).await });
+    }
+    for result in changes.join_all().await {
+        result.unwrap();
+    }
+    assert_eq!(
+        server.with(|s| s.fetches),
+        2,
+        "one new token for all 32 rejected requests"
+    );
+    assert_eq!(server.with(|s| s.accepted), 33);
+}
+
+#[tokio::test]
+async fn a_server_that_turns_protection_on_later_gets_tokens() {
+    let server = TokenServer::start(false).await;
+    let client = Client::new(&server.url).unwrap();
+    client.concurrency_limits().create("t", 2).await.unwrap();
+    assert_eq!(server.with(|s| s.fetches), 0, "protection off: no token");
+    server.with(|s| s.enabled = true);
+    client.concurrency_limits().create("t", 2).await.unwrap();
+    client.concurrency_limits().create("t", 2).await.unwrap();
+    assert_eq!(server.with(|s| s.fetches), 1);
+    assert_eq!(server.with(|s| s.accepted), 3);
+}
