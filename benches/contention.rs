@@ -266,7 +266,6 @@ async fn run_tasks(client: &Client, name: &str, scenario: Scenario) -> u64 {
                 for _ in 0..per_task {
                     client
                         .concurrency([name.as_str()])
-                        .strict(true)
                         // The hold starts once the slot is held (a Sleep created outside would not).
                         .run(async { tokio::time::sleep(hold).await })
                         .await

@@ -27,6 +27,8 @@ pub struct Client {
     raw: Arc<generated::Client>,
     config: Arc<Config>,
     pub(crate) coordinator: Arc<Coordinator>,
+    /// Whether the HTTP client was built here from `config` (not brought by the caller).
+    own_http: bool,
 }
 
 impl Client {
@@ -68,6 +70,16 @@ impl Client {
     /// ```
     pub fn raw(&self) -> &generated::Client {
         &self.raw
+    }
+
+    /// A client for use on another Tokio runtime: pooled connections belong to the runtime that
+    /// opened them, so one whose runtime is shutting down cannot be used. Built afresh from the
+    /// same settings; a caller's own HTTP client is reused as it is.
+    pub(crate) fn for_another_runtime(&self) -> Client {
+        if !self.own_http {
+            return self.clone();
+        }
+        Client::from_config((*self.config).clone()).unwrap_or_else(|_| self.clone())
     }
 
     /// The settings this client was built from.
@@ -263,6 +275,7 @@ impl ClientBuilder {
             return Err(Error::Config("timeouts must be longer than zero".into()));
         }
         let transport = Transport::new(&config)?;
+        let own_http = self.http.is_none();
         let http = match self.http {
             Some(http) => http,
             None => build_http_client(&config)?,
@@ -272,6 +285,7 @@ impl ClientBuilder {
             raw: Arc::new(raw),
             config: Arc::new(config),
             coordinator: Arc::default(),
+            own_http,
         })
     }
 }

@@ -229,11 +229,11 @@ pub enum Error {
         waited: Duration,
     },
 
-    /// Strict acquisition named limits that do not exist or are inactive.
+    /// An acquisition (strict, the default) named limits that do not exist or are inactive.
     #[error(
-        "no active global concurrency limit named {names:?}: create it with \
-         client.global_concurrency_limits().create(name, limit), activate it, or acquire without \
-         .strict(true) (then these names limit nothing)"
+        "no active global concurrency limit named {names:?}: check the name, create it with \
+         client.global_concurrency_limits().create(name, limit) or activate it; or acquire with \
+         .strict(false) to let names without a limit limit nothing"
     )]
     MissingLimits {
         /// The names with no active limit.

@@ -193,12 +193,12 @@ async fn cancelled_acquisitions_leak_no_lease() {
 }
 
 #[tokio::test]
-async fn strict_mode_and_missing_limits() {
+async fn missing_limits_are_an_error_by_default_and_lenient_on_request() {
     let client = client().await;
     let missing = unique("missing");
+    // Strict by default: a typo never silently limits nothing.
     let err = client
         .concurrency([missing.as_str()])
-        .strict(true)
         .acquire()
         .await
         .unwrap_err();
@@ -207,22 +207,42 @@ async fn strict_mode_and_missing_limits() {
     };
     assert_eq!(names, std::slice::from_ref(&missing));
     assert!(err.to_string().contains("create it"), "{err}");
-
-    // Not strict: nothing limits the caller, and the guard says so.
-    let guard = client.concurrency([missing.as_str()]).acquire().await.unwrap();
-    assert!(guard.lease_id().is_none() && guard.limits().is_empty());
-    guard.release().await.unwrap();
-
-    // One existing, one missing: strict fails and holds nothing.
-    let existing = unique("exists");
-    create_global_limit(&client, &existing, 1).await;
     let err = client
-        .concurrency([existing.as_str(), missing.as_str()])
-        .strict(true)
-        .acquire()
+        .concurrency([missing.as_str()])
+        .rate_limit()
         .await
         .unwrap_err();
+    assert!(err.is_missing_limits(), "rate limits too: {err:?}");
+
+    // Lenient (Prefect's default): nothing limits the caller, and the guard says so.
+    let guard = client
+        .concurrency([missing.as_str()])
+        .strict(false)
+        .acquire()
+        .await
+        .unwrap();
+    assert!(guard.is_unlimited() && guard.lease_id().is_none() && guard.limits().is_empty());
+    guard.release().await.unwrap();
+    client
+        .concurrency([missing.as_str()])
+        .strict(false)
+        .rate_limit()
+        .await
+        .unwrap();
+
+    // One existing, one missing: the default fails and holds nothing; lenient limits by the
+    // existing one only.
+    let existing = unique("exists");
+    create_global_limit(&client, &existing, 1).await;
+    let both = [existing.as_str(), missing.as_str()];
+    let err = client.concurrency(both).acquire().await.unwrap_err();
     assert!(err.is_missing_limits());
+    assert_eq!(active_slots(&client, &existing).await, 0);
+    let guard = client.concurrency(both).strict(false).acquire().await.unwrap();
+    assert!(!guard.is_unlimited());
+    assert_eq!(guard.limits().len(), 1);
+    assert_eq!(active_slots(&client, &existing).await, 1);
+    guard.release().await.unwrap();
     assert_eq!(active_slots(&client, &existing).await, 0);
 }
 
@@ -259,7 +279,6 @@ async fn contention_in_one_client_never_exceeds_the_limit() {
                 for _ in 0..4 {
                     client
                         .concurrency([name.as_str()])
-                        .strict(true)
                         .run(async {
                             let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                             peak.fetch_max(now, Ordering::SeqCst);

@@ -243,7 +243,6 @@ async fn slot_guards_ride_out_faults_on_every_lease_call_and_leave_nothing_held(
     for round in 0..3 {
         let held = client
             .concurrency([name.as_str()])
-            .strict(true)
             .timeout(Duration::from_secs(30))
             .run(async { active_slots(&name).await })
             .await
@@ -259,7 +258,7 @@ async fn slot_guards_ride_out_faults_on_every_lease_call_and_leave_nothing_held(
 }
 
 #[tokio::test]
-async fn a_lease_granted_but_unanswered_comes_back_by_expiry() {
+async fn a_lease_granted_but_unanswered_costs_at_most_the_shortest_lease() {
     let proxy = proxy().await;
     let client = through(&proxy, Duration::from_secs(1));
     let name = unique("lost-grant");
@@ -272,11 +271,9 @@ async fn a_lease_granted_but_unanswered_comes_back_by_expiry() {
         Fault::StallAfter(Duration::from_secs(3)),
         1,
     );
-    let lease = Duration::from_secs(60);
+    // The holder wants the default 300 s lease; the orphan must cost far less.
     client
         .concurrency([name.as_str()])
-        .strict(true)
-        .lease_duration(lease)
         .timeout(Duration::from_secs(30))
         .run(async {
             assert_eq!(
@@ -288,13 +285,19 @@ async fn a_lease_granted_but_unanswered_comes_back_by_expiry() {
         })
         .await
         .unwrap();
+    let orphaned = Instant::now();
     assert_eq!(active_slots(&name).await, 1, "only the unanswered lease is left");
-    let started = Instant::now();
+    // The first term asked is the server's shortest, 60 s; its sweep runs every 15 s.
+    let bound = Duration::from_secs(60 + 15 + 5);
     while active_slots(&name).await != 0 {
         assert!(
-            started.elapsed() < lease + Duration::from_secs(15),
-            "the unanswered lease was not freed by expiry"
+            orphaned.elapsed() < bound,
+            "the unanswered lease held its slot over {bound:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    println!(
+        "ORPHANED LEASE HELD ITS SLOT {:.1} s",
+        orphaned.elapsed().as_secs_f64()
+    );
 }

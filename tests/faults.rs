@@ -300,7 +300,6 @@ async fn slot_guards_through_a_flaky_server_still_acquire() {
     let client = client(&stub);
     let guard = client
         .concurrency(["n"])
-        .strict(true)
         .timeout(Duration::from_secs(10))
         .acquire()
         .await

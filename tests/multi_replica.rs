@@ -157,7 +157,6 @@ async fn a_lease_from_one_replica_is_renewed_and_released_through_the_other() {
     let lb = stack.client().unwrap();
     let guard = lb
         .concurrency([name.as_str()])
-        .strict(true)
         .lease_duration(LEASE)
         .acquire()
         .await
@@ -250,7 +249,6 @@ async fn without_shared_lease_storage_the_guard_reports_its_lost_lease() {
     let started = Instant::now();
     let outcome = lb
         .concurrency([name.as_str()])
-        .strict(true)
         .lease_duration(LEASE)
         .run(tokio::time::sleep(LEASE))
         .await;

@@ -86,7 +86,6 @@ async fn an_older_server_works_where_it_can_and_names_the_upgrade_where_it_canno
     let started = Instant::now();
     let error = client
         .concurrency([name.as_str()])
-        .strict(true)
         .acquire()
         .await
         .expect_err("no leases on Prefect 3.4.7");

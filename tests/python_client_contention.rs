@@ -61,7 +61,6 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
                     for _ in 0..RUST_EACH {
                         client
                             .concurrency([name.as_str()])
-                            .strict(true)
                             .timeout(Duration::from_secs(120))
                             // The hold starts once the slot is held.
                             .run(async { tokio::time::sleep(Duration::from_millis(50)).await })

@@ -61,7 +61,6 @@ async fn work_rides_out_a_server_restart() {
         .unwrap();
     let guard = client
         .concurrency(["restart"])
-        .strict(true)
         .lease_duration(Duration::from_secs(60))
         .acquire()
         .await

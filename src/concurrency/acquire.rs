@@ -3,21 +3,20 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::guard::SlotGuard;
-use super::queue::{Lease, LeaseTerms, Queue, Waiting};
+use super::queue::{Lease, LeaseTerms, Queue, Term, Waiting};
 use super::{
-    DEFAULT_LEASE_DURATION, DEFAULT_RETRY_WAIT, LOCAL_FULL_RECHECK, MAX_FAILURE_WAIT, MAX_TRANSIENT_FAILURES,
-    failure_backoff,
+    DEFAULT_LEASE_DURATION, DEFAULT_RETRY_WAIT, FIRST_TERM, LOCAL_FULL_RECHECK, MAX_FAILURE_WAIT,
+    MAX_TRANSIENT_FAILURES, failure_backoff,
 };
 use crate::resources::global_concurrency_limits::{
     LeaseHolder, SlotMode, check_lease_duration, checked_names, checked_slots,
 };
-use crate::types::ConcurrencyLimitWithLeaseResponse;
+use crate::retry::MAX_RETRY_AFTER;
 use crate::{Client, Error};
 
 /// An acquisition of slots; from [`Client::concurrency`]. Set options, then
@@ -43,7 +42,7 @@ impl Acquire {
             slots: 1,
             lease_duration: DEFAULT_LEASE_DURATION,
             timeout: None,
-            strict: false,
+            strict: true,
             holder: None,
             max_retries: None,
         }
@@ -67,8 +66,12 @@ impl Acquire {
         self
     }
 
-    /// Fail with [`Error::MissingLimits`] when a name has no active limit, instead of treating
-    /// it as unlimited (default false, as Prefect's).
+    /// Whether a name without an active limit is an error (default true).
+    ///
+    /// Strict (the default): an acquisition naming a limit that does not exist or is inactive
+    /// fails with [`Error::MissingLimits`], so a typo never silently limits nothing.
+    /// `strict(false)` is Prefect's Python default: such names are logged as a warning and not
+    /// limited; if no name is limited the guard holds nothing ([`SlotGuard::is_unlimited`]).
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
@@ -112,25 +115,33 @@ impl Acquire {
     /// `work` is first polled once the slots are held. A timer made outside it starts counting
     /// when made, not then: write `run(async { sleep(d).await })`, not `run(sleep(d))`.
     ///
-    /// If the lease is lost while `work` runs, `work` is dropped (cancelled) and
-    /// [`Error::LeaseLost`] returned, so it never runs on beyond the limit. A failure to release
-    /// afterwards is logged, not returned: the output is not lost, and the server frees the
-    /// slots when the lease expires.
+    /// If the lease is lost before `work` finished, the result is [`Error::LeaseLost`], never
+    /// `Ok`: while `work` runs it is dropped (cancelled) at once, so it never runs on beyond the
+    /// limit. Another failure to release afterwards is logged, not returned: the output is not
+    /// lost, and the server frees the slots when the lease expires.
     pub async fn run<F: Future>(self, work: F) -> Result<F::Output, Error> {
         let guard = self.acquire().await?;
-        tokio::select! {
-            output = work => {
-                if let Err(e) = guard.release().await {
-                    tracing::warn!(error = %e, "releasing concurrency slots failed; the server frees them when the lease expires");
-                }
+        let output = tokio::select! {
+            biased;
+            lost = guard.lost() => return Err(lost),
+            output = work => output,
+        };
+        // Finished: but was the lease held until then?
+        guard.check()?;
+        match guard.release().await {
+            Err(lost @ Error::LeaseLost { .. }) => Err(lost),
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing concurrency slots failed; the server frees them when the lease expires");
                 Ok(output)
             }
-            lost = guard.lost() => Err(lost),
+            Ok(()) => Ok(output),
         }
     }
 
     /// Takes `slots` of rate limits (limits with slot decay): waits until the server grants
     /// them; nothing is released afterwards, the slots decay. Prefect's `rate_limit()`.
+    /// Strict by default, as [`acquire`](Acquire::acquire): a name without an active limit is
+    /// [`Error::MissingLimits`].
     pub async fn rate_limit(self) -> Result<(), Error> {
         let names = checked_names(&self.names.iter().map(String::as_str).collect::<Vec<_>>())?;
         checked_slots(self.slots)?;
@@ -153,6 +164,9 @@ impl Acquire {
                         if strict && !missing.is_empty() {
                             return Err(Error::MissingLimits { names: missing });
                         }
+                        if !missing.is_empty() {
+                            tracing::warn!(names = ?missing, "no active global concurrency limit with these names; not limiting (strict(false))");
+                        }
                         return Ok(());
                     }
                     Err(e @ Error::SlotsUnavailable { .. }) => {
@@ -160,7 +174,7 @@ impl Acquire {
                         if max_retries.is_some_and(|m| refusals > m) {
                             return Err(e);
                         }
-                        tokio::time::sleep(e.retry_after().unwrap_or(DEFAULT_RETRY_WAIT)).await;
+                        tokio::time::sleep(refusal_wait(e.retry_after())).await;
                     }
                     Err(e) => return Err(e),
                 }
@@ -178,31 +192,36 @@ impl Acquire {
         }
     }
 
-    /// Queues behind the other acquisitions of the same names in this process, then asks the
-    /// server until it grants the slots.
+    /// Queues behind the other acquisitions of the same names and terms in this process, then
+    /// asks the server until it grants the slots.
     async fn acquire_in_turn(&self, names: Vec<String>) -> Result<SlotGuard, Error> {
-        let queue = self.client.coordinator.queue(&names);
+        let terms = self.terms();
+        let queue = self.client.coordinator.queue(&names, &terms);
         let _waiting = Waiting::enter(&queue);
         let _turn = queue.turn.lock().await;
         let mut refusals = 0u32;
         let mut failures = 0u32;
         let mut backoff = failure_backoff();
-        let terms = self.terms();
         loop {
-            if let Some(lease) = queue.take_parked(&terms) {
+            if let Some(lease) = queue.take_parked() {
                 return Ok(SlotGuard::start(self.client.clone(), lease, queue.clone()));
             }
             if queue.locally_full(self.slots) {
                 // Only a release of ours can free a slot: wait for one, or ask the server anyway
                 // after a while (the limit may have been raised).
-                let _ = tokio::time::timeout(LOCAL_FULL_RECHECK, queue.released.notified()).await;
+                let recheck = Instant::now() + LOCAL_FULL_RECHECK;
+                while queue.locally_full(self.slots) && !queue.has_parked() {
+                    let wake = tokio::time::timeout_at(recheck, queue.released.notified());
+                    if wake.await.is_err() {
+                        break;
+                    }
+                }
                 if queue.has_parked() {
                     continue;
                 }
             }
-            let sent = Instant::now();
-            match self.request_lease(&names).await {
-                Ok(granted) => return self.guard_for(granted, sent, names, queue.clone()).await,
+            match self.request_lease(&names, &queue).await {
+                Ok(guard) => return self.checked(guard, &names).await,
                 Err(e @ Error::SlotsUnavailable { .. }) => {
                     refusals += 1;
                     failures = 0;
@@ -210,11 +229,12 @@ impl Acquire {
                     if self.max_retries.is_some_and(|m| refusals > m) {
                         return Err(e);
                     }
-                    let wait = e.retry_after().unwrap_or(DEFAULT_RETRY_WAIT);
+                    let wait = refusal_wait(e.retry_after());
                     let _ = tokio::time::timeout(wait, queue.released.notified()).await;
                 }
                 // A broken connection or a failing replica: the slot may have been taken, but
-                // then it returns when the unanswered lease expires; the limit holds either way.
+                // then it returns when the unanswered lease's first term ends; the limit holds
+                // either way.
                 Err(e) if e.is_transient() && failures < MAX_TRANSIENT_FAILURES => {
                     failures += 1;
                     tracing::warn!(error = %e, attempt = failures, "a lease request failed; asking again (a lease the server granted unanswered expires by itself)");
@@ -225,32 +245,45 @@ impl Acquire {
         }
     }
 
-    /// One `increment-with-lease` request, in a task of its own: if this acquisition is
-    /// cancelled while the request is in flight, the task gives a granted lease straight back.
-    async fn request_lease(&self, names: &[String]) -> Result<ConcurrencyLimitWithLeaseResponse, Error> {
+    /// One `increment-with-lease` request for the shortest first term, in a task of its own
+    /// that turns the grant into a guard: if this acquisition is cancelled meanwhile, the
+    /// guard nobody receives is dropped, and gives the lease straight back.
+    async fn request_lease(&self, names: &[String], queue: &Arc<Queue>) -> Result<SlotGuard, Error> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let client = self.client.clone();
         let names = names.to_vec();
-        let (slots, lease_duration, holder) = (self.slots, self.lease_duration, self.holder);
+        let terms = self.terms();
+        let queue = queue.clone();
         tokio::spawn(async move {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let mut request = client
                 .global_concurrency_limits()
-                .increment_with_lease(&refs, slots)
-                .lease_duration(lease_duration);
-            if let Some(holder) = holder {
+                .increment_with_lease(&refs, terms.slots)
+                .lease_duration(FIRST_TERM.min(terms.lease_duration));
+            if let Some(holder) = terms.holder {
                 request = request.holder(holder);
             }
-            let result = request.send().await;
+            let sent = Instant::now();
+            let result = request.send().await.map(|granted| {
+                let complete =
+                    missing_names(&names, granted.limits.iter().map(|l| l.name.as_str())).is_empty();
+                queue.on_granted(terms.slots, granted.limits.iter().map(|l| l.limit).min());
+                let lease = Lease {
+                    id: granted.lease_id,
+                    limits: granted.limits,
+                    term: Term {
+                        since: sent,
+                        duration: FIRST_TERM.min(terms.lease_duration),
+                    },
+                    terms,
+                    complete,
+                    handoffs: 0,
+                };
+                SlotGuard::start(client, lease, queue)
+            });
             if let Err(Ok(orphan)) = sender.send(result) {
-                tracing::debug!(lease_id = %orphan.lease_id, "acquisition cancelled; releasing the lease it was granted");
-                if let Err(e) = client
-                    .global_concurrency_limits()
-                    .decrement_with_lease(orphan.lease_id)
-                    .await
-                {
-                    tracing::warn!(error = %e, "releasing an orphaned lease failed; it expires by itself");
-                }
+                tracing::debug!(lease_id = ?orphan.lease_id(), "acquisition cancelled; releasing the lease it was granted");
+                drop(orphan);
             }
         });
         receiver.await.unwrap_or_else(|_| {
@@ -260,44 +293,26 @@ impl Acquire {
         })
     }
 
-    /// Turns a granted lease into a guard, checking which names it really limits.
-    async fn guard_for(
-        &self,
-        granted: ConcurrencyLimitWithLeaseResponse,
-        sent: Instant,
-        names: Vec<String>,
-        queue: Arc<Queue>,
-    ) -> Result<SlotGuard, Error> {
-        let missing = missing_names(&names, granted.limits.iter().map(|l| l.name.as_str()));
-        let limits = self.client.global_concurrency_limits();
-        if !missing.is_empty() && (self.strict || granted.limits.is_empty()) {
+    /// Checks which names a granted lease really limits: strict, a missing name is an error;
+    /// lenient, it is a warning (and a lease that limits nothing is given back).
+    async fn checked(&self, guard: SlotGuard, names: &[String]) -> Result<SlotGuard, Error> {
+        let missing = missing_names(names, guard.limits().iter().map(|l| l.name.as_str()));
+        if missing.is_empty() {
+            return Ok(guard);
+        }
+        if self.strict || guard.limits().is_empty() {
             // Nothing (or not everything asked for) is limited: hand the lease back.
-            if let Err(e) = limits.decrement_with_lease(granted.lease_id).await {
+            if let Err(e) = guard.release().await {
                 tracing::warn!(error = %e, "releasing an unneeded lease failed; it expires by itself");
             }
             if self.strict {
                 return Err(Error::MissingLimits { names: missing });
             }
-            tracing::warn!(names = ?missing, "no active global concurrency limit with these names; not limiting");
+            tracing::warn!(names = ?missing, "no active global concurrency limit with these names; not limiting (strict(false))");
             return Ok(SlotGuard::unlimited());
         }
-        if !missing.is_empty() {
-            tracing::warn!(names = ?missing, "no active global concurrency limit with these names; limiting by the others only");
-        }
-        if let Some(smallest) = granted.limits.iter().map(|l| l.limit).min() {
-            queue
-                .limit
-                .store(u64::try_from(smallest).unwrap_or(0), Ordering::Relaxed);
-        }
-        queue.held.fetch_add(u64::from(self.slots), Ordering::Relaxed);
-        let lease = Lease {
-            id: granted.lease_id,
-            limits: granted.limits,
-            terms: self.terms(),
-            renewed_at: sent,
-            handoffs: 0,
-        };
-        Ok(SlotGuard::start(self.client.clone(), lease, queue))
+        tracing::warn!(names = ?missing, "no active global concurrency limit with these names; limiting by the others only (strict(false))");
+        Ok(guard)
     }
 
     fn terms(&self) -> LeaseTerms {
@@ -305,8 +320,16 @@ impl Acquire {
             slots: self.slots,
             lease_duration: self.lease_duration,
             holder: self.holder,
+            strict: self.strict,
         }
     }
+}
+
+/// How long to wait after a refusal: the server's `Retry-After` (or 1 s), with ±20 % jitter so
+/// waiters of several processes do not ask in lockstep, at most [`MAX_RETRY_AFTER`].
+fn refusal_wait(retry_after: Option<Duration>) -> Duration {
+    let base = retry_after.unwrap_or(DEFAULT_RETRY_WAIT);
+    base.mul_f64(0.8 + 0.4 * fastrand::f64()).min(MAX_RETRY_AFTER)
 }
 
 /// The names asked for that the server's answer does not list.
@@ -322,6 +345,19 @@ fn missing_names<'a>(asked: &[String], granted: impl Iterator<Item = &'a str>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_waits_follow_the_server_within_bounds() {
+        for _ in 0..1000 {
+            let wait = refusal_wait(Some(Duration::from_secs(10)));
+            assert!(
+                wait >= Duration::from_secs(8) && wait <= Duration::from_secs(12),
+                "{wait:?}"
+            );
+            assert!(refusal_wait(Some(Duration::from_secs(3600))) <= MAX_RETRY_AFTER);
+            assert!(refusal_wait(None) <= DEFAULT_RETRY_WAIT.mul_f64(1.2));
+        }
+    }
 
     #[test]
     fn missing_names_are_those_not_granted() {

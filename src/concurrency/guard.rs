@@ -1,7 +1,7 @@
 //! [`SlotGuard`]: slots held under a lease, renewed in the background, given back on release or
-//! drop.
+//! drop, and at program end.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::queue::{Lease, Queue};
-use super::{PARK_TIMEOUT, RELEASE_RETRY_BUDGET};
+use super::queue::{Lease, Queue, Term};
+use super::{EXIT_RELEASE_BUDGET, RELEASE_RETRY_BUDGET};
 use crate::error::LeaseLoss;
 use crate::retry::Backoff;
 use crate::types::MinimalConcurrencyLimitResponse;
@@ -19,8 +19,11 @@ use crate::{Client, Error};
 /// Slots of global concurrency limits, held under a lease; from [`Acquire`](super::Acquire).
 ///
 /// Give them back with [`release`](SlotGuard::release). Dropped without it (early return, `?`,
-/// panic), the guard releases in a background task of the current Tokio runtime; with no runtime
-/// left, the server frees the slots when the lease expires.
+/// panic), the guard releases in a background task; if the program ends first (main returns or
+/// panics, the runtime shuts down), the release finishes before the runtime is gone, waiting at
+/// most a few seconds for the server. Only a process that dies without unwinding (SIGKILL,
+/// `std::process::abort`, `std::process::exit`, `panic = "abort"`) leaves its slots to lease
+/// expiry.
 #[derive(Debug)]
 #[must_use = "the slots are released when the guard is dropped"]
 pub struct SlotGuard {
@@ -36,12 +39,11 @@ type Loss = (Uuid, LeaseLoss);
 #[derive(Debug)]
 struct Held {
     client: Client,
-    /// The lease; `renewed_at` is kept current by the renewer through `renewed_at`.
+    /// The lease; its `term` is kept current by the renewer through `term`.
     lease: Lease,
-    renewed_at: Arc<std::sync::Mutex<Instant>>,
+    term: Arc<Mutex<Term>>,
     queue: Arc<Queue>,
     renewer: JoinHandle<()>,
-    lost: watch::Receiver<Option<Loss>>,
 }
 
 impl SlotGuard {
@@ -56,25 +58,24 @@ impl SlotGuard {
     }
 
     /// Starts holding a lease (granted now, or handed on by a released guard), renewing it in
-    /// the background.
+    /// the background on the current runtime.
     pub(crate) fn start(client: Client, lease: Lease, queue: Arc<Queue>) -> SlotGuard {
         let (sender, lost) = watch::channel(None);
-        let renewed_at = Arc::new(std::sync::Mutex::new(lease.renewed_at));
+        let term = Arc::new(Mutex::new(lease.term));
         let renewer = tokio::spawn(renew(
             client.clone(),
             lease.id,
             lease.terms.lease_duration,
-            renewed_at.clone(),
+            term.clone(),
             sender,
         ));
         SlotGuard {
             held: Some(Held {
                 client,
                 lease,
-                renewed_at,
+                term,
                 queue,
                 renewer,
-                lost: lost.clone(),
             }),
             lost,
             _never_lost: None,
@@ -91,127 +92,282 @@ impl SlotGuard {
         self.held.as_ref().map_or(&[], |h| &h.lease.limits)
     }
 
-    /// Whether the lease was lost (expired or revoked): the slots may be someone else's now.
+    /// Whether the guard limits nothing: a lenient acquisition ([`strict(false)`]) whose names
+    /// have no active limit.
+    ///
+    /// [`strict(false)`]: super::Acquire::strict
+    pub fn is_unlimited(&self) -> bool {
+        self.held.is_none()
+    }
+
+    /// Whether the lease was lost (expired, revoked, or no longer renewed because the runtime
+    /// that renewed it shut down): the slots may be someone else's now.
     pub fn is_lost(&self) -> bool {
-        self.lost.borrow().is_some()
+        self.loss().is_some()
     }
 
     /// `Err(`[`Error::LeaseLost`]`)` once the lease is lost; check it between steps of long work.
     pub fn check(&self) -> Result<(), Error> {
-        match &*self.lost.borrow() {
-            Some((lease_id, reason)) => Err(Error::LeaseLost {
-                lease_id: *lease_id,
-                reason: reason.clone(),
-            }),
+        match self.loss() {
+            Some((lease_id, reason)) => Err(Error::LeaseLost { lease_id, reason }),
             None => Ok(()),
         }
     }
 
+    fn loss(&self) -> Option<Loss> {
+        let held = self.held.as_ref()?;
+        if let Some(loss) = &*self.lost.borrow() {
+            return Some(loss.clone());
+        }
+        if self.lost.has_changed().is_err() {
+            // The renewer is gone without a word: its runtime shut down.
+            return Some((held.lease.id, LeaseLoss::RuntimeShutdown));
+        }
+        let term = *held.term.lock().unwrap_or_else(|p| p.into_inner());
+        (!term.lasts(Duration::ZERO)).then(|| {
+            let last_error = "the lease's term ended before a renewal was answered".to_string();
+            (held.lease.id, LeaseLoss::NotRenewed { last_error })
+        })
+    }
+
     /// Resolves with [`Error::LeaseLost`] when the lease is lost; pending while it is held.
     pub async fn lost(&self) -> Error {
+        let Some(held) = &self.held else {
+            return std::future::pending().await;
+        };
         let mut lost = self.lost.clone();
-        let reason = lost.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
-        match reason {
-            Some((lease_id, reason)) => Error::LeaseLost { lease_id, reason },
-            // The renewer stopped without a loss (the guard is being released): never resolve.
-            None => std::future::pending().await,
+        loop {
+            let ends = held.term.lock().unwrap_or_else(|p| p.into_inner()).ends();
+            tokio::select! {
+                _ = lost.changed() => {}
+                _ = tokio::time::sleep_until(ends) => {}
+            }
+            if let Err(error) = self.check() {
+                return error;
+            }
         }
     }
 
-    /// Gives the slots back and waits until the server has them.
+    /// Gives the slots back and waits until the server (or a local waiter) has them.
     ///
     /// Returns [`Error::LeaseLost`] if the lease had been lost meanwhile (the work may have
-    /// over-run the limit), after releasing what is left.
+    /// over-run the limit), after releasing what is left. Cancelling this future does not
+    /// cancel the release: it goes on in the background.
     pub async fn release(mut self) -> Result<(), Error> {
         let lost = self.check();
         if let Some(held) = self.held.take() {
-            held.release().await?;
+            let (releasing, lease) = held.into_release();
+            tokio::spawn(releasing.run(lease, lost.is_ok()))
+                .await
+                .map_err(|_| Error::RuntimeShutdown {
+                    what: "slots were being released",
+                })??;
         }
         lost
     }
 }
 
 impl Held {
-    /// Hands the lease to a local waiter if one wants it, or gives the slots back on the server.
-    async fn release(self) -> Result<(), Error> {
+    /// Stops renewing and turns the lease into a release under way, which gives it back even if
+    /// it is dropped before it ran.
+    fn into_release(self) -> (Releasing, Lease) {
         self.renewer.abort();
         let Held {
             client,
             mut lease,
-            renewed_at,
+            term,
             queue,
-            lost,
             ..
         } = self;
-        lease.renewed_at = *renewed_at.lock().unwrap_or_else(|p| p.into_inner());
-        let healthy = lost.borrow().is_none()
-            && lease.renewed_at.elapsed() + PARK_TIMEOUT * 2 < lease.terms.lease_duration;
-        if healthy && queue.wants_handoff(&lease) {
-            match queue.hand_off(lease).await {
-                None => return Ok(()),
+        lease.term = *term.lock().unwrap_or_else(|p| p.into_inner());
+        let releasing = Releasing {
+            client,
+            lease_id: lease.id,
+            slots: lease.terms.slots,
+            queue,
+            stage: Stage::Held,
+        };
+        (releasing, lease)
+    }
+}
+
+/// A release under way. Dropped before it finished (its runtime shut down at program end), it
+/// gives the slots back from a thread of its own before the drop returns.
+struct Releasing {
+    client: Client,
+    lease_id: Uuid,
+    slots: u32,
+    queue: Arc<Queue>,
+    stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The lease is ours to give back.
+    Held,
+    /// Offered to a local waiter, who may have taken it.
+    Parked,
+    /// Given back, or taken by a waiter.
+    Done,
+}
+
+impl Releasing {
+    /// Hands the lease to a local waiter if one can take it, or gives the slots back on the
+    /// server.
+    async fn run(mut self, lease: Lease, healthy: bool) -> Result<(), Error> {
+        if healthy && self.queue.wants_handoff(&lease) {
+            self.stage = Stage::Parked;
+            match self.queue.hand_off(lease).await {
+                None => {
+                    self.stage = Stage::Done;
+                    return Ok(());
+                }
                 // Nobody took it in time: give it back to the server.
-                Some(untaken) => lease = untaken,
+                Some(_) => self.stage = Stage::Held,
             }
         }
-        release_on_server(&client, &lease, &queue).await
+        let result = release_on_server(&self.client, self.lease_id).await;
+        self.stage = Stage::Done;
+        self.queue.on_released(self.slots);
+        result
+    }
+}
+
+impl Drop for Releasing {
+    fn drop(&mut self) {
+        let ours = match self.stage {
+            Stage::Done => false,
+            Stage::Held => true,
+            Stage::Parked => self.queue.unpark(self.lease_id).is_some(),
+        };
+        if ours {
+            release_blocking(&self.client, self.lease_id);
+            self.queue.on_released(self.slots);
+        }
     }
 }
 
 /// Gives a lease's slots back on the server, retrying transient failures for up to
-/// [`RELEASE_RETRY_BUDGET`]; then the next local waiter asks at once.
-async fn release_on_server(client: &Client, lease: &Lease, queue: &Queue) -> Result<(), Error> {
+/// [`RELEASE_RETRY_BUDGET`].
+async fn release_on_server(client: &Client, lease_id: Uuid) -> Result<(), Error> {
     let limits = client.global_concurrency_limits();
     let started = Instant::now();
     let mut pauses = Backoff::new(Duration::from_millis(100), 2.0, Duration::from_secs(2), None);
-    let result = loop {
+    loop {
         let pause = pauses.next_delay().unwrap_or(Duration::from_secs(2));
-        match limits.decrement_with_lease(lease.id).await {
+        match limits.decrement_with_lease(lease_id).await {
             Err(e) if e.is_transient() && started.elapsed() + pause < RELEASE_RETRY_BUDGET => {
-                tracing::debug!(lease_id = %lease.id, error = %e, "releasing slots failed; retrying");
+                tracing::debug!(%lease_id, error = %e, "releasing slots failed; retrying");
                 tokio::time::sleep(pause).await;
             }
-            result => break result,
+            result => return result,
         }
+    }
+}
+
+/// When the current run of releases without a runtime began: together they wait at most
+/// [`EXIT_RELEASE_BUDGET`], so a program that ends holding many guards of a server that does
+/// not answer still ends in bounded time.
+static BLOCKING_RELEASES_SINCE: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+
+/// What is left of the budget of the current run of releases without a runtime.
+fn blocking_budget() -> Duration {
+    let now = std::time::Instant::now();
+    let mut since = BLOCKING_RELEASES_SINCE.lock().unwrap_or_else(|p| p.into_inner());
+    let start = match *since {
+        Some(start) if now.duration_since(start) < EXIT_RELEASE_BUDGET * 4 => start,
+        _ => *since.insert(now),
     };
-    // Released (or failed to: then the lease expires), the slots are not ours any more.
-    queue.on_released(lease.terms.slots);
-    result
+    (start + EXIT_RELEASE_BUDGET).saturating_duration_since(now)
+}
+
+/// Gives a lease back from a thread of its own, with its own runtime, and waits for it: for a
+/// guard dropped where no runtime runs, or a release whose runtime is shutting down.
+fn release_blocking(client: &Client, lease_id: Uuid) {
+    let budget = blocking_budget();
+    if budget.is_zero() {
+        tracing::warn!(%lease_id, "no time left to release concurrency slots at exit; the server frees them when the lease expires");
+        return;
+    }
+    let client = client.clone();
+    let thread = std::thread::Builder::new()
+        .name("prefect-release".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let client = client.for_another_runtime();
+            runtime.block_on(async {
+                let limits = client.global_concurrency_limits();
+                match tokio::time::timeout(budget, limits.decrement_with_lease(lease_id)).await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("the server did not answer within {budget:?}")),
+                }
+            })
+        });
+    let outcome = match thread {
+        Ok(thread) => thread
+            .join()
+            .unwrap_or_else(|_| Err("the release thread panicked".into())),
+        Err(e) => Err(format!("cannot start a release thread: {e}")),
+    };
+    match outcome {
+        Ok(()) => tracing::debug!(%lease_id, "released concurrency slots without a runtime"),
+        Err(error) => {
+            tracing::warn!(%lease_id, %error, "releasing concurrency slots at exit failed; the server frees them when the lease expires")
+        }
+    }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         let Some(held) = self.held.take() else { return };
+        let healthy = !self.is_lost_with(&held);
+        let (releasing, lease) = held.into_release();
         match tokio::runtime::Handle::try_current() {
+            // If the runtime is shutting down, the task is dropped at once and `releasing`
+            // gives the slots back from a thread of its own.
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    let lease_id = held.lease.id;
-                    if let Err(e) = held.release().await {
+                    let lease_id = lease.id;
+                    if let Err(e) = releasing.run(lease, healthy).await {
                         tracing::warn!(%lease_id, error = %e, "releasing dropped concurrency slots failed; the server frees them when the lease expires");
                     }
                 });
             }
-            Err(_) => {
-                held.renewer.abort();
-                held.queue.on_released(held.lease.terms.slots);
-                tracing::warn!(lease_id = %held.lease.id, "slot guard dropped outside a Tokio runtime; the server frees the slots when the lease expires");
-            }
+            // No runtime here: dropping `releasing` gives the slots back from a thread.
+            Err(_) => drop(releasing),
         }
     }
 }
 
-/// Renews the lease every third of its duration until aborted; reports a loss on 410, or when
-/// renewals failed until the lease may have expired.
+impl SlotGuard {
+    /// Whether the lease is lost, for a guard whose `held` was already taken.
+    fn is_lost_with(&self, held: &Held) -> bool {
+        self.lost.borrow().is_some()
+            || self.lost.has_changed().is_err()
+            || !held
+                .term
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .lasts(Duration::ZERO)
+    }
+}
+
+/// Renews the lease every third of its current term until aborted, asking each time for the
+/// duration the holder wanted; reports a loss on 410, or when renewals failed until the lease
+/// may have expired.
 async fn renew(
     client: Client,
     lease_id: Uuid,
     lease_duration: Duration,
-    renewed_at: Arc<std::sync::Mutex<Instant>>,
+    term: Arc<Mutex<Term>>,
     lost: watch::Sender<Option<Loss>>,
 ) {
-    let interval = lease_duration / 3;
-    let last = *renewed_at.lock().unwrap_or_else(|p| p.into_inner());
-    let mut valid_until = last + lease_duration;
-    let mut next = last + interval;
+    let current = *term.lock().unwrap_or_else(|p| p.into_inner());
+    let mut valid_until = current.ends();
+    let mut next = current.since + current.duration / 3;
     let limits = client.global_concurrency_limits();
     loop {
         tokio::time::sleep_until(next).await;
@@ -221,9 +377,13 @@ async fn renew(
         match attempt.await {
             Ok(Ok(())) => {
                 // The server's new term began at most when the request was sent.
-                *renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = sent;
-                valid_until = sent + lease_duration;
-                next = sent + interval;
+                let renewed = Term {
+                    since: sent,
+                    duration: lease_duration,
+                };
+                *term.lock().unwrap_or_else(|p| p.into_inner()) = renewed;
+                valid_until = renewed.ends();
+                next = sent + lease_duration / 3;
             }
             Ok(Err(Error::LeaseLost { reason, .. })) => {
                 tracing::error!(%lease_id, %reason, "concurrency lease lost");

@@ -9,7 +9,6 @@
 //! let rows = client
 //!     .concurrency(["database"])
 //!     .timeout(Duration::from_secs(30))
-//!     .strict(true)
 //!     .run(async { 42 })
 //!     .await?;
 //! # Ok(()) }
@@ -18,50 +17,72 @@
 //! # Correctness
 //! - The server counts every slot: a guard only exists once the server granted its lease, so
 //!   the limit is never exceeded, whatever mix of processes and clients use it.
+//! - Strict by default: a name with no active limit is [`Error::MissingLimits`](crate::Error::MissingLimits)
+//!   (the server would grant it and limit nothing, so a typo would go unnoticed).
+//!   [`Acquire::strict`]`(false)` is Prefect's Python default: a warning, and such names
+//!   limit nothing.
 //! - A guard dropped without [`SlotGuard::release`] (early return, `?`, panic) releases in a
-//!   background task. A cancelled acquisition (dropped future, timeout) hands any lease the
-//!   server granted meanwhile straight back: the request runs in its own task, which releases
-//!   the lease if nobody is left to take it.
-//! - While held, the lease is renewed every third of its duration. If renewal fails until the
-//!   lease may have expired, or the server answers 410, the guard is *lost*:
+//!   background task. A release cancelled half-way (a timeout around `release()` or `run()`)
+//!   goes on in the background. A cancelled acquisition (dropped future, timeout) hands any
+//!   lease the server granted meanwhile straight back.
+//! - **Program end.** When main returns (`Ok` or `Err`) or panics while guards are held, in
+//!   main or in tasks it never awaited, the runtime's shutdown drops them, and each gives its
+//!   slots back from a thread of its own before the runtime is gone: all together wait at most
+//!   [`EXIT_RELEASE_BUDGET`] for the server. Only a process that dies without unwinding
+//!   (SIGKILL, `std::process::exit`, `abort`, `panic = "abort"`) leaves its slots to the
+//!   server, which frees them when the lease expires (at most its duration plus 15 s).
+//! - While held, the lease is renewed every third of its term. If renewal fails until the
+//!   lease may have expired, the server answers 410, the term ran out unrenewed (a blocked
+//!   runtime), or the runtime that renewed it shut down, the guard is *lost*:
 //!   [`SlotGuard::lost`] resolves and [`SlotGuard::is_lost`] turns true, so the holder can stop
-//!   rather than silently over-run the limit. [`Acquire::run`] cancels its future then.
+//!   rather than silently over-run the limit. [`Acquire::run`] cancels its future then, and
+//!   never returns `Ok` for work that outlived its lease.
+//! - The first term asked of the server is its shortest (60 s); the first renewal extends it to
+//!   the duration asked for. A grant whose answer is lost (broken connection, 502/504, timeout)
+//!   costs its slot for at most 60 s plus the server's 15 s sweep, whatever the duration.
 //! - A release the server fails transiently (503 bursts, broken connections) is retried for up
 //!   to [`RELEASE_RETRY_BUDGET`]; releasing twice is harmless, the server ignores a lease it no
 //!   longer has.
-//! - A process killed while holding slots cannot release them: the server frees them when the
-//!   lease expires (lease duration plus up to 15 s).
 //!
 //! # Speed under contention
 //! Prefect's own client sleeps the server's `Retry-After` (2 s and up) after every refusal, while
-//! slots sit free. Here, acquisitions of the same set of names in one [`Client`] (and its clones)
-//! queue locally, first come first served, and only the head of the queue asks the server:
-//! - when a guard of this process releases while the head waits for the same names, slots and
-//!   lease settings, the guard hands its lease to the head instead of giving it back: the slot
-//!   stays counted on the server, passes to the next local task at once, and costs no request.
-//!   A lease is handed on at most 16 times, then goes back to the server so
-//!   other processes can have it; one nobody takes within 250 ms goes back too. The
-//!   release waits for either, so once it returns the slots are with a local holder or the
-//!   server, never in limbo;
+//! slots sit free. Here, acquisitions of the same names on the same terms (slots, lease
+//! duration, holder, strictness) in one [`Client`](crate::Client) (and its clones) queue locally, first come
+//! first served, and only the head of the queue asks the server:
+//! - when a guard of this process releases while acquisitions of its queue wait, it hands its
+//!   lease to the head instead of giving it back: the slot stays counted on the server, passes
+//!   to the next local task at once, and costs no request. Only a lease that holds slots on
+//!   every name (none lacked a limit when granted) and lasts well beyond the hand-off is handed
+//!   on, at most 16 times; then it goes back to the server so other processes can have it. One
+//!   nobody takes within 250 ms goes back too. A parked lease nobody took never reaches a
+//!   later waiter once its term is near its end;
 //! - when a guard releases otherwise, the head asks at once: freed capacity is not left idle
 //!   and waiters do not each poll the server;
 //! - when this process's own guards fill the limit (known from the server's answers), the head
 //!   waits for one of them to release instead of asking;
 //! - when the server refuses because of holders elsewhere, the head waits for the server's
-//!   `Retry-After` (or a local release, whichever comes first): the server sets the pace of
-//!   remote contention.
+//!   `Retry-After` (with jitter, at most 30 s) or a local release, whichever comes first: the
+//!   server sets the pace of remote contention.
 //!
-//! Acquisitions of different name sets (`["a"]` and `["a", "b"]`) queue separately; the server
-//! still keeps them correct.
+//! Queues of different names or terms are apart; the server still keeps them correct. A queue
+//! lives only while someone waits on it or holds a guard of it, so services that use ever new
+//! limit names do not grow.
+//!
+//! With the `tower` feature (on by default), [`ConcurrencyLayer`] holds slots around each call
+//! of a tower service.
 
 mod acquire;
 mod guard;
+#[cfg(feature = "tower")]
+mod layer;
 pub(crate) mod queue;
 
 use std::time::Duration;
 
 pub use acquire::Acquire;
 pub use guard::SlotGuard;
+#[cfg(feature = "tower")]
+pub use layer::{BoxError, ConcurrencyLayer, ConcurrencyService};
 
 use crate::retry::Backoff;
 
@@ -88,6 +109,13 @@ pub(crate) const MAX_HANDOFFS: u32 = 16;
 /// How long a lease handed on waits for a local waiter to take it before it goes back to the
 /// server (the waiter may have been cancelled, or got slots from the server meanwhile).
 pub(crate) const PARK_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long releases at program end (or where no runtime runs) wait for the server, all
+/// together, before leaving the slots to lease expiry.
+pub const EXIT_RELEASE_BUDGET: Duration = Duration::from_secs(5);
+/// The first term asked of the server, whatever the duration asked for: the shortest it grants.
+/// The first renewal (a third of the way in) extends it to the duration asked for, so a grant
+/// whose answer is lost holds its slots for at most this (plus the server's 15 s sweep).
+pub(crate) const FIRST_TERM: Duration = crate::resources::global_concurrency_limits::MIN_LEASE_DURATION;
 /// How long a release keeps retrying a server that fails transiently (503 bursts, broken
 /// connections) before it leaves the slots to lease expiry.
 pub const RELEASE_RETRY_BUDGET: Duration = Duration::from_secs(10);

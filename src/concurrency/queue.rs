@@ -1,9 +1,9 @@
-//! The local side of contention: per-client queues of acquisitions, one per set of names, and
-//! leases handed from a released guard to the next waiter.
+//! The local side of contention: per-client queues of acquisitions, one per set of names and
+//! lease terms, and leases handed from a released guard to the next waiter.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -12,12 +12,15 @@ use tokio::time::Instant;
 use super::{MAX_HANDOFFS, PARK_TIMEOUT};
 use crate::resources::global_concurrency_limits::LeaseHolder;
 
-/// What a lease was granted for; a lease passes only to a waiter asking for the same.
-#[derive(Debug, Clone, PartialEq)]
+/// What a lease was asked for. A lease passes only to a waiter asking for the same: the names
+/// (the queue's key) and these.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct LeaseTerms {
     pub(crate) slots: u32,
+    /// The duration the holder asked for (the server may grant a shorter first term).
     pub(crate) lease_duration: Duration,
     pub(crate) holder: Option<LeaseHolder>,
+    pub(crate) strict: bool,
 }
 
 /// A lease the server granted, as this process holds it.
@@ -26,10 +29,32 @@ pub(crate) struct Lease {
     pub(crate) id: uuid::Uuid,
     pub(crate) limits: Vec<crate::types::MinimalConcurrencyLimitResponse>,
     pub(crate) terms: LeaseTerms,
-    /// When the server last extended it (granted or renewed).
-    pub(crate) renewed_at: Instant,
+    /// When the server last extended it (granted or renewed) and for how long.
+    pub(crate) term: Term,
+    /// Whether it holds slots on every name asked for (no name lacked an active limit).
+    pub(crate) complete: bool,
     /// How many times it passed from one guard to the next.
     pub(crate) handoffs: u32,
+}
+
+/// The server's current term of a lease: from `since` (when the granting or renewing request
+/// was sent, so never later than the server's) for `duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Term {
+    pub(crate) since: Instant,
+    pub(crate) duration: Duration,
+}
+
+impl Term {
+    /// When the server may consider the lease expired.
+    pub(crate) fn ends(&self) -> Instant {
+        self.since + self.duration
+    }
+
+    /// Whether the lease still has at least `margin` to run.
+    pub(crate) fn lasts(&self, margin: Duration) -> bool {
+        Instant::now() + margin < self.ends()
+    }
 }
 
 /// Counts an acquisition as waiting on its queue while it lives.
@@ -51,22 +76,65 @@ impl Drop for Waiting {
     }
 }
 
-/// Per-client queues of acquisitions, one per set of names.
-#[derive(Debug, Default)]
+/// A queue's key: the sorted names and the terms.
+type QueueKey = (Vec<String>, LeaseTerms);
+
+/// Per-client queues of acquisitions. A queue lives while an acquisition waits on it or a guard
+/// of it is held; the map keeps only weak references and sheds dead ones as it grows, so a
+/// service that uses ever new limit names does not grow without bound.
+#[derive(Debug)]
 pub(crate) struct Coordinator {
-    queues: Mutex<HashMap<Vec<String>, Arc<Queue>>>,
+    queues: Mutex<Queues>,
 }
 
-impl Coordinator {
-    pub(crate) fn queue(&self, names: &[String]) -> Arc<Queue> {
-        let mut key = names.to_vec();
-        key.sort();
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        queues.entry(key).or_default().clone()
+#[derive(Debug)]
+struct Queues {
+    by_key: HashMap<QueueKey, Weak<Queue>>,
+    /// The size at which dead entries are shed next.
+    prune_at: usize,
+}
+
+/// The fewest entries before the map sheds dead ones.
+const MIN_PRUNE_AT: usize = 64;
+
+impl Default for Coordinator {
+    fn default() -> Self {
+        Coordinator {
+            queues: Mutex::new(Queues {
+                by_key: HashMap::new(),
+                prune_at: MIN_PRUNE_AT,
+            }),
+        }
     }
 }
 
-/// The local state of one set of names.
+impl Coordinator {
+    /// The queue of acquisitions of these names on these terms.
+    pub(crate) fn queue(&self, names: &[String], terms: &LeaseTerms) -> Arc<Queue> {
+        let mut key = names.to_vec();
+        key.sort();
+        let key = (key, terms.clone());
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = queues.by_key.get(&key).and_then(Weak::upgrade) {
+            return queue;
+        }
+        let queue = Arc::new(Queue::default());
+        queues.by_key.insert(key, Arc::downgrade(&queue));
+        if queues.by_key.len() >= queues.prune_at {
+            queues.by_key.retain(|_, q| q.strong_count() > 0);
+            queues.prune_at = (queues.by_key.len() * 2).max(MIN_PRUNE_AT);
+        }
+        queue
+    }
+
+    /// How many queues the map keeps (live or not yet shed).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.queues.lock().unwrap().by_key.len()
+    }
+}
+
+/// The local state of one set of names on one set of terms.
 #[derive(Debug)]
 pub(crate) struct Queue {
     /// Held by the acquisition whose turn it is to ask the server; FIFO.
@@ -107,9 +175,23 @@ impl Queue {
         limit != u64::MAX && self.held.load(Ordering::Relaxed) + u64::from(slots) > limit
     }
 
-    /// Whether a local acquisition waits and the lease may still be handed on.
+    /// Records a fresh grant of `slots` by the server.
+    pub(crate) fn on_granted(&self, slots: u32, smallest_limit: Option<i64>) {
+        if let Some(limit) = smallest_limit {
+            self.limit
+                .store(u64::try_from(limit).unwrap_or(0), Ordering::Relaxed);
+        }
+        self.held.fetch_add(u64::from(slots), Ordering::Relaxed);
+    }
+
+    /// Whether a released lease may pass to a local waiter: someone waits on this queue (so on
+    /// the same names and terms), the lease holds slots on every name, it has been handed on
+    /// fewer than [`MAX_HANDOFFS`] times, and it lasts well beyond the hand-off.
     pub(crate) fn wants_handoff(&self, lease: &Lease) -> bool {
-        lease.handoffs < MAX_HANDOFFS && self.has_waiters()
+        lease.complete
+            && lease.handoffs < MAX_HANDOFFS
+            && lease.term.lasts(PARK_TIMEOUT * 4)
+            && self.has_waiters()
     }
 
     fn has_waiters(&self) -> bool {
@@ -119,6 +201,9 @@ impl Queue {
     /// Hands a released lease to the next local waiter: parks it and wakes the waiter, then
     /// waits until it is taken. Returns the lease if nobody took it within [`PARK_TIMEOUT`] or
     /// nobody is left waiting, for the caller to give back on the server.
+    ///
+    /// If this future is dropped while the lease is parked, the lease stays parked: the caller
+    /// must then [`unpark`](Queue::unpark) it.
     pub(crate) async fn hand_off(&self, mut lease: Lease) -> Option<Lease> {
         let id = lease.id;
         lease.handoffs += 1;
@@ -141,17 +226,17 @@ impl Queue {
         self.unpark(id)
     }
 
-    /// Takes a parked lease granted on the same terms, telling its releaser.
-    pub(crate) fn take_parked(&self, terms: &LeaseTerms) -> Option<Lease> {
+    /// Takes a parked lease that still lasts, telling its releaser.
+    pub(crate) fn take_parked(&self) -> Option<Lease> {
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
-        let index = parked.iter().position(|(l, _)| &l.terms == terms)?;
+        let index = parked.iter().position(|(l, _)| l.term.lasts(PARK_TIMEOUT))?;
         let (lease, taken) = parked.swap_remove(index);
         let _ = taken.send(());
         Some(lease)
     }
 
     /// Takes back a parked lease nobody took.
-    fn unpark(&self, id: uuid::Uuid) -> Option<Lease> {
+    pub(crate) fn unpark(&self, id: uuid::Uuid) -> Option<Lease> {
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
         let index = parked.iter().position(|(l, _)| l.id == id)?;
         Some(parked.swap_remove(index).0)
@@ -175,34 +260,42 @@ mod tests {
     use super::*;
     use crate::concurrency::DEFAULT_LEASE_DURATION;
 
-    #[test]
-    fn local_fullness_follows_held_slots_and_known_limit() {
-        let queue = Queue::default();
-        assert!(!queue.locally_full(1), "unknown limit: ask the server");
-        queue.limit.store(2, Ordering::Relaxed);
-        queue.held.store(1, Ordering::Relaxed);
-        assert!(!queue.locally_full(1));
-        assert!(queue.locally_full(2));
-        queue.held.store(2, Ordering::Relaxed);
-        assert!(queue.locally_full(1));
-        queue.on_released(1);
-        assert!(!queue.locally_full(1));
-        queue.on_released(5);
-        assert_eq!(queue.held.load(Ordering::Relaxed), 0, "never below zero");
+    fn terms(slots: u32) -> LeaseTerms {
+        LeaseTerms {
+            slots,
+            lease_duration: DEFAULT_LEASE_DURATION,
+            holder: None,
+            strict: true,
+        }
     }
 
     fn lease(slots: u32) -> Lease {
         Lease {
             id: uuid::Uuid::new_v4(),
             limits: Vec::new(),
-            terms: LeaseTerms {
-                slots,
-                lease_duration: DEFAULT_LEASE_DURATION,
-                holder: None,
+            terms: terms(slots),
+            term: Term {
+                since: Instant::now(),
+                duration: Duration::from_secs(60),
             },
-            renewed_at: Instant::now(),
+            complete: true,
             handoffs: 0,
         }
+    }
+
+    #[test]
+    fn local_fullness_follows_held_slots_and_known_limit() {
+        let queue = Queue::default();
+        assert!(!queue.locally_full(1), "unknown limit: ask the server");
+        queue.on_granted(1, Some(2));
+        assert!(!queue.locally_full(1));
+        assert!(queue.locally_full(2));
+        queue.on_granted(1, None);
+        assert!(queue.locally_full(1));
+        queue.on_released(1);
+        assert!(!queue.locally_full(1));
+        queue.on_released(5);
+        assert_eq!(queue.held.load(Ordering::Relaxed), 0, "never below zero");
     }
 
     #[tokio::test]
@@ -226,11 +319,7 @@ mod tests {
             async move { queue.hand_off(offered).await }
         });
         queue.released.notified().await;
-        assert!(
-            queue.take_parked(&lease(2).terms).is_none(),
-            "other terms do not match"
-        );
-        let taken = queue.take_parked(&lease(1).terms).expect("parked lease");
+        let taken = queue.take_parked().expect("parked lease");
         assert_eq!(taken.id, id);
         assert!(releaser.await.unwrap().is_none(), "taken: nothing to release");
         drop(waiting);
@@ -254,13 +343,62 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn only_complete_lasting_leases_are_handed_on_and_only_to_waiters() {
+        let queue = Arc::new(Queue::default());
+        assert!(!queue.wants_handoff(&lease(1)), "nobody waits");
+        let _waiting = Waiting::enter(&queue);
+        assert!(queue.wants_handoff(&lease(1)));
+        let mut partial = lease(1);
+        partial.complete = false;
+        assert!(
+            !queue.wants_handoff(&partial),
+            "a lease missing a limit the waiter would be limited by"
+        );
+        let mut worn = lease(1);
+        worn.handoffs = MAX_HANDOFFS;
+        assert!(!queue.wants_handoff(&worn));
+        let mut ending = lease(1);
+        ending.term.duration = PARK_TIMEOUT;
+        assert!(!queue.wants_handoff(&ending), "about to expire");
+    }
+
+    #[tokio::test]
+    async fn an_expired_parked_lease_is_never_taken() {
+        let queue = Arc::new(Queue::default());
+        let _waiting = Waiting::enter(&queue);
+        let mut stale = lease(1);
+        stale.term.since = Instant::now() - Duration::from_secs(61);
+        let id = stale.id;
+        let (sender, _taken) = tokio::sync::oneshot::channel();
+        queue.parked.lock().unwrap().push((stale, sender));
+        assert!(queue.take_parked().is_none());
+        assert!(queue.unpark(id).is_some(), "left for its releaser");
+    }
+
     #[test]
-    fn queues_are_shared_per_name_set_in_any_order() {
+    fn queues_are_shared_per_name_set_in_any_order_and_terms() {
         let coordinator = Coordinator::default();
-        let a = coordinator.queue(&["x".into(), "y".into()]);
-        let b = coordinator.queue(&["y".into(), "x".into()]);
-        let c = coordinator.queue(&["x".into()]);
+        let a = coordinator.queue(&["x".into(), "y".into()], &terms(1));
+        let b = coordinator.queue(&["y".into(), "x".into()], &terms(1));
+        let c = coordinator.queue(&["x".into()], &terms(1));
+        let d = coordinator.queue(&["x".into(), "y".into()], &terms(2));
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
+        assert!(!Arc::ptr_eq(&a, &d), "other terms queue apart");
+    }
+
+    #[test]
+    fn queues_nobody_uses_are_shed() {
+        let coordinator = Coordinator::default();
+        let kept = coordinator.queue(&["kept".into()], &terms(1));
+        for i in 0..10_000 {
+            drop(coordinator.queue(&[format!("dynamic-{i}")], &terms(1)));
+        }
+        assert!(coordinator.len() <= MIN_PRUNE_AT, "{}", coordinator.len());
+        assert!(Arc::ptr_eq(
+            &kept,
+            &coordinator.queue(&["kept".into()], &terms(1))
+        ));
     }
 }

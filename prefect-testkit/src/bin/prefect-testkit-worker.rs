@@ -8,6 +8,12 @@
 //!     N tasks each run `each` holds of one slot for hold-ms; prints `ACQUISITIONS <count>`.
 //! prefect-testkit-worker hold <api-url> <limit> [--lease-secs N]
 //!     takes one slot, prints `HOLDING`, and holds it for 10 minutes (until killed).
+//! prefect-testkit-worker end-ok|end-err|end-panic|end-detached|end-exit <api-url> <limit>
+//!                        [--tasks N] [--current-thread 1]
+//!     takes N slots (default 2) under guards, prints `HOLDING`, then ends the program while
+//!     holding them: main returns Ok, returns Err, panics, returns with the guards in spawned
+//!     tasks it does not wait for, or calls `std::process::exit`. The runtime is built as
+//!     `#[tokio::main]` builds it (multi-thread, or current-thread with `--current-thread 1`).
 //! ```
 
 use std::collections::HashMap;
@@ -16,8 +22,19 @@ use std::time::Duration;
 
 use prefect_client::Client;
 
-const USAGE: &str = "usage: prefect-testkit-worker contend|hold <api-url> <limit> [--tasks N] [--each N] \
-                     [--hold-ms N] [--lease-secs N] [--timeout-secs N]";
+const USAGE: &str = "usage: prefect-testkit-worker contend|hold|end-ok|end-err|end-panic|end-detached|end-exit \
+                     <api-url> <limit> [--tasks N] [--each N] [--hold-ms N] [--lease-secs N] [--timeout-secs N] \
+                     [--current-thread 1]";
+
+const COMMANDS: [&str; 7] = [
+    "contend",
+    "hold",
+    "end-ok",
+    "end-err",
+    "end-panic",
+    "end-detached",
+    "end-exit",
+];
 
 struct Args {
     command: String,
@@ -30,7 +47,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
     let [command, url, limit, rest @ ..] = args else {
         return Err("missing arguments".into());
     };
-    if !matches!(command.as_str(), "contend" | "hold") {
+    if !COMMANDS.contains(&command.as_str()) {
         return Err(format!("unknown command {command:?}"));
     }
     let mut options = HashMap::new();
@@ -38,7 +55,17 @@ fn parse(args: &[String]) -> Result<Args, String> {
     while let Some(flag) = rest.next() {
         let name = flag
             .strip_prefix("--")
-            .filter(|n| ["tasks", "each", "hold-ms", "lease-secs", "timeout-secs"].contains(n))
+            .filter(|n| {
+                [
+                    "tasks",
+                    "each",
+                    "hold-ms",
+                    "lease-secs",
+                    "timeout-secs",
+                    "current-thread",
+                ]
+                .contains(n)
+            })
             .ok_or_else(|| format!("unknown option {flag:?}"))?;
         let value = rest
             .next()
@@ -54,8 +81,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
     })
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse(&argv) {
         Ok(args) => args,
@@ -68,6 +94,19 @@ async fn main() -> ExitCode {
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::stdout)
         .try_init();
+    // What `#[tokio::main]` expands to: the runtime is dropped when main's body returns.
+    let runtime = if args.options.get("current-thread") == Some(&1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .expect("a Tokio runtime");
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
     let client = match Client::new(&args.url) {
         Ok(client) => client,
         Err(e) => {
@@ -77,7 +116,8 @@ async fn main() -> ExitCode {
     };
     let result = match args.command.as_str() {
         "hold" => hold(&client, &args).await,
-        _ => contend(&client, &args).await,
+        "contend" => contend(&client, &args).await,
+        ending => return end(&client, &args, ending).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,8 +128,46 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Ends the program in the way `how` names while guards hold slots.
+async fn end(client: &Client, args: &Args, how: &str) -> ExitCode {
+    let count = args.options.get("tasks").copied().unwrap_or(2);
+    let mut guards = Vec::new();
+    for _ in 0..count {
+        match acquisition(client, args).acquire().await {
+            Ok(guard) => guards.push(guard),
+            Err(e) => {
+                println!("WORKER FAILED: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("HOLDING");
+    match how {
+        "end-ok" => ExitCode::SUCCESS,
+        "end-err" => {
+            let failed: Result<(), &str> = Err("the work failed");
+            if let Err(e) = failed {
+                println!("ENDING WITH ERROR: {e}");
+            }
+            ExitCode::FAILURE
+        }
+        "end-panic" => panic!("the work panicked while holding {} guards", guards.len()),
+        "end-detached" => {
+            for guard in guards.drain(..) {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await
+                });
+            }
+            tokio::task::yield_now().await;
+            ExitCode::SUCCESS
+        }
+        _ => std::process::exit(3),
+    }
+}
+
 fn acquisition(client: &Client, args: &Args) -> prefect_client::concurrency::Acquire {
-    let mut acquire = client.concurrency([args.limit.as_str()]).strict(true);
+    let mut acquire = client.concurrency([args.limit.as_str()]);
     if let Some(&secs) = args.options.get("lease-secs") {
         acquire = acquire.lease_duration(Duration::from_secs(secs));
     }
