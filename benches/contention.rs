@@ -4,6 +4,7 @@
 //!     cargo bench --bench contention                       # one server: SDK in 1 and 4 processes, Prefect's Python client
 //!     cargo bench --bench contention -- --no-python        # SDK rows only
 //!     cargo bench --bench contention -- --multi-replica    # PostgreSQL + Redis + 2 replicas behind HAProxy
+//!     cargo bench --bench contention -- --fairness         # two processes, equal load, 30 s: each one's share
 //!
 //! One server: 64 tasks share a global limit of 4; each acquisition holds its slot 50 ms; 256
 //! acquisitions in all (ideal 256 × 0.05 / 4 = 3.2 s). Multi-replica: 16 tasks, limit 2, hold
@@ -62,6 +63,24 @@ async fn main() {
             limit: 0,
         };
         println!("{}", run_tasks(&client, &args[3], scenario).await);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--timed-worker") {
+        // Child process: <url> <limit name> <tasks> <seconds> <hold ms>; prints acquisitions.
+        let client = Client::new(&args[2]).unwrap();
+        let (tasks, seconds, hold) = (
+            args[4].parse().unwrap(),
+            args[5].parse().unwrap(),
+            Duration::from_millis(args[6].parse().unwrap()),
+        );
+        println!(
+            "{}",
+            run_for(&client, &args[3], tasks, Duration::from_secs(seconds), hold).await
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--fairness") {
+        fairness().await;
         return;
     }
     let with_python = !args.iter().any(|a| a == "--no-python");
@@ -278,4 +297,108 @@ async fn run_tasks(client: &Client, name: &str, scenario: Scenario) -> u64 {
         handle.await.unwrap();
     }
     client.requests_sent() - before
+}
+
+/// Two processes with equal load contend for one limit for [`FAIRNESS_RUN`]; prints how many
+/// acquisitions each got. Target: each 40–60 %.
+async fn fairness() {
+    const TASKS: usize = 16;
+    const LIMIT: i64 = 4;
+    const HOLD: Duration = Duration::from_millis(50);
+    let server = LocalServer::start().await.expect("local Prefect server");
+    let url = server.api_url().to_string();
+    let admin = Client::new(&url).unwrap();
+    let name = format!("bench-fairness-{}", uuid::Uuid::new_v4().simple());
+    admin
+        .global_concurrency_limits()
+        .create(&name, LIMIT)
+        .send()
+        .await
+        .unwrap();
+    println!(
+        "fairness: 2 processes × {TASKS} tasks, limit {LIMIT}, hold {HOLD:?}, {} s (at most {:.0} acquisitions)\n",
+        FAIRNESS_RUN.as_secs(),
+        FAIRNESS_RUN.as_secs_f64() / HOLD.as_secs_f64() * LIMIT as f64
+    );
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::process::Command::new(&exe)
+                .args([
+                    "--timed-worker",
+                    &url,
+                    &name,
+                    &TASKS.to_string(),
+                    &FAIRNESS_RUN.as_secs().to_string(),
+                    &HOLD.as_millis().to_string(),
+                ])
+                .output()
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for child in children {
+        let out = child.await.unwrap();
+        assert!(
+            out.status.success(),
+            "worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        counts.push(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    let total: u64 = counts.iter().sum();
+    println!("| process | acquisitions | share |");
+    println!("|---|---|---|");
+    for (i, count) in counts.iter().enumerate() {
+        println!(
+            "| {} | {count} | {:.1} % |",
+            i + 1,
+            *count as f64 * 100.0 / total as f64
+        );
+    }
+    println!(
+        "| both | {total} | {:.2} × ideal time per acquisition |",
+        FAIRNESS_RUN.as_secs_f64() / (total as f64 * HOLD.as_secs_f64() / LIMIT as f64)
+    );
+}
+
+/// How long the fairness run lasts.
+const FAIRNESS_RUN: Duration = Duration::from_secs(30);
+
+/// `tasks` tasks take slots of `name`, each held for `hold`, until `run` has passed; returns
+/// the acquisitions made.
+async fn run_for(client: &Client, name: &str, tasks: usize, run: Duration, hold: Duration) -> u64 {
+    let end = Instant::now() + run;
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let client = client.clone();
+            let name = name.to_string();
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < end {
+                    let left = end.saturating_duration_since(Instant::now());
+                    match client
+                        .concurrency([name.as_str()])
+                        .timeout(left)
+                        .run(async { tokio::time::sleep(hold).await })
+                        .await
+                    {
+                        Ok(()) => done += 1,
+                        Err(e) if e.is_timeout() => break,
+                        Err(e) => panic!("acquisition: {e}"),
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for handle in handles {
+        total += handle.await.unwrap();
+    }
+    total
 }

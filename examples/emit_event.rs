@@ -8,21 +8,12 @@
 
 use std::time::Duration;
 
-use prefect_client::Client;
 use prefect_client::types::ReadEventsBody as ReceivedEventsFilter;
-use prefect_testkit::LocalServer;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_server, client) = match std::env::var("PREFECT_API_URL") {
-        Ok(_) => (None, Client::from_env()?),
-        Err(_) => {
-            eprintln!("PREFECT_API_URL is unset: starting a local Prefect server...");
-            let server = LocalServer::start().await?;
-            let client = server.client()?;
-            (Some(server), client)
-        }
-    };
+    // Keep the server (if one was started) alive until the end.
+    let (client, _server) = prefect_testkit::connect_or_start().await?;
     let id = client
         .events()
         .emit("rust.example.batch.loaded", "rust.example.service")

@@ -14,9 +14,8 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Router, extract::Path};
+use prefect_client::Error;
 use prefect_client::concurrency::{BoxError, ConcurrencyLayer};
-use prefect_client::{Client, Error};
-use prefect_testkit::LocalServer;
 use tower::ServiceBuilder;
 
 /// The limit the endpoint shares with every other replica of the service.
@@ -24,15 +23,8 @@ const LIMIT: &str = "example-reports";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_server, client) = match std::env::var("PREFECT_API_URL") {
-        Ok(_) => (None, Client::from_env()?),
-        Err(_) => {
-            eprintln!("PREFECT_API_URL is unset: starting a local Prefect server...");
-            let server = LocalServer::start().await?;
-            let client = server.client()?;
-            (Some(server), client)
-        }
-    };
+    // Keep the server (if one was started) alive until the end.
+    let (client, _server) = prefect_testkit::connect_or_start().await?;
     let limits = client.global_concurrency_limits();
     if limits.get_by_name(LIMIT).await.is_err() {
         limits.create(LIMIT, 2).send().await?;

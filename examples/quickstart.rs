@@ -6,9 +6,6 @@
 //!
 //!     cargo run --example quickstart
 
-use prefect_client::Client;
-use prefect_testkit::LocalServer;
-
 #[tokio::main]
 async fn main() {
     if let Err(error) = run().await {
@@ -18,21 +15,8 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    // Keep the server (if we start one) alive until the end of `run`.
-    let (client, _server) = match std::env::var("PREFECT_API_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            println!("using the Prefect server at {url}");
-            (Client::from_env()?, None)
-        }
-        _ => {
-            println!(
-                "PREFECT_API_URL is not set: starting a local Prefect server (the first run installs Prefect, about 30 s)"
-            );
-            let server = LocalServer::start().await?;
-            println!("local Prefect server at {}", server.api_url());
-            (server.client()?, Some(server))
-        }
-    };
+    // Keep the server (if one was started) alive until the end.
+    let (client, _server) = prefect_testkit::connect_or_start().await?;
     println!("server version: {}", client.server_version().await?);
 
     let limits = client.concurrency_limits();

@@ -79,6 +79,24 @@ async fn a_program_that_calls_exit_leaves_its_slots_to_lease_expiry() {
     assert_eq!(active_slots(&client, &name).await, 2);
 }
 
+/// Runs `work` to its end on a current-thread runtime of its own, in a thread of its own, and
+/// shuts that runtime down before returning the output.
+fn on_a_runtime_of_its_own<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let output = runtime.block_on(work);
+        drop(runtime);
+        output
+    })
+    .join()
+    .unwrap()
+}
+
 /// Awaits futures together (the test crate has no futures combinators).
 async fn futures_join<F: std::future::Future + Send + 'static>(futures: Vec<F>) -> Vec<F::Output>
 where
@@ -171,25 +189,15 @@ async fn a_guard_whose_renewing_runtime_is_gone_reports_lost_and_still_releases(
     create_global_limit(&client, &name, 1).await;
     let api_url = client.api_url().to_string();
     let acquire_name = name.clone();
-    // Acquire on a runtime of its own, then shut that runtime down with the guard alive.
-    let guard = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let guard = runtime.block_on(async {
-            Client::new(&api_url)
-                .unwrap()
-                .concurrency([acquire_name.as_str()])
-                .acquire()
-                .await
-                .unwrap()
-        });
-        drop(runtime);
-        guard
-    })
-    .join()
-    .unwrap();
+    // Acquire on a runtime of its own, which shuts down with the guard alive.
+    let guard = on_a_runtime_of_its_own(async move {
+        Client::new(&api_url)
+            .unwrap()
+            .concurrency([acquire_name.as_str()])
+            .acquire()
+            .await
+            .unwrap()
+    });
     assert!(guard.is_lost(), "nothing renews it any more");
     let err = guard.check().unwrap_err();
     assert!(
@@ -275,22 +283,14 @@ async fn run_never_returns_ok_after_the_lease_ran_out_during_the_work() {
     // cannot run, so nobody learns of the loss until the work is done.
     let api_url = client.api_url().to_string();
     let limit = name.clone();
-    let result = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            Client::new(&api_url)
-                .unwrap()
-                .concurrency([limit.as_str()])
-                .lease_duration(Duration::from_secs(60))
-                .run(async { std::thread::sleep(Duration::from_secs(62)) })
-                .await
-        })
-    })
-    .join()
-    .unwrap();
+    let result = on_a_runtime_of_its_own(async move {
+        Client::new(&api_url)
+            .unwrap()
+            .concurrency([limit.as_str()])
+            .lease_duration(Duration::from_secs(60))
+            .run(async { std::thread::sleep(Duration::from_secs(62)) })
+            .await
+    });
     let err = result.expect_err("the lease ran out while the work ran");
     assert!(err.is_lease_lost(), "{err:?}");
     assert_eq!(

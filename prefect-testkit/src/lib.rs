@@ -64,3 +64,24 @@ pub fn free_port() -> Result<u16, Error> {
         .map(|a| a.port())
         .map_err(|e| harness(format!("cannot find a free port on 127.0.0.1: {e}")))
 }
+
+/// The user's Prefect server when `PREFECT_API_URL` is set (with the rest of Prefect's
+/// settings, see [`prefect_client::Config::from_env`]); otherwise a [`LocalServer`] started
+/// here, returned with the client so that it lives as long as the caller keeps it. For
+/// examples and tools that should run anywhere.
+pub async fn connect_or_start() -> Result<(prefect_client::Client, Option<LocalServer>), Error> {
+    match std::env::var("PREFECT_API_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            eprintln!("using the Prefect server at {url}");
+            Ok((prefect_client::Client::from_env()?, None))
+        }
+        _ => {
+            eprintln!(
+                "PREFECT_API_URL is not set: starting a local Prefect server (the first run installs Prefect, about 30 s)"
+            );
+            let server = LocalServer::start().await?;
+            eprintln!("local Prefect server at {}", server.api_url());
+            Ok((server.client()?, Some(server)))
+        }
+    }
+}

@@ -202,6 +202,7 @@ impl Acquire {
         let mut refusals = 0u32;
         let mut failures = 0u32;
         let mut backoff = failure_backoff();
+        let mut after_yield = false;
         loop {
             if let Some(lease) = queue.take_parked() {
                 return Ok(SlotGuard::start(self.client.clone(), lease, queue.clone()));
@@ -220,9 +221,24 @@ impl Acquire {
                     continue;
                 }
             }
+            if let Some(until) = queue.yield_until() {
+                // A slot of ours was left to other processes: do not take it straight back.
+                let _ = tokio::time::timeout_at(until, queue.released.notified()).await;
+                after_yield = true;
+                continue;
+            }
+            let full_here = queue.locally_full(self.slots);
             match self.request_lease(&names, &queue).await {
-                Ok(guard) => return self.checked(guard, &names).await,
+                Ok(guard) => {
+                    if std::mem::take(&mut after_yield) {
+                        queue.on_untaken_yield();
+                    }
+                    return self.checked(guard, &names).await;
+                }
                 Err(e @ Error::SlotsUnavailable { .. }) => {
+                    if !full_here {
+                        queue.on_remote_refusal(e.retry_after().unwrap_or(DEFAULT_RETRY_WAIT));
+                    }
                     refusals += 1;
                     failures = 0;
                     backoff = failure_backoff();

@@ -215,7 +215,7 @@ impl Releasing {
     /// Hands the lease to a local waiter if one can take it, or gives the slots back on the
     /// server.
     async fn run(mut self, lease: Lease, healthy: bool) -> Result<(), Error> {
-        if healthy && self.queue.wants_handoff(&lease) {
+        let lease = if healthy && self.queue.wants_handoff(&lease) {
             self.stage = Stage::Parked;
             match self.queue.hand_off(lease).await {
                 None => {
@@ -223,12 +223,22 @@ impl Releasing {
                     return Ok(());
                 }
                 // Nobody took it in time: give it back to the server.
-                Some(_) => self.stage = Stage::Held,
+                Some(untaken) => {
+                    self.stage = Stage::Held;
+                    untaken
+                }
             }
-        }
+        } else {
+            lease
+        };
+        // A lease at its hand-off cap while other processes wait is left to them a while.
+        let yielded = self.queue.yields(&lease);
         let result = release_on_server(&self.client, self.lease_id).await;
         self.stage = Stage::Done;
         self.queue.on_released(self.slots);
+        if yielded {
+            tracing::trace!(lease_id = %self.lease_id, "slot left to other processes a while");
+        }
         result
     }
 }

@@ -152,7 +152,38 @@ pub(crate) struct Queue {
     /// Leases released by a guard for the next waiter to take, each with a way to tell the
     /// releaser it was taken.
     parked: Mutex<Vec<(Lease, tokio::sync::oneshot::Sender<()>)>>,
+    /// Fair share with other processes: see [`Contention`].
+    contention: Mutex<Contention>,
 }
+
+/// What this queue knows of holders in other processes.
+///
+/// A lease handed on locally never frees its slot on the server, so without care a process
+/// that holds slots keeps them, and one that waits on the server's `Retry-After` seldom finds
+/// one free. So when the server refused this queue although its own guards did not fill the
+/// limit (others hold slots: remote contention), a lease that reached its hand-off cap goes
+/// back to the server and this queue's head leaves it there for about the others' `Retry-After`
+/// before asking again: slots change hands between processes in proportion to the slots each
+/// holds, which converges to equal shares. Without remote contention nothing waits: a few
+/// yielded slots in a row that nobody else took end it.
+#[derive(Debug, Default)]
+struct Contention {
+    /// Until when remote contention counts as current (set by each such refusal).
+    seen_until: Option<Instant>,
+    /// Yielded slots in a row that the head got back at its first ask: nobody else took them.
+    untaken_yields: u32,
+    /// The last `Retry-After` of such a refusal: how long the others wait between asks.
+    retry_after: Duration,
+    /// Until when the head leaves a yielded slot to the others.
+    yield_until: Option<Instant>,
+}
+
+/// How long one refusal caused by other processes counts as contention.
+const CONTENTION_MEMORY: Duration = Duration::from_secs(60);
+/// How many yielded slots in a row nobody else takes end the contention.
+const UNTAKEN_YIELDS: u32 = 3;
+/// The bounds of the time a yielded slot is left to other processes.
+const YIELD_BOUNDS: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(2));
 
 impl Default for Queue {
     fn default() -> Self {
@@ -164,6 +195,7 @@ impl Default for Queue {
             waiting: AtomicU64::new(0),
             idle: Notify::new(),
             parked: Mutex::new(Vec::new()),
+            contention: Mutex::new(Contention::default()),
         }
     }
 }
@@ -244,6 +276,50 @@ impl Queue {
 
     pub(crate) fn has_parked(&self) -> bool {
         !self.parked.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// Records a refusal by the server while this process's guards did not fill the limit:
+    /// other processes hold slots.
+    pub(crate) fn on_remote_refusal(&self, retry_after: Duration) {
+        let mut contention = self.contention.lock().unwrap_or_else(|p| p.into_inner());
+        contention.seen_until = Some(Instant::now() + CONTENTION_MEMORY);
+        contention.retry_after = retry_after;
+        contention.untaken_yields = 0;
+    }
+
+    /// Records that the head, asking after a yield, got the slots at once: nobody else took the
+    /// yielded slot. A few in a row end the contention.
+    pub(crate) fn on_untaken_yield(&self) {
+        let mut contention = self.contention.lock().unwrap_or_else(|p| p.into_inner());
+        contention.untaken_yields += 1;
+        if contention.untaken_yields >= UNTAKEN_YIELDS {
+            *contention = Contention::default();
+        }
+    }
+
+    /// Whether a lease that comes back from its last hand-off should be left to other
+    /// processes for a while; if so, the head waits until [`Queue::yield_until`].
+    pub(crate) fn yields(&self, lease: &Lease) -> bool {
+        if lease.handoffs < MAX_HANDOFFS {
+            return false;
+        }
+        let mut contention = self.contention.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if contention.seen_until.is_none_or(|until| until <= now) {
+            return false;
+        }
+        let wait = contention
+            .retry_after
+            .mul_f64(1.2)
+            .clamp(YIELD_BOUNDS.0, YIELD_BOUNDS.1);
+        contention.yield_until = Some(now + wait);
+        true
+    }
+
+    /// Until when the head should leave a yielded slot to other processes.
+    pub(crate) fn yield_until(&self) -> Option<Instant> {
+        let contention = self.contention.lock().unwrap_or_else(|p| p.into_inner());
+        contention.yield_until.filter(|until| *until > Instant::now())
     }
 
     /// Records that a guard gave back `slots` on the server; the head of the queue asks at once.
@@ -374,6 +450,24 @@ mod tests {
         queue.parked.lock().unwrap().push((stale, sender));
         assert!(queue.take_parked().is_none());
         assert!(queue.unpark(id).is_some(), "left for its releaser");
+    }
+
+    #[test]
+    fn a_worn_lease_yields_only_under_remote_contention() {
+        let queue = Queue::default();
+        let mut worn = lease(1);
+        worn.handoffs = MAX_HANDOFFS;
+        assert!(!queue.yields(&worn), "nobody else seen: keep going");
+        assert!(queue.yield_until().is_none());
+        queue.on_remote_refusal(Duration::from_millis(300));
+        assert!(!queue.yields(&lease(1)), "not worn yet");
+        assert!(queue.yields(&worn));
+        let until = queue.yield_until().expect("the head leaves it to the others");
+        let wait = until - Instant::now();
+        assert!(
+            wait > Duration::from_millis(300) && wait <= Duration::from_millis(360),
+            "{wait:?}"
+        );
     }
 
     #[test]
