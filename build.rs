@@ -1,11 +1,14 @@
 //! Generates the typed Prefect REST client from the vendored `openapi.yaml`.
 //!
 //! openapi.yaml (OpenAPI 3.1, Prefect's own schema) → `build/normalize.rs` (3.0 form progenitor
-//! accepts, clean operation names, every 2xx a success) → progenitor → `$OUT_DIR/prefect_api.rs`,
-//! included by `src/generated.rs`. Nothing generated is edited by hand.
+//! accepts, clean operation names, every 2xx a success) → progenitor → `build/tolerant.rs`
+//! (answers of newer servers decode: unknown fields, enum values and union members are kept) →
+//! `$OUT_DIR/prefect_api.rs`, included by `src/generated.rs`. Nothing generated is edited by hand.
 
 #[path = "build/normalize.rs"]
 mod normalize;
+#[path = "build/tolerant.rs"]
+mod tolerant;
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ const OPERATIONS_FILE: &str = "operations.rs";
 fn main() {
     println!("cargo:rerun-if-changed=openapi.yaml");
     println!("cargo:rerun-if-changed=build/normalize.rs");
+    println!("cargo:rerun-if-changed=build/tolerant.rs");
     println!("cargo:rerun-if-changed=build.rs");
     if let Err(error) = generate() {
         eprintln!("error: generating the Prefect client from openapi.yaml failed: {error}");
@@ -106,7 +110,8 @@ fn generate_code(spec: &openapiv3::OpenAPI) -> Result<String, Box<dyn Error>> {
             )
         })?
         .map_err(|e| format!("progenitor rejected the normalized document: {e}"))?;
-    let file: syn::File =
+    let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| format!("progenitor produced code that does not parse: {e}"))?;
+    tolerant::make_tolerant(&mut file);
     Ok(prettyplease::unparse(&file))
 }

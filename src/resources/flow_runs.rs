@@ -22,8 +22,9 @@ pub const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// The longest pause between polls of [`FlowRuns::wait_for_completion`].
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Whether a run in this state is done for good: completed, failed, cancelled or crashed.
-pub fn is_final(state: StateType) -> bool {
+/// Whether a run in this state is done for good: completed, failed, cancelled or crashed. A
+/// state type this SDK does not know (a newer server's) is not final.
+pub fn is_final(state: &StateType) -> bool {
     matches!(
         state,
         StateType::Completed | StateType::Failed | StateType::Cancelled | StateType::Crashed
@@ -78,15 +79,21 @@ impl<'a> FlowRuns<'a> {
         let mut pauses = Backoff::new(FIRST_POLL_INTERVAL, 1.5, MAX_POLL_INTERVAL, None);
         loop {
             let run = self.get(id).await?;
-            if run.state_type.is_some_and(is_final) {
-                return Ok(run);
+            match &run.state_type {
+                Some(state) if is_final(state) => return Ok(run),
+                Some(StateType::Unknown(name)) => tracing::warn!(
+                    flow_run_id = %id,
+                    state_type = %name,
+                    "the flow run is in a state type this SDK does not know; waiting until a known final state"
+                ),
+                _ => {}
             }
             let waited = started.elapsed();
             if waited >= timeout {
                 return Err(Error::WaitTimeout {
                     flow_run_id: id,
                     waited,
-                    state: run.state_type.map(|s| s.to_string()),
+                    state: run.state_type.as_ref().map(ToString::to_string),
                 });
             }
             let pause = pauses.next_delay().unwrap_or(MAX_POLL_INTERVAL);
