@@ -8,7 +8,9 @@ mod tolerant;
 
 mod common;
 
-use prefect_client::types;
+use common::proxy::FaultProxy;
+use futures_util::TryStreamExt;
+use prefect_client::{Client, OptionalExt, types};
 use serde_json::{Value, json};
 
 fn parse_item<T: syn::parse::Parse>(code: &str) -> T {
@@ -90,22 +92,32 @@ fn unknown_enum_values_are_kept_and_written_back_unchanged() {
 
 /// GETs `path` from the real server as raw JSON.
 async fn raw(path: &str) -> Value {
-    let url = format!("{}{path}", common::server().await.api_url());
-    let response = reqwest::get(&url).await.unwrap();
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    response.json().await.unwrap()
+    send(reqwest::Method::GET, path, None).await
 }
 
+/// POSTs `body` to the real server, raw JSON in and out.
 async fn post(path: &str, body: Value) -> Value {
+    send(reqwest::Method::POST, path, Some(body)).await
+}
+
+/// One raw request, sent again while SQLite refuses concurrent writes (503).
+async fn send(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
     let url = format!("{}{path}", common::server().await.api_url());
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    response.json().await.unwrap()
+    let http = reqwest::Client::new();
+    for _ in 0..50 {
+        let mut request = http.request(method.clone(), &url);
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        return response.json().await.unwrap();
+    }
+    panic!("{path}: the server stayed unavailable")
 }
 
 /// Adds an unknown field to every object in `value`, at every level.
@@ -113,7 +125,8 @@ fn add_unknown_fields(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.values_mut().for_each(add_unknown_fields);
-            map.insert("field_from_a_newer_server".into(), json!({"nested": [1, "two"]}));
+            // A string: maps of labels (event resources) take only strings.
+            map.insert("field_from_a_newer_server".into(), json!("new"));
         }
         Value::Array(items) => items.iter_mut().for_each(add_unknown_fields),
         _ => {}
@@ -164,7 +177,16 @@ async fn real_answers_changed_as_a_newer_server_would_still_decode() {
         "/automations/",
         json!({
             "name": common::unique("tolerant"),
-            "trigger": {"type": "event", "posture": "Reactive", "threshold": 1, "within": 0},
+            // Disabled, and matching nothing: an enabled empty trigger reacts to every event.
+            "enabled": false,
+            "trigger": {
+                "type": "event",
+                "match": {"prefect.resource.id": "no-such-resource"},
+                "expect": ["no.such.event"],
+                "posture": "Reactive",
+                "threshold": 1,
+                "within": 0,
+            },
             "actions": [{"type": "do-nothing"}],
         }),
     )
@@ -193,5 +215,180 @@ async fn real_answers_changed_as_a_newer_server_would_still_decode() {
         matches!(automations[0].trigger, types::AutomationTrigger::Unknown(_)),
         "{:?}",
         automations[0].trigger
+    );
+}
+
+/// What a newer server might send: an unknown field in every object, flow-run states of an
+/// unknown type, and an unknown action in every automation.
+fn as_a_newer_server(value: &mut Value) {
+    add_unknown_fields(value);
+    newer_values(value);
+}
+
+fn newer_values(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("state_type").is_some_and(Value::is_string) {
+                map.insert("state_type".into(), json!("SUSPENDED"));
+            }
+            if let Some(Value::Object(state)) = map.get_mut("state")
+                && state.get("type").is_some_and(Value::is_string)
+            {
+                state.insert("type".into(), json!("SUSPENDED"));
+            }
+            if let Some(Value::Array(actions)) = map.get_mut("actions") {
+                actions.push(json!({"type": "call-cloud-only-thing", "target": 7}));
+            }
+            map.values_mut().for_each(newer_values);
+        }
+        Value::Array(items) => items.iter_mut().for_each(newer_values),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_read_path_decodes_what_a_newer_server_sends() {
+    let direct = common::client().await;
+    // Something of every kind to read back.
+    let flow = direct.flows().create(&common::unique("newer")).await.unwrap();
+    let deployment = direct
+        .deployments()
+        .create(flow.id, &common::unique("newer"))
+        .await
+        .unwrap();
+    let run = post("/flow_runs/", json!({"flow_id": flow.id})).await;
+    let run_id: uuid::Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let tag = common::unique("newer");
+    direct.concurrency_limits().create(&tag, 1).await.unwrap();
+    let global = common::unique("newer");
+    common::create_global_limit(&direct, &global, 1).await;
+    let variable = common::unique("newer").replace('-', "_");
+    direct.variables().set(&variable, &json!({"a": 1})).await.unwrap();
+    post(
+        "/automations/",
+        json!({
+            "name": common::unique("newer"),
+            // Disabled, and matching nothing: an enabled empty trigger reacts to every event.
+            "enabled": false,
+            "trigger": {
+                "type": "event",
+                "match": {"prefect.resource.id": "no-such-resource"},
+                "expect": ["no.such.event"],
+                "posture": "Reactive",
+                "threshold": 1,
+                "within": 0,
+            },
+            "actions": [{"type": "do-nothing"}],
+        }),
+    )
+    .await;
+
+    let proxy = FaultProxy::start_rewriting(common::server().await.api_url(), Some(as_a_newer_server)).await;
+    let client = Client::new(&proxy.api_url).unwrap();
+
+    client.flows().get(flow.id).await.unwrap();
+    client.flows().get_by_name(&flow.name).await.unwrap();
+    let _: Vec<_> = client
+        .flows()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    let read = client.deployments().get(deployment.id).await.unwrap();
+    assert_eq!(read.id, deployment.id);
+    let _: Vec<_> = client
+        .deployments()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    let read = client.flow_runs().get(run_id).await.unwrap();
+    assert_eq!(
+        read.state_type,
+        Some(types::StateType::Unknown("SUSPENDED".into())),
+        "the unknown state type is kept"
+    );
+    let runs: Vec<_> = client
+        .flow_runs()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(!runs.is_empty());
+    client.concurrency_limits().get_by_tag(&tag).await.unwrap();
+    let _: Vec<_> = client
+        .concurrency_limits()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    client
+        .global_concurrency_limits()
+        .get_by_name(&global)
+        .await
+        .unwrap();
+    let _: Vec<_> = client
+        .global_concurrency_limits()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    client.variables().get_by_name(&variable).await.unwrap();
+    let _: Vec<_> = client
+        .variables()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    let _: Vec<_> = client
+        .logs()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    let _: Vec<_> = client
+        .artifacts()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    client.events().list_page(&Default::default()).await.unwrap();
+    let _: Vec<_> = client
+        .work_pools()
+        .stream(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(
+        client
+            .work_pools()
+            .get_by_name("no-such-pool")
+            .await
+            .optional()
+            .unwrap()
+            .is_none()
+    );
+
+    // A sweep of generated reads the handles do not cover.
+    let raw = client.raw();
+    let automations = raw
+        .read_automations(&Default::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let unknown = automations
+        .iter()
+        .flat_map(|a| &a.actions)
+        .filter(|action| matches!(action, types::AutomationActionsItem::Unknown(_)))
+        .count();
+    assert!(unknown >= 1, "the unknown action is reachable");
+    raw.read_task_runs(&Default::default()).await.unwrap();
+    raw.read_block_types(&Default::default()).await.unwrap();
+    raw.read_work_queues(&Default::default()).await.unwrap();
+    raw.read_flow_run_states(&run_id).await.unwrap();
+    raw.read_deployment_schedules(&deployment.id).await.unwrap();
+    assert!(
+        proxy.forwarded() > 20,
+        "the reads went through the rewriting proxy"
     );
 }

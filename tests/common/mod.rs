@@ -17,10 +17,20 @@ static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 
 /// The Prefect server of this test binary, started on first use (stopped when the binary exits).
 /// Expired leases are freed within a second, so tests of lease expiry stay short.
+///
+/// `PREFECT_CLIENT_TEST_PREFECT_RELEASE` (e.g. `3.6.29`, with extra pip requirements in
+/// `PREFECT_CLIENT_TEST_REQUIREMENTS`, space-separated) runs another Prefect release instead
+/// of the pinned one: `scripts/compatibility-matrix.sh` uses it.
 pub async fn server() -> &'static LocalServer {
     SERVER
         .get_or_init(|| async {
-            let builder = LocalServer::builder().env("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1");
+            let mut builder =
+                LocalServer::builder().env("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1");
+            if let Ok(release) = std::env::var("PREFECT_CLIENT_TEST_PREFECT_RELEASE") {
+                let requirements = std::env::var("PREFECT_CLIENT_TEST_REQUIREMENTS").unwrap_or_default();
+                let requirements: Vec<&str> = requirements.split_whitespace().collect();
+                builder = builder.prefect_release(&release, &requirements);
+            }
             match builder.start().await {
                 Ok(server) => server,
                 Err(e) => panic!("cannot start the local Prefect server: {e}"),

@@ -36,6 +36,9 @@ struct Rule {
     fault: Fault,
 }
 
+/// Changes a successful JSON answer before the client reads it (as a newer server would).
+pub type Rewrite = fn(&mut serde_json::Value);
+
 /// The proxy; the client's URL is [`FaultProxy::api_url`].
 pub struct FaultProxy {
     pub api_url: String,
@@ -55,6 +58,11 @@ impl Drop for FaultProxy {
 impl FaultProxy {
     /// A proxy in front of `backend_api_url` (e.g. `http://127.0.0.1:4200/api`).
     pub async fn start(backend_api_url: &str) -> FaultProxy {
+        FaultProxy::start_rewriting(backend_api_url, None).await
+    }
+
+    /// A proxy that also passes every successful JSON answer through `rewrite`.
+    pub async fn start_rewriting(backend_api_url: &str, rewrite: Option<Rewrite>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api_url = format!("http://{}/api", listener.local_addr().unwrap());
         let backend = backend_api_url.trim_end_matches("/api").to_string();
@@ -76,7 +84,9 @@ impl FaultProxy {
                 };
                 let (rules, forwarded, applied, log) = state.clone();
                 let (http, backend) = (http.clone(), backend.clone());
-                tokio::spawn(serve(socket, http, backend, rules, forwarded, applied, log));
+                tokio::spawn(serve(
+                    socket, http, backend, rules, forwarded, applied, log, rewrite,
+                ));
             }
         });
         FaultProxy {
@@ -131,6 +141,7 @@ impl FaultProxy {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     mut socket: TcpStream,
     http: reqwest::Client,
@@ -139,6 +150,7 @@ async fn serve(
     forwarded: Arc<AtomicU64>,
     applied: Arc<AtomicU64>,
     log: Arc<Mutex<Vec<String>>>,
+    rewrite: Option<Rewrite>,
 ) {
     loop {
         let Some(request) = read_request(&mut socket).await else {
@@ -183,7 +195,7 @@ async fn serve(
             _ => {}
         }
         forwarded.fetch_add(1, Ordering::SeqCst);
-        let answer = forward(&http, &backend, &request).await;
+        let answer = forward(&http, &backend, &request, rewrite).await;
         log.lock().unwrap().push(format!(
             "{entry} -> {}",
             answer.as_ref().map_or("no answer", |(head, _)| &head[9..12])
@@ -227,7 +239,12 @@ async fn write(socket: &mut TcpStream, head: &[u8], body: &[u8]) -> std::io::Res
 }
 
 /// Sends the request to the server; the answer as an HTTP/1.1 head and body.
-async fn forward(http: &reqwest::Client, backend: &str, request: &Seen) -> Option<(String, Vec<u8>)> {
+async fn forward(
+    http: &reqwest::Client,
+    backend: &str,
+    request: &Seen,
+    rewrite: Option<Rewrite>,
+) -> Option<(String, Vec<u8>)> {
     let method = reqwest::Method::from_bytes(request.method.as_bytes()).ok()?;
     let mut outgoing = http.request(method, format!("{backend}{}", request.path));
     for (name, value) in &request.headers {
@@ -246,7 +263,13 @@ async fn forward(http: &reqwest::Client, backend: &str, request: &Seen) -> Optio
             head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
         }
     }
-    let body = response.bytes().await.ok()?;
+    let mut body = response.bytes().await.ok()?.to_vec();
+    if let Some(rewrite) = rewrite.filter(|_| (200..300).contains(&status))
+        && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        rewrite(&mut value);
+        body = serde_json::to_vec(&value).unwrap();
+    }
     head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-    Some((head, body.to_vec()))
+    Some((head, body))
 }
