@@ -332,8 +332,8 @@ fn release_blocking(client: &Client, lease_id: Uuid) {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
+        let healthy = !self.is_lost();
         let Some(held) = self.held.take() else { return };
-        let healthy = !self.is_lost_with(&held);
         let (releasing, lease) = held.into_release();
         match tokio::runtime::Handle::try_current() {
             // If the runtime is shutting down, the task is dropped at once and `releasing`
@@ -349,19 +349,6 @@ impl Drop for SlotGuard {
             // No runtime here: dropping `releasing` gives the slots back from a thread.
             Err(_) => drop(releasing),
         }
-    }
-}
-
-impl SlotGuard {
-    /// Whether the lease is lost, for a guard whose `held` was already taken.
-    fn is_lost_with(&self, held: &Held) -> bool {
-        self.lost.borrow().is_some()
-            || self.lost.has_changed().is_err()
-            || !held
-                .term
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .lasts(Duration::ZERO)
     }
 }
 
