@@ -236,6 +236,8 @@ impl Acquire {
                     return self.checked(guard, &names).await;
                 }
                 Err(e @ Error::SlotsUnavailable { .. }) => {
+                    // Refused after a yield: someone else took the slot, as meant.
+                    after_yield = false;
                     if !full_here {
                         queue.on_remote_refusal(e.retry_after().unwrap_or(DEFAULT_RETRY_WAIT));
                     }
