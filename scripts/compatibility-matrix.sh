@@ -12,9 +12,9 @@ releases=("$@")
 if [ ${#releases[@]} -eq 0 ]; then
     releases=(
         "3.4.25:fastapi==0.115.14 importlib_metadata==10.2.0"
-        # FastAPI 0.16x removed `min_items`, which these releases still pass to Body().
-        "3.6.29:fastapi==$FASTAPI_VERSION"
-        "3.7.8:fastapi==$FASTAPI_VERSION"
+        # Their routers need a FastAPI before 0.12x (newer ones also removed `min_items`).
+        "3.6.29:fastapi==0.115.14"
+        "3.7.8:fastapi==0.115.14"
         "$PREFECT_VERSION"
         "3.9.1"
     )
