@@ -12,9 +12,9 @@ releases=("$@")
 if [ ${#releases[@]} -eq 0 ]; then
     releases=(
         "3.4.25:fastapi==0.115.14 importlib_metadata==10.2.0"
-        # Their routers need a FastAPI before 0.12x (newer ones also removed `min_items`).
+        # The oldest FastAPI each allows: newer ones changed routers and removed `min_items`.
         "3.6.29:fastapi==0.115.14"
-        "3.7.8:fastapi==0.115.14"
+        "3.7.8:fastapi==0.139.0"
         "$PREFECT_VERSION"
         "3.9.1"
     )
