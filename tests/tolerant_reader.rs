@@ -120,6 +120,28 @@ async fn send(method: reqwest::Method, path: &str, body: Option<Value>) -> Value
     panic!("{path}: the server stayed unavailable")
 }
 
+/// Creates an automation that never runs (disabled, matching nothing: an enabled empty trigger
+/// reacts to every event) with one do-nothing action; returns the server's answer.
+async fn create_quiet_automation() -> Value {
+    post(
+        "/automations/",
+        json!({
+            "name": common::unique("tolerant"),
+            "enabled": false,
+            "trigger": {
+                "type": "event",
+                "match": {"prefect.resource.id": "no-such-resource"},
+                "expect": ["no.such.event"],
+                "posture": "Reactive",
+                "threshold": 1,
+                "within": 0,
+            },
+            "actions": [{"type": "do-nothing"}],
+        }),
+    )
+    .await
+}
+
 /// Adds an unknown field to every object in `value`, at every level.
 fn add_unknown_fields(value: &mut Value) {
     match value {
@@ -173,24 +195,7 @@ async fn real_answers_changed_as_a_newer_server_would_still_decode() {
     );
 
     // An automation with an action type (and a trigger type) only Prefect Cloud has.
-    let automation = post(
-        "/automations/",
-        json!({
-            "name": common::unique("tolerant"),
-            // Disabled, and matching nothing: an enabled empty trigger reacts to every event.
-            "enabled": false,
-            "trigger": {
-                "type": "event",
-                "match": {"prefect.resource.id": "no-such-resource"},
-                "expect": ["no.such.event"],
-                "posture": "Reactive",
-                "threshold": 1,
-                "within": 0,
-            },
-            "actions": [{"type": "do-nothing"}],
-        }),
-    )
-    .await;
+    let automation = create_quiet_automation().await;
     let mut answer = raw(&format!("/automations/{}", automation["id"].as_str().unwrap())).await;
     answer["actions"]
         .as_array_mut()
@@ -264,24 +269,7 @@ async fn every_read_path_decodes_what_a_newer_server_sends() {
     common::create_global_limit(&direct, &global, 1).await;
     let variable = common::unique("newer").replace('-', "_");
     direct.variables().set(&variable, &json!({"a": 1})).await.unwrap();
-    post(
-        "/automations/",
-        json!({
-            "name": common::unique("newer"),
-            // Disabled, and matching nothing: an enabled empty trigger reacts to every event.
-            "enabled": false,
-            "trigger": {
-                "type": "event",
-                "match": {"prefect.resource.id": "no-such-resource"},
-                "expect": ["no.such.event"],
-                "posture": "Reactive",
-                "threshold": 1,
-                "within": 0,
-            },
-            "actions": [{"type": "do-nothing"}],
-        }),
-    )
-    .await;
+    create_quiet_automation().await;
 
     let proxy = FaultProxy::start_rewriting(common::server().await.api_url(), Some(as_a_newer_server)).await;
     let client = Client::new(&proxy.api_url).unwrap();
