@@ -10,8 +10,8 @@
 //!
 //! The server keeps one token per client id, so each fetch invalidates the previous token:
 //! requests rejected together refresh it once (single flight, by token generation), not once
-//! each. A token request that fails transiently (connection refused, 429, 502–504) is retried
-//! like any read.
+//! each. A token request that fails transiently (a broken connection, a timeout, 429, 502–504)
+//! is retried like any read.
 
 use std::time::Duration;
 
@@ -174,7 +174,10 @@ impl Csrf {
                     (read_token(response, generation).await, retry_after)
                 }
                 Err(e) => {
-                    let transient = e.is_connect() || e.is_timeout() || e.is_request();
+                    // A server that cannot be reached at all fails the request itself next,
+                    // which the transport retries: asking for a token again would only double
+                    // the wait.
+                    let transient = !e.is_connect() && (e.is_timeout() || e.is_request());
                     tracing::debug!(error = %e.without_url(), "fetching a CSRF token failed");
                     (if transient { Err(()) } else { Ok(State::Unknown) }, None)
                 }

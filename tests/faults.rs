@@ -287,6 +287,26 @@ async fn an_unreachable_port_fails_fast_with_the_fix() {
 }
 
 #[tokio::test]
+async fn an_acquisition_from_an_unreachable_server_fails_after_the_transports_retries() {
+    let port = prefect_testkit::free_port().unwrap();
+    let client = Client::builder(&format!("http://127.0.0.1:{port}/api"))
+        .max_retries(1)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.concurrency(["n"]).acquire().await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    assert!(err.to_string().contains("PREFECT_API_URL"), "{err}");
+    // The transport's one retry, not five more rounds of it (about 5 s of waits), nor repeated
+    // CSRF token requests before it.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn slot_guards_through_a_flaky_server_still_acquire() {
     // A 503 and a reset before the server grants the lease: the guard retries and gets it.
     let lease = r#"{"lease_id":"0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9","limits":[{"id":"5f5c3a8e-8a1e-4c1c-9a4e-0d3c1a2b3c4d","name":"n","limit":1}]}"#;

@@ -252,8 +252,13 @@ impl Acquire {
                 }
                 // A broken connection or a failing replica: the slot may have been taken, but
                 // then it returns when the unanswered lease's first term ends; the limit holds
-                // either way.
-                Err(e) if e.is_transient() && failures < MAX_TRANSIENT_FAILURES => {
+                // either way. A server that could not be reached at all was already tried again
+                // by the transport, with its whole backoff: that error is returned as it is.
+                Err(e)
+                    if e.is_transient()
+                        && !matches!(e, Error::Connect { .. })
+                        && failures < MAX_TRANSIENT_FAILURES =>
+                {
                     failures += 1;
                     tracing::warn!(error = %e, attempt = failures, "a lease request failed; asking again (a lease the server granted unanswered expires by itself)");
                     tokio::time::sleep(backoff.next_delay().unwrap_or(MAX_FAILURE_WAIT)).await;
