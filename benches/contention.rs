@@ -127,35 +127,15 @@ async fn main() {
     let row = measure(&url, "rust-n", scenario, |name| {
         let url = url.clone();
         async move {
-            let exe = std::env::current_exe().unwrap();
-            let children: Vec<_> = (0..processes)
-                .map(|_| {
-                    tokio::process::Command::new(&exe)
-                        .args([
-                            "--worker",
-                            &url,
-                            &name,
-                            &(scenario.tasks / processes).to_string(),
-                            &(scenario.acquisitions / processes).to_string(),
-                            &scenario.hold.as_millis().to_string(),
-                        ])
-                        .output()
-                })
-                .collect();
-            let mut requests = 0;
-            for child in children {
-                let out = child.await.unwrap();
-                assert!(
-                    out.status.success(),
-                    "worker failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                requests += String::from_utf8_lossy(&out.stdout)
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap();
-            }
-            requests
+            let args = [
+                "--worker".to_string(),
+                url,
+                name,
+                (scenario.tasks / processes).to_string(),
+                (scenario.acquisitions / processes).to_string(),
+                scenario.hold.as_millis().to_string(),
+            ];
+            run_children(processes, &args).await.iter().sum::<u64>()
         }
     })
     .await;
@@ -320,36 +300,15 @@ async fn fairness() {
         FAIRNESS_RUN.as_secs(),
         FAIRNESS_RUN.as_secs_f64() / HOLD.as_secs_f64() * LIMIT as f64
     );
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            tokio::process::Command::new(&exe)
-                .args([
-                    "--timed-worker",
-                    &url,
-                    &name,
-                    &TASKS.to_string(),
-                    &FAIRNESS_RUN.as_secs().to_string(),
-                    &HOLD.as_millis().to_string(),
-                ])
-                .output()
-        })
-        .collect();
-    let mut counts = Vec::new();
-    for child in children {
-        let out = child.await.unwrap();
-        assert!(
-            out.status.success(),
-            "worker failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        counts.push(
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse::<u64>()
-                .unwrap(),
-        );
-    }
+    let args = [
+        "--timed-worker".to_string(),
+        url,
+        name,
+        TASKS.to_string(),
+        FAIRNESS_RUN.as_secs().to_string(),
+        HOLD.as_millis().to_string(),
+    ];
+    let counts = run_children(2, &args).await;
     let total: u64 = counts.iter().sum();
     println!("| process | acquisitions | share |");
     println!("|---|---|---|");
@@ -401,4 +360,29 @@ async fn run_for(client: &Client, name: &str, tasks: usize, run: Duration, hold:
         total += handle.await.unwrap();
     }
     total
+}
+
+/// Runs `count` copies of this benchmark as child processes with `args`, all at once; returns
+/// the number each printed.
+async fn run_children(count: usize, args: &[String]) -> Vec<u64> {
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..count)
+        .map(|_| tokio::process::Command::new(&exe).args(args).output())
+        .collect();
+    let mut numbers = Vec::new();
+    for child in children {
+        let out = child.await.unwrap();
+        assert!(
+            out.status.success(),
+            "worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        numbers.push(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    numbers
 }
