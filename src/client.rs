@@ -1,13 +1,13 @@
 //! [`Client`]: the entry point, with one handle per resource and the generated client underneath.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::concurrency::Acquire;
 use crate::concurrency::queue::Coordinator;
 use crate::config::Config;
 use crate::generated;
-use crate::http_client::build_http_client;
+use crate::http_client::{build_http_client, build_socket_http_client};
 use crate::resources::concurrency_limits::ConcurrencyLimits;
 use crate::resources::global_concurrency_limits::GlobalConcurrencyLimits;
 use crate::transport::Transport;
@@ -29,6 +29,8 @@ pub struct Client {
     pub(crate) coordinator: Arc<Coordinator>,
     /// Whether the HTTP client was built here from `config` (not brought by the caller).
     own_http: bool,
+    /// The HTTP/1.1 client websockets are opened with, built on first use.
+    socket_http: Arc<OnceLock<reqwest::Client>>,
 }
 
 impl Client {
@@ -80,6 +82,24 @@ impl Client {
             return self.clone();
         }
         Client::from_config((*self.config).clone()).unwrap_or_else(|_| self.clone())
+    }
+
+    /// The HTTP client websockets are opened with: one of the same settings, HTTP/1.1 only and
+    /// without a whole-request timeout; or the caller's own, as it is.
+    pub(crate) fn socket_http(&self) -> Result<reqwest::Client, Error> {
+        if !self.own_http {
+            return Ok(self.raw.client.clone());
+        }
+        if let Some(http) = self.socket_http.get() {
+            return Ok(http.clone());
+        }
+        let http = build_socket_http_client(&self.config)?;
+        Ok(self.socket_http.get_or_init(|| http).clone())
+    }
+
+    /// The `Authorization` header of every request, if credentials are set.
+    pub(crate) fn authorization(&self) -> Option<&reqwest::header::HeaderValue> {
+        self.raw.inner.authorization()
     }
 
     /// The settings this client was built from.
@@ -286,6 +306,7 @@ impl ClientBuilder {
             config: Arc::new(config),
             coordinator: Arc::default(),
             own_http,
+            socket_http: Arc::default(),
         })
     }
 }

@@ -240,6 +240,59 @@ pub enum Error {
         names: Vec<String>,
     },
 
+    /// A websocket (event or log subscription, event emitter) was closed by the server with
+    /// 1008: missing or wrong credentials.
+    #[error(
+        "the Prefect server refused the websocket {path} (close code 1008: {detail}); set \
+         PREFECT_API_KEY (Prefect Cloud) or PREFECT_API_AUTH_STRING (a self-hosted server with \
+         basic auth) to valid credentials"
+    )]
+    SocketUnauthorized {
+        /// The websocket's API path.
+        path: String,
+        /// The server's close reason.
+        detail: String,
+    },
+
+    /// A websocket was refused for what the client sent (close code 1002: an invalid filter or
+    /// message) or the upgrade itself was not accepted.
+    #[error(
+        "the Prefect server refused the websocket {path} ({detail}); check the subscription's \
+         filter, and that any proxy in front of Prefect passes websocket upgrades"
+    )]
+    SocketRejected {
+        /// The websocket's API path.
+        path: String,
+        /// The close code and reason, or the HTTP status that answered the upgrade.
+        detail: String,
+    },
+
+    /// A websocket broke, stalled or carried frames that are not Prefect's protocol.
+    /// Subscriptions and the emitter reconnect on it; they return it (as the cause of
+    /// [`Error::SocketLost`]) once reconnecting fails.
+    #[error("the websocket {path} failed: {detail}; check the server and any proxy in between")]
+    SocketClosed {
+        /// The websocket's API path.
+        path: String,
+        /// What happened.
+        detail: String,
+    },
+
+    /// A subscription or emitter gave up: reconnecting failed `attempts` times in a row.
+    #[error(
+        "the websocket {path} could not be reopened after {attempts} attempts (last: {last}); \
+         check that the Prefect server is up and reachable, then subscribe again"
+    )]
+    SocketLost {
+        /// The websocket's API path.
+        path: String,
+        /// Reconnection attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        last: Box<Error>,
+    },
+
     /// Anything else the HTTP layer reported.
     #[error("the request failed in the HTTP client; see the cause")]
     Http(#[source] reqwest::Error),
@@ -427,7 +480,10 @@ impl Error {
     }
     /// 401 or 403.
     pub fn is_auth(&self) -> bool {
-        matches!(self, Error::Unauthorized(_) | Error::Forbidden(_))
+        matches!(
+            self,
+            Error::Unauthorized(_) | Error::Forbidden(_) | Error::SocketUnauthorized { .. }
+        )
     }
     /// 423: concurrency slots taken.
     pub fn is_slots_unavailable(&self) -> bool {
@@ -466,7 +522,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::SlotsUnavailable { .. } | Error::RateLimited { .. } | Error::Timeout { .. } => true,
-            Error::Connect { .. } | Error::ConnectionLost { .. } => true,
+            Error::Connect { .. } | Error::ConnectionLost { .. } | Error::SocketClosed { .. } => true,
             Error::Server(e) => matches!(e.status.as_u16(), 502..=504),
             _ => false,
         }

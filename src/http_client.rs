@@ -26,10 +26,21 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Builds the HTTP client the SDK uses when the caller brings none: rustls (ring), the
 /// configured timeouts, User-Agent, extra CA certificate and certificate checking.
 pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Error> {
+    builder(config, reqwest::Client::builder().timeout(config.request_timeout))
+}
+
+/// Builds the client that opens websockets: the same TLS, certificates and connect timeout,
+/// HTTP/1.1 only (a websocket is an HTTP/1.1 upgrade; an HTTP/2 connection cannot carry one)
+/// and no whole-request timeout (a subscription lasts as long as its caller wants; the socket
+/// layer bounds the handshake and detects stalls itself).
+pub(crate) fn build_socket_http_client(config: &Config) -> Result<reqwest::Client, Error> {
+    builder(config, reqwest::Client::builder().http1_only())
+}
+
+fn builder(config: &Config, builder: reqwest::ClientBuilder) -> Result<reqwest::Client, Error> {
     install_tls_provider();
-    let mut builder = reqwest::Client::builder()
+    let mut builder = builder
         .connect_timeout(config.connect_timeout)
-        .timeout(config.request_timeout)
         .user_agent(concat!("prefect-client-rust/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true);

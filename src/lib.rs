@@ -47,6 +47,7 @@ mod http_client;
 pub mod resources;
 mod response;
 mod retry;
+pub mod streaming;
 mod transport;
 
 pub use client::{Client, ClientBuilder};

@@ -108,6 +108,11 @@ impl Transport {
         })
     }
 
+    /// The `Authorization` header every request carries, if credentials are set.
+    pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
+    }
+
     fn decorate(&self, request: &mut Request) {
         let headers = request.headers_mut();
         headers.remove(PROGENITOR_VERSION_HEADER);

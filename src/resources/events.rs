@@ -1,4 +1,5 @@
-//! Events: emit, and read with filters page by page or as a stream.
+//! Events: emit (one by one over REST, or many over the `/events/in` websocket), read with
+//! filters page by page or as a stream, and subscribe to live events.
 
 use std::collections::VecDeque;
 
@@ -10,8 +11,17 @@ use uuid::Uuid;
 
 use crate::resources::call;
 use crate::resources::pagination::typed;
-use crate::types::{Event, EventPage, ReadEventsBody, ReceivedEvent};
+use crate::streaming::subscription::{BoxFuture, Feed, RESUME_MARGIN};
+use crate::streaming::{EventEmitter, Subscribe};
+use crate::types::{
+    Event, EventFilter, EventOccurredFilter, EventOrder, EventPage, ReadEventsBody, ReceivedEvent,
+};
 use crate::{Client, Error};
+
+/// How long after a reconnect an event subscription reads missed events over REST: the
+/// server stores events in batches at least every 5 s
+/// (`PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL`).
+pub const EVENT_STORE_DELAY: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// The most events one page holds (the server's cap).
 pub const EVENT_PAGE_SIZE: i64 = 50;
@@ -116,6 +126,105 @@ impl<'a> Events<'a> {
     }
 }
 
+impl Events<'_> {
+    /// Live events matching `filter` over the `/events/out` websocket, as a
+    /// [`Subscription`](crate::streaming::Subscription) stream. The server first sends the
+    /// matching events since `filter.occurred.since` (default: one minute ago, as Prefect's
+    /// own subscriber; at most 15 minutes back), oldest first, then each new one as it happens
+    /// (until `filter.occurred.until`, default a year from now). A dropped connection is
+    /// reopened and resumed from the newest event seen, without repeats.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
+    /// use futures_util::StreamExt;
+    /// use prefect_client::types::{EventFilter, EventNameFilter};
+    ///
+    /// let filter = EventFilter {
+    ///     event: Some(EventNameFilter { prefix: Some(vec!["prefect.flow-run.".into()]), ..Default::default() }),
+    ///     ..Default::default()
+    /// };
+    /// let mut runs = client.events().subscribe(filter).await?;
+    /// while let Some(event) = runs.next().await {
+    ///     println!("{}", event?.event);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe(&self, filter: EventFilter) -> Subscribe<ReceivedEvent> {
+        let now = Utc::now();
+        let mut filter = filter;
+        let occurred = filter.occurred.get_or_insert_with(EventOccurredFilter::default);
+        occurred.since.get_or_insert(now - chrono::Duration::minutes(1));
+        occurred.until.get_or_insert(now + chrono::Duration::days(365));
+        Subscribe::new(self.client, EventFeed { filter })
+    }
+
+    /// Opens an [`EventEmitter`]: many events over one websocket, with nothing lost or stored
+    /// twice across reconnects.
+    pub async fn emitter(&self) -> Result<EventEmitter, Error> {
+        EventEmitter::open(self.client).await
+    }
+}
+
+/// The `/events/out` subscription.
+struct EventFeed {
+    filter: EventFilter,
+}
+
+impl Feed<ReceivedEvent> for EventFeed {
+    fn route(&self) -> &'static str {
+        "events/out"
+    }
+
+    fn frame(&self) -> &'static str {
+        "event"
+    }
+
+    fn filter_message(&self, resume_from: Option<chrono::DateTime<Utc>>) -> Value {
+        let mut filter = self.filter.clone();
+        if let Some(newest) = resume_from {
+            let resume = newest - chrono::Duration::from_std(RESUME_MARGIN).unwrap_or_default();
+            let occurred = filter.occurred.get_or_insert_with(EventOccurredFilter::default);
+            occurred.since = Some(occurred.since.map_or(resume, |since| since.max(resume)));
+        }
+        json!({ "type": "filter", "filter": filter })
+    }
+
+    fn id(&self, event: &ReceivedEvent) -> Uuid {
+        event.id
+    }
+
+    fn timestamp(&self, event: &ReceivedEvent) -> chrono::DateTime<Utc> {
+        event.occurred
+    }
+
+    fn catch_up(
+        &self,
+        client: &Client,
+        since: chrono::DateTime<Utc>,
+    ) -> Option<BoxFuture<Result<Vec<ReceivedEvent>, Error>>> {
+        // The server backfills the resumed filter from its database, but an event it published
+        // while the socket was down and stored only later is in neither the backfill nor the
+        // live stream: read again once it is stored.
+        let mut filter = self.filter.clone();
+        let occurred = filter.occurred.get_or_insert_with(EventOccurredFilter::default);
+        occurred.since = Some(occurred.since.map_or(since, |s| s.max(since)));
+        filter.order = Some(EventOrder::Asc);
+        let body = ReadEventsBody {
+            filter: Some(filter),
+            limit: EVENT_PAGE_SIZE,
+        };
+        let client = client.clone();
+        Some(Box::pin(async move {
+            use futures_util::TryStreamExt;
+            client.events().stream(body).try_collect().await
+        }))
+    }
+
+    fn catch_up_delay(&self) -> std::time::Duration {
+        EVENT_STORE_DELAY
+    }
+}
+
 /// The `page-token` of a `next_page` URL.
 fn page_token(next_page: &str) -> Option<String> {
     let url = reqwest::Url::parse(next_page).ok()?;
@@ -176,6 +285,36 @@ impl EmitEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_event_filter_starts_a_margin_before_the_newest_event_seen() {
+        let feed = EventFeed {
+            filter: EventFilter::default(),
+        };
+        let fresh = feed.filter_message(None);
+        assert_eq!(fresh, json!({ "type": "filter", "filter": {} }));
+        let newest: chrono::DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
+        let resumed = feed.filter_message(Some(newest));
+        assert_eq!(
+            resumed["filter"]["occurred"]["since"],
+            json!("2026-11-29T11:59:00Z")
+        );
+        // A caller's own later `since` is kept.
+        let feed = EventFeed {
+            filter: EventFilter {
+                occurred: Some(EventOccurredFilter {
+                    since: Some("2026-11-29T11:59:30Z".parse().unwrap()),
+                    until: None,
+                }),
+                ..Default::default()
+            },
+        };
+        let resumed = feed.filter_message(Some(newest));
+        assert_eq!(
+            resumed["filter"]["occurred"]["since"],
+            json!("2026-11-29T11:59:30Z")
+        );
+    }
 
     #[test]
     fn the_page_token_is_read_from_the_servers_url_decoded() {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use futures_core::Stream;
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -10,9 +11,11 @@ use uuid::Uuid;
 use crate::resources::call;
 use crate::resources::pagination::{self, typed};
 use crate::retry::Backoff;
+use crate::streaming::Subscription;
 use crate::types::{
-    FlowRunResponse, Log, LogFilter, LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody,
-    ReadLogsBody, StateType,
+    EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter, FlowRunResponse, Log, LogFilter,
+    LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, ReceivedEvent,
+    StateType,
 };
 use crate::{Client, Error};
 
@@ -71,16 +74,48 @@ impl<'a> FlowRuns<'a> {
         pagination::stream(self.client, filter)
     }
 
-    /// Polls the run until it reaches a final state ([`is_final`]) and returns it; polls
-    /// start [`FIRST_POLL_INTERVAL`] apart and back off to [`MAX_POLL_INTERVAL`]. After
-    /// `timeout`, [`Error::WaitTimeout`] says which state the run was still in.
+    /// Waits until the run reaches a final state ([`is_final`]) and returns it. The run's
+    /// state-change events (the `/events/out` websocket) wake the wait as they happen; polls
+    /// ([`FIRST_POLL_INTERVAL`] growing to [`MAX_POLL_INTERVAL`]) cover the time the socket
+    /// cannot be used. After `timeout`, [`Error::WaitTimeout`] says which state the run was
+    /// still in.
     pub async fn wait_for_completion(&self, id: Uuid, timeout: Duration) -> Result<FlowRunResponse, Error> {
+        self.wait_until(id, timeout, is_final).await
+    }
+
+    /// Waits until the run is in one of `states` (or in a final state, which it cannot leave)
+    /// and returns it, as [`wait_for_completion`](FlowRuns::wait_for_completion) does.
+    pub async fn wait_for_state(
+        &self,
+        id: Uuid,
+        states: &[StateType],
+        timeout: Duration,
+    ) -> Result<FlowRunResponse, Error> {
+        self.wait_until(id, timeout, |state| states.contains(state) || is_final(state))
+            .await
+    }
+
+    async fn wait_until(
+        &self,
+        id: Uuid,
+        timeout: Duration,
+        done: impl Fn(&StateType) -> bool,
+    ) -> Result<FlowRunResponse, Error> {
         let started = Instant::now();
+        // Subscribed before the first read, so a change between the two is not missed.
+        let mut changes = match tokio::time::timeout(timeout, self.state_changes(id)).await {
+            Ok(Ok(changes)) => Some(changes),
+            Ok(Err(e)) => {
+                tracing::debug!(flow_run_id = %id, error = %e, "waiting by polling: the event socket is not available");
+                None
+            }
+            Err(_) => None,
+        };
         let mut pauses = Backoff::new(FIRST_POLL_INTERVAL, 1.5, MAX_POLL_INTERVAL, None);
         loop {
             let run = self.get(id).await?;
             match &run.state_type {
-                Some(state) if is_final(state) => return Ok(run),
+                Some(state) if done(state) => return Ok(run),
                 Some(StateType::Unknown(name)) => tracing::warn!(
                     flow_run_id = %id,
                     state_type = %name,
@@ -96,9 +131,47 @@ impl<'a> FlowRuns<'a> {
                     state: run.state_type.as_ref().map(ToString::to_string),
                 });
             }
-            let pause = pauses.next_delay().unwrap_or(MAX_POLL_INTERVAL);
-            tokio::time::sleep(pause.min(timeout - waited)).await;
+            let left = timeout - waited;
+            match changes.as_mut() {
+                // Events wake the wait; a slow poll stays as a safety net.
+                Some(events) => tokio::select! {
+                    event = events.next() => if let Some(Err(_)) | None = event {
+                        tracing::debug!(flow_run_id = %id, "the event socket ended; waiting by polling");
+                        changes = None;
+                    },
+                    () = tokio::time::sleep(MAX_POLL_INTERVAL.min(left)) => {}
+                },
+                None => {
+                    let pause = pauses.next_delay().unwrap_or(MAX_POLL_INTERVAL);
+                    tokio::time::sleep(pause.min(left)).await;
+                }
+            }
         }
+    }
+
+    /// The run's state-change events, from a little before now.
+    async fn state_changes(&self, id: Uuid) -> Result<Subscription<ReceivedEvent>, Error> {
+        let filter = EventFilter {
+            event: Some(EventNameFilter {
+                prefix: Some(vec!["prefect.flow-run.".into()]),
+                ..Default::default()
+            }),
+            resource: Some(EventResourceFilter {
+                id: Some(vec![format!("prefect.flow-run.{id}")]),
+                ..Default::default()
+            }),
+            occurred: Some(EventOccurredFilter {
+                since: Some(chrono::Utc::now() - chrono::Duration::seconds(5)),
+                until: None,
+            }),
+            ..Default::default()
+        };
+        self.client
+            .events()
+            .subscribe(filter)
+            .max_reconnects(3)
+            .open()
+            .await
     }
 
     /// Proposes a new state; set its options, then [`send`](SetState::send). The server's

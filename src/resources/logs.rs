@@ -1,12 +1,19 @@
-//! Logs: write a batch, read with filters.
+//! Logs: write a batch, read with filters, subscribe to live log lines.
 
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use uuid::Uuid;
 
+use std::time::Duration;
+
 use crate::resources::{call, pagination};
-use crate::types::{Log, LogCreate, ReadLogsBody};
+use crate::streaming::Subscribe;
+use crate::streaming::subscription::{BoxFuture, Feed, Subscription};
+use crate::types::{Log, LogCreate, LogFilter, LogFilterTimestamp, LogSort, ReadLogsBody};
 use crate::{Client, Error};
+
+/// How often a log subscription reads `/logs/filter` when the server does not stream logs.
+pub const LOG_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A log level, stored by Prefect as Python's logging numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -127,5 +134,105 @@ impl<'a> Logs<'a> {
     /// Every log line matching `filter` (`ReadLogsBody::default()` for all).
     pub fn stream(&self, filter: ReadLogsBody) -> impl Stream<Item = Result<Log, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
+    }
+
+    /// Log lines matching `filter` from now on, as a
+    /// [`Subscription`] stream: over the `/logs/out` websocket when the
+    /// server streams logs (`PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED` and
+    /// `PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED`, off by default), otherwise by reading
+    /// `/logs/filter` every [`LOG_POLL_INTERVAL`] (a log line says so). After a reconnect, lines
+    /// the socket missed are read over REST; none is delivered twice.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: prefect_client::Client, run: uuid::Uuid) -> Result<(), prefect_client::Error> {
+    /// use futures_util::StreamExt;
+    /// use prefect_client::types::{LogFilter, LogFilterFlowRunId};
+    ///
+    /// let filter = LogFilter {
+    ///     flow_run_id: Some(LogFilterFlowRunId { any: Some(vec![run]) }),
+    ///     ..Default::default()
+    /// };
+    /// let mut lines = client.logs().subscribe(filter).await?;
+    /// while let Some(line) = lines.next().await {
+    ///     println!("{}", line?.message);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe(&self, filter: LogFilter) -> Subscribe<Log> {
+        let mut subscribe = Subscribe::new(self.client, LogFeed { filter });
+        subscribe.open_with = Some(|subscribe| Box::pin(open_log_subscription(subscribe)));
+        subscribe
+    }
+
+    /// Whether the server streams logs over `/logs/out` (both of its settings on); `None` when
+    /// its settings cannot be read (Prefect Cloud, or a server that hides them).
+    pub async fn server_streams_logs(&self) -> Option<bool> {
+        let settings = call!(self.client, read_settings()).ok()?;
+        let logs = settings.server?.logs?;
+        Some(logs.stream_out_enabled && logs.stream_publishing_enabled)
+    }
+}
+
+/// The websocket when the server streams logs, else polling.
+async fn open_log_subscription(subscribe: Subscribe<Log>) -> Result<Subscription<Log>, Error> {
+    match subscribe.client.logs().server_streams_logs().await {
+        Some(false) => {
+            tracing::info!(
+                "the Prefect server does not stream logs (PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED and \
+                 PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED are off); reading /logs/filter every {:?} instead",
+                LOG_POLL_INTERVAL
+            );
+            subscribe.open_polling(LOG_POLL_INTERVAL).await
+        }
+        Some(true) | None => subscribe.open_socket().await,
+    }
+}
+
+/// The `/logs/out` subscription; caught up (or polled) over `/logs/filter`.
+struct LogFeed {
+    filter: LogFilter,
+}
+
+impl Feed<Log> for LogFeed {
+    fn route(&self) -> &'static str {
+        "logs/out"
+    }
+
+    fn frame(&self) -> &'static str {
+        "log"
+    }
+
+    fn filter_message(&self, _resume_from: Option<DateTime<Utc>>) -> serde_json::Value {
+        // Live only: what a reconnect missed is read by `catch_up`.
+        serde_json::json!({ "type": "filter", "filter": self.filter })
+    }
+
+    fn id(&self, log: &Log) -> Uuid {
+        log.id
+    }
+
+    fn timestamp(&self, log: &Log) -> DateTime<Utc> {
+        log.timestamp
+    }
+
+    fn catch_up(&self, client: &Client, since: DateTime<Utc>) -> Option<BoxFuture<Result<Vec<Log>, Error>>> {
+        let mut filter = self.filter.clone();
+        let timestamp = filter.timestamp.get_or_insert_with(LogFilterTimestamp::default);
+        timestamp.after = Some(timestamp.after.map_or(since, |after| after.max(since)));
+        let body = ReadLogsBody {
+            logs: Some(filter),
+            sort: Some(LogSort::TimestampAsc),
+            ..Default::default()
+        };
+        let client = client.clone();
+        Some(Box::pin(async move {
+            use futures_util::TryStreamExt;
+            client.logs().stream(body).try_collect().await
+        }))
+    }
+
+    fn catch_up_delay(&self) -> Duration {
+        // Lines are stored before the request writing them is answered.
+        Duration::ZERO
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod proxy;
 pub mod stub;
+pub mod tcp_proxy;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
