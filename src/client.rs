@@ -102,6 +102,30 @@ impl Client {
         self.raw.inner.authorization()
     }
 
+    /// `GET {api_url}/{route}` as plain JSON, with the client's credentials (no retries): for
+    /// answers whose shape differs too much between releases for a generated type.
+    pub(crate) async fn get_json(&self, route: &str) -> Result<serde_json::Value, Error> {
+        let url = format!("{}/{route}", self.api_url().trim_end_matches('/'));
+        let mut request = self
+            .raw
+            .client
+            .get(url)
+            .header("x-prefect-api-version", crate::PREFECT_API_VERSION);
+        if let Some(authorization) = self.authorization() {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization.clone());
+        }
+        let response = request.send().await.map_err(Error::from_reqwest)?;
+        if !response.status().is_success() {
+            return Err(Error::from_response(response).await);
+        }
+        let body = response.bytes().await.map_err(Error::from_reqwest)?;
+        serde_json::from_slice(&body).map_err(|source| Error::Decode {
+            operation: format!("GET {route}"),
+            excerpt: response::excerpt(&body),
+            source,
+        })
+    }
+
     /// The settings this client was built from.
     pub fn config(&self) -> &Config {
         &self.config

@@ -167,9 +167,11 @@ impl<'a> Logs<'a> {
     /// Whether the server streams logs over `/logs/out` (both of its settings on); `None` when
     /// its settings cannot be read (Prefect Cloud, or a server that hides them).
     pub async fn server_streams_logs(&self) -> Option<bool> {
-        let settings = call!(self.client, read_settings()).ok()?;
-        let logs = settings.server?.logs?;
-        Some(logs.stream_out_enabled && logs.stream_publishing_enabled)
+        // Read as plain JSON: the settings differ between releases more than any other answer.
+        let settings = self.client.get_json("admin/settings").await.ok()?;
+        let logs = settings.get("server")?.get("logs")?;
+        let on = |name: &str| logs.get(name).and_then(serde_json::Value::as_bool);
+        Some(on("stream_out_enabled")? && on("stream_publishing_enabled")?)
     }
 }
 
