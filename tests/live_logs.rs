@@ -57,12 +57,7 @@ async fn assert_quiet(lines: &mut Subscription<Log>) {
 
 #[tokio::test]
 async fn log_lines_stream_over_the_socket_and_survive_a_dropped_connection() {
-    let server = LocalServer::builder()
-        .env("PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED", "true")
-        .env("PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED", "true")
-        .start()
-        .await
-        .unwrap();
+    let server = LocalServer::builder().log_streaming().start().await.unwrap();
     let client = server.client().unwrap();
     assert_eq!(client.logs().server_streams_logs().await, Some(true));
     let proxy = TcpProxy::start(client.api_url()).await;

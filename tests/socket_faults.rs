@@ -2,6 +2,9 @@
 //! garbage and binary frames, an upgrade answered with an HTML page, a handshake that never
 //! ends. Each ends in bounded time with a typed error, never a panic or a hang.
 
+// tungstenite's handshake callback type returns its large error type by value.
+#![allow(clippy::result_large_err)]
+
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};

@@ -39,6 +39,13 @@ impl LocalServerBuilder {
         self
     }
 
+    /// Turns on the server's log streaming (`/logs/out`; off by default in Prefect):
+    /// `PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED` and `PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED`.
+    pub fn log_streaming(self) -> Self {
+        self.env("PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED", "true")
+            .env("PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED", "true")
+    }
+
     /// How long to wait for the server to answer `/api/health`.
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;

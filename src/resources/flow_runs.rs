@@ -34,6 +34,12 @@ pub fn is_final(state: &StateType) -> bool {
     )
 }
 
+/// The state a flow-run event reports (its resource's `prefect.state-type` label).
+fn state_of(event: &ReceivedEvent) -> Option<StateType> {
+    let label = event.resource.0.get("prefect.state-type")?;
+    serde_json::from_value(serde_json::Value::String(label.clone())).ok()
+}
+
 /// Flow runs; from [`Client::flow_runs`].
 ///
 /// ```no_run
@@ -134,13 +140,28 @@ impl<'a> FlowRuns<'a> {
             let left = timeout - waited;
             match changes.as_mut() {
                 // Events wake the wait; a slow poll stays as a safety net.
-                Some(events) => tokio::select! {
-                    event = events.next() => if let Some(Err(_)) | None = event {
+                Some(events) => {
+                    let poll = tokio::time::sleep(MAX_POLL_INTERVAL.min(left));
+                    tokio::pin!(poll);
+                    let ended = loop {
+                        tokio::select! {
+                            event = events.next() => match event {
+                                // The event names the new state: read the run only when the
+                                // wait may be over.
+                                Some(Ok(event)) => match state_of(&event) {
+                                    Some(state) if !done(&state) => continue,
+                                    _ => break false,
+                                },
+                                Some(Err(_)) | None => break true,
+                            },
+                            () = &mut poll => break false,
+                        }
+                    };
+                    if ended {
                         tracing::debug!(flow_run_id = %id, "the event socket ended; waiting by polling");
                         changes = None;
-                    },
-                    () = tokio::time::sleep(MAX_POLL_INTERVAL.min(left)) => {}
-                },
+                    }
+                }
                 None => {
                     let pause = pauses.next_delay().unwrap_or(MAX_POLL_INTERVAL);
                     tokio::time::sleep(pause.min(left)).await;

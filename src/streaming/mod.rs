@@ -1,7 +1,7 @@
 //! Prefect's websockets: live events and logs as [`Subscription`] streams, and the
 //! [`EventEmitter`] for high volumes of events. None of these routes is in `openapi.yaml`.
 //!
-//! - [`socket`]: opening an authenticated websocket through the client's HTTP settings.
+//! - `socket`: opening an authenticated websocket through the client's HTTP settings.
 //! - [`subscription`]: reconnecting, resuming and dropping repeats.
 //! - [`emitter`]: events sent over `/events/in`, checkpointed and resent after a reconnect.
 //!
