@@ -69,3 +69,76 @@ async fn no_secret_in_debug_display_or_traces() {
         Some(format!("Bearer {KEY}").as_str())
     );
 }
+
+/// Every `log` record (tungstenite and hyper log through `log`, not `tracing`).
+struct LogCapture(Captured);
+
+impl log::Log for LogCapture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        use std::io::Write;
+        let _ = writeln!(self.0.clone(), "{} {}", record.target(), record.args());
+    }
+    fn flush(&self) {}
+}
+
+#[tokio::test]
+async fn no_secret_in_websocket_traces() {
+    use futures_util::StreamExt;
+    let captured = Captured::default();
+    let _ = log::set_boxed_logger(Box::new(LogCapture(captured.clone())));
+    log::set_max_level(log::LevelFilter::Trace);
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let server = prefect_testkit::LocalServer::builder()
+        .env("PREFECT_SERVER_API_AUTH_STRING", AUTH)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder(server.api_url())
+        .auth_string(AUTH)
+        .build()
+        .unwrap();
+    let mut events = client
+        .events()
+        .subscribe(Default::default())
+        .await
+        .expect("the right credentials subscribe");
+    client
+        .events()
+        .emit("rust.test.hygiene", "rust.test.hygiene")
+        .send()
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(20), events.next()).await;
+    assert!(matches!(first, Ok(Some(Ok(_)))), "an event arrives");
+    let emitter = client.events().emitter().await.unwrap();
+    emitter.close().await.unwrap();
+    let wrong = Client::builder(server.api_url())
+        .auth_string("admin:WRONG_SHOULD_NEVER_SHOW")
+        .build()
+        .unwrap();
+    let error = wrong.events().subscribe(Default::default()).await.unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("SHOULD_NEVER_SHOW"), "{shown}");
+
+    let output = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+    assert!(output.contains("frame"), "frame-level traces were captured");
+    let hex = |secret: &str| secret.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    for secret in [AUTH, "admin:WRONG_SHOULD_NEVER_SHOW"] {
+        assert!(!output.contains(secret), "a secret in the traces");
+        assert!(
+            !output.contains(&hex(secret)),
+            "a hex-encoded secret in the traces"
+        );
+    }
+    assert!(!output.contains("SHOULD_NEVER_SHOW"));
+}

@@ -95,14 +95,20 @@ async fn handshake(client: &Client, route: &str, path: &str) -> Result<Socket, E
     // A server without auth answers a client that does not offer the subprotocol in legacy mode
     // (no handshake); one that takes the subprotocol expects the auth frame.
     let authenticate = headers.get(SEC_WEBSOCKET_PROTOCOL) == Some(&HeaderValue::from_static(SUBPROTOCOL));
-    let upgraded = response.upgrade().await.map_err(Error::from_reqwest)?;
+    let mut upgraded = response.upgrade().await.map_err(Error::from_reqwest)?;
+    if authenticate {
+        // Written here, not through tungstenite: it logs every frame it sends (at trace level,
+        // payload included), and this one carries the credentials.
+        let auth = json!({ "type": "auth", "token": auth_token(client) });
+        tokio::io::AsyncWriteExt::write_all(&mut upgraded, &masked_text_frame(auth.to_string().as_bytes()))
+            .await
+            .map_err(|e| closed(path, format!("sending the auth frame failed: {e}")))?;
+    }
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let mut socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(config)).await;
     if authenticate {
-        let auth = json!({ "type": "auth", "token": auth_token(client) });
-        send(&mut socket, path, &auth).await?;
         match next_text(&mut socket, path).await? {
             Some(frame) if is_auth_success(&frame) => {}
             Some(frame) => {
@@ -123,6 +129,27 @@ async fn handshake(client: &Client, route: &str, path: &str) -> Result<Socket, E
         }
     }
     Ok(socket)
+}
+
+/// One final, masked text frame as a client sends it (RFC 6455 §5.2).
+fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 14);
+    frame.push(0x81); // FIN + text
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len @ 126..=0xFFFF => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    let mask = fastrand::u32(..).to_be_bytes();
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, byte)| byte ^ mask[i % 4]));
+    frame
 }
 
 fn is_auth_success(frame: &str) -> bool {
@@ -239,3 +266,31 @@ pub(crate) fn is_permanent(error: &Error) -> bool {
 /// How long a socket may stay silent before the client pings it; a second silent period
 /// without any frame (the pong included) means the connection is dead.
 pub(crate) const KEEPALIVE: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unmasks a frame of `masked_text_frame`: header, length, mask, payload.
+    fn unmask(frame: &[u8]) -> Vec<u8> {
+        assert_eq!(frame[0], 0x81, "final text frame");
+        assert_eq!(frame[1] & 0x80, 0x80, "masked");
+        let (len, at) = match frame[1] & 0x7F {
+            126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
+            127 => (u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize, 10),
+            len => (len as usize, 2),
+        };
+        let mask = &frame[at..at + 4];
+        let payload = &frame[at + 4..];
+        assert_eq!(payload.len(), len);
+        payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect()
+    }
+
+    #[test]
+    fn the_auth_frame_is_a_masked_text_frame_of_any_length() {
+        for len in [0, 5, 125, 126, 300, 0xFFFF, 0x10000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            assert_eq!(unmask(&masked_text_frame(&payload)), payload, "length {len}");
+        }
+    }
+}
