@@ -204,6 +204,12 @@ impl Client {
         Acquire::new(self.clone(), names.into_iter().map(Into::into).collect())
     }
 
+    /// A flow run around Rust code: `client.flow("ingest").run(|ctx| async { ... })`; see
+    /// [`FlowScope`](crate::runs::FlowScope).
+    pub fn flow(&self, name: &str) -> crate::runs::FlowScope {
+        crate::runs::FlowScope::new(self, name)
+    }
+
     /// HTTP requests this client (and its clones) sent so far, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.raw

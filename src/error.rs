@@ -293,6 +293,16 @@ pub enum Error {
         last: Box<Error>,
     },
 
+    /// Prefect aborted the orchestration of a flow or task run (ABORT): the run was deleted,
+    /// or changed in a way that ends it.
+    #[error("Prefect aborted run {run_id}: {reason}; check the run in the UI (it may have been deleted)")]
+    RunAborted {
+        /// The flow or task run.
+        run_id: uuid::Uuid,
+        /// The server's reason.
+        reason: String,
+    },
+
     /// Anything else the HTTP layer reported.
     #[error("the request failed in the HTTP client; see the cause")]
     Http(#[source] reqwest::Error),

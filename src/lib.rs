@@ -47,6 +47,7 @@ mod http_client;
 pub mod resources;
 mod response;
 mod retry;
+pub mod runs;
 pub mod streaming;
 mod transport;
 

@@ -299,6 +299,7 @@ async fn take_numbered(
     let mut seen = Vec::new();
     while seen.len() < count {
         match tokio::time::timeout(Duration::from_secs(60), events.next()).await {
+            Ok(Some(Ok(event))) if event.event == "rust.test.probe" => {}
             Ok(Some(Ok(event))) => seen.push(event.payload["n"].as_u64().unwrap()),
             other => panic!(
                 "after {seen:?}: {:?}",
@@ -307,6 +308,32 @@ async fn take_numbered(
         }
     }
     seen
+}
+
+/// Emits probe events through `via` until `events` receives one: a replica starts relaying
+/// events from Redis a moment after its first subscriber connects.
+async fn until_live(
+    events: &mut prefect_client::streaming::Subscription<prefect_client::types::ReceivedEvent>,
+    via: &Client,
+    resource: &str,
+) {
+    use futures_util::StreamExt;
+    let started = Instant::now();
+    loop {
+        via.events()
+            .emit("rust.test.probe", resource)
+            .send()
+            .await
+            .unwrap();
+        if let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(1), events.next()).await {
+            event.unwrap();
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no event reached the subscriber"
+        );
+    }
 }
 
 #[tokio::test]
@@ -319,6 +346,7 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
 
     // Emitted through replica b, received from replica a (Redis carries it across).
     let mut direct = on_a.events().subscribe(about(&resource)).await.unwrap();
+    until_live(&mut direct, &on_b, &resource).await;
     emit_numbered(&on_b, &resource, 0..10).await;
     assert_eq!(take_numbered(&mut direct, 10).await, (0..10).collect::<Vec<_>>());
     drop(direct);
@@ -330,6 +358,8 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
     let balanced = stack.client().unwrap();
     let mut first = balanced.events().subscribe(about(&resource)).await.unwrap();
     let mut second = balanced.events().subscribe(about(&resource)).await.unwrap();
+    until_live(&mut first, &balanced, &resource).await;
+    until_live(&mut second, &balanced, &resource).await;
     emit_numbered(&balanced, &resource, 10..20).await;
     let mut seen_first = take_numbered(&mut first, 10).await;
     let mut seen_second = take_numbered(&mut second, 10).await;

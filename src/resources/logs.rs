@@ -90,6 +90,11 @@ impl LogEntry {
         self
     }
 
+    /// The message's length in bytes.
+    pub(crate) fn message_len(&self) -> usize {
+        self.create.message.len()
+    }
+
     /// The generated request type.
     pub fn into_create(self) -> LogCreate {
         self.create

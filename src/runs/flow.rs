@@ -1,0 +1,408 @@
+//! A flow run around a Rust future: created, moved through Prefect's states, watched for
+//! cancellation, and ended with the future's outcome.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::orchestration::{Answer, Run, propose, propose_with};
+use super::task::TaskScope;
+use crate::resources::call;
+use crate::resources::pagination::typed;
+use crate::types::{FlowRunCreate, StateType};
+use crate::{Client, Error};
+
+/// How long the end of a run waits for its log lines to reach the server.
+const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(10);
+
+/// A flow run to start; from [`Client::flow`]. Set its options, then [`run`](FlowScope::run).
+///
+/// ```no_run
+/// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
+/// use prefect_client::runs::Outcome;
+///
+/// let report = client
+///     .flow("ingest")
+///     .parameters(&serde_json::json!({ "day": "2026-11-29" }))
+///     .tags(["rust"])
+///     .run(|ctx| async move {
+///         let rows = ctx.task("extract").run(|| async { Ok::<_, std::io::Error>(500) }).await?;
+///         tracing::info!(rows, "extracted");
+///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(rows)
+///     })
+///     .await?;
+/// println!("{}: {:?}", report.url, report.outcome.is_completed());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "call .run(...) to start the flow run"]
+pub struct FlowScope {
+    client: Client,
+    name: String,
+    parameters: Result<Value, String>,
+    tags: Vec<String>,
+    heartbeat: Option<Duration>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome<T, E> {
+    /// The future returned `Ok`; the run is COMPLETED.
+    Completed(T),
+    /// The future returned `Err`; the run is FAILED with the error as its message.
+    Failed(E),
+    /// The future panicked; the run is CRASHED with the panic's message.
+    Panicked(String),
+    /// The run was cancelled from outside (the UI or the API) and the future stopped; the run
+    /// is CANCELLED.
+    Cancelled,
+    /// The server did not let the run start: it keeps the run in this state (with its
+    /// message); the future never ran.
+    NotStarted {
+        /// The state the server keeps.
+        state: StateType,
+        /// Its message.
+        message: Option<String>,
+    },
+}
+
+impl<T, E> Outcome<T, E> {
+    /// Whether the run completed.
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Outcome::Completed(_))
+    }
+
+    /// The value, if the run completed.
+    pub fn completed(self) -> Option<T> {
+        match self {
+            Outcome::Completed(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// A finished flow run: its id, its page in Prefect's UI, and its outcome.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FlowRunReport<T, E> {
+    /// The flow run.
+    pub flow_run_id: Uuid,
+    /// The run's page in Prefect's UI.
+    pub url: String,
+    /// How it ended.
+    pub outcome: Outcome<T, E>,
+}
+
+/// What a running flow's code sees: its run, and task runs nested under it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) flow_run_id: Uuid,
+    pub(crate) flow_name: String,
+    pub(crate) url: String,
+    /// Task runs per task name so far: each one's `dynamic_key`.
+    pub(crate) task_counts: Mutex<HashMap<String, u64>>,
+    /// Task runs that started and have not ended.
+    pub(crate) active_tasks: Mutex<HashSet<Uuid>>,
+}
+
+impl RunContext {
+    /// The flow run's id.
+    pub fn flow_run_id(&self) -> Uuid {
+        self.shared.flow_run_id
+    }
+
+    /// The flow run's page in Prefect's UI.
+    pub fn url(&self) -> &str {
+        &self.shared.url
+    }
+
+    /// The client the run reports through.
+    pub fn client(&self) -> &Client {
+        &self.shared.client
+    }
+
+    /// A task run named `name`, nested under this flow run; set its options, then
+    /// [`run`](TaskScope::run) it.
+    pub fn task(&self, name: &str) -> TaskScope {
+        TaskScope::new(self.clone(), name)
+    }
+}
+
+impl FlowScope {
+    pub(crate) fn new(client: &Client, name: &str) -> FlowScope {
+        FlowScope {
+            client: client.clone(),
+            name: name.to_string(),
+            parameters: Ok(json!({})),
+            tags: Vec::new(),
+            heartbeat: None,
+        }
+    }
+
+    /// The run's parameters, shown in the UI: any value serializing to a JSON object.
+    pub fn parameters(mut self, parameters: &impl Serialize) -> Self {
+        self.parameters = match serde_json::to_value(parameters) {
+            Ok(value @ Value::Object(_)) => Ok(value),
+            Ok(_) => Err("must serialize to a JSON object".into()),
+            Err(e) => Err(format!("cannot be serialized: {e}")),
+        };
+        self
+    }
+
+    /// The run's tags.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Emits `prefect.flow-run.heartbeat` events this often while the run runs, so that a
+    /// server with a heartbeat automation (or Prefect Cloud) marks a run whose process died as
+    /// crashed. Prefect's own runs beat every 30 s or more.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = Some(every.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// Creates the flow (by name) and a flow run, proposes RUNNING (waiting while the server
+    /// says WAIT), runs `body` inside the run (its `tracing` events go to the run's logs when a
+    /// [`PrefectLogLayer`](super::PrefectLogLayer) is installed), and ends the run COMPLETED,
+    /// FAILED (the error's `Display` as the message), CRASHED (a panic) or CANCELLED (a
+    /// cancellation from outside stops the future within moments). Errors are the SDK's:
+    /// the run could not be created or its state could not be reported.
+    pub async fn run<F, Fut, T, E>(self, body: F) -> Result<FlowRunReport<T, E>, Error>
+    where
+        F: FnOnce(RunContext) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let parameters = self
+            .parameters
+            .map_err(|problem| Error::invalid("flow run parameters", problem))?;
+        super::check_run_name("flow name", &self.name)?;
+        let client = self.client;
+        let flow = client.flows().create(&self.name).await?;
+        let create: FlowRunCreate = typed(
+            "flow run",
+            json!({
+                "flow_id": flow.id,
+                "parameters": parameters,
+                "tags": self.tags,
+                "state": { "type": "PENDING" },
+            }),
+        )?;
+        let run = call!(client, create_flow_run(&create))?;
+        let id = run.id;
+        let url = ui_url(client.api_url(), "flow-run", id);
+        let report = |outcome| FlowRunReport {
+            flow_run_id: id,
+            url: url.clone(),
+            outcome,
+        };
+        match propose(&client, Run::Flow(id), StateType::Running, None).await? {
+            Answer::Accepted => {}
+            Answer::Rejected(state, message) => return Ok(report(Outcome::NotStarted { state, message })),
+            Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
+        }
+        let ctx = RunContext {
+            shared: Arc::new(Shared {
+                client: client.clone(),
+                flow_run_id: id,
+                flow_name: self.name.clone(),
+                url: url.clone(),
+                task_counts: Mutex::default(),
+                active_tasks: Mutex::default(),
+            }),
+        };
+        let span =
+            tracing::info_span!("prefect_flow_run", prefect.flow_run_id = %id, prefect.flow = %self.name);
+        let work = tokio::spawn(body(ctx.clone()).instrument(span));
+        let heartbeat = self
+            .heartbeat
+            .map(|every| tokio::spawn(beat(client.clone(), id, every)));
+        let outcome = watch(&client, id, work).await;
+        if let Some(heartbeat) = heartbeat {
+            heartbeat.abort();
+        }
+        end_tasks(&ctx, &outcome).await;
+        let _ = tokio::time::timeout(LOG_FLUSH_BUDGET, super::flush_logs()).await;
+        let (state, message) = match &outcome {
+            Outcome::Completed(_) => (StateType::Completed, None),
+            Outcome::Failed(e) => (StateType::Failed, Some(e.to_string())),
+            Outcome::Panicked(message) => (
+                StateType::Crashed,
+                Some(format!("the Rust future panicked: {message}")),
+            ),
+            Outcome::Cancelled => (
+                StateType::Cancelled,
+                Some("cancelled; the Rust future was stopped".to_string()),
+            ),
+            Outcome::NotStarted { .. } => return Ok(report(outcome)),
+        };
+        match propose(&client, Run::Flow(id), state, message.as_deref()).await? {
+            Answer::Accepted | Answer::Rejected(..) => Ok(report(outcome)),
+            Answer::Aborted(reason) => Err(Error::RunAborted { run_id: id, reason }),
+        }
+    }
+}
+
+/// Runs the work until it ends or the run is set cancelling (seen by its events, or by polls
+/// when the event socket cannot be used).
+async fn watch<T, E>(
+    client: &Client,
+    id: Uuid,
+    mut work: tokio::task::JoinHandle<Result<T, E>>,
+) -> Outcome<T, E> {
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let client = client.clone();
+    let cancelled = async move {
+        loop {
+            match client
+                .flow_runs()
+                .wait_for_state(id, &[StateType::Cancelling, StateType::Cancelled], far)
+                .await
+            {
+                Ok(run) if matches!(run.state_type, Some(StateType::Cancelling | StateType::Cancelled)) => {
+                    return;
+                }
+                // Another final state was forced from outside: the work goes on to its end.
+                Ok(_) => std::future::pending::<()>().await,
+                Err(e) => {
+                    tracing::warn!(flow_run_id = %id, error = %e, "watching the flow run for cancellation failed; trying again");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        joined = &mut work => match joined {
+            Ok(Ok(value)) => Outcome::Completed(value),
+            Ok(Err(error)) => Outcome::Failed(error),
+            Err(e) if e.is_panic() => Outcome::Panicked(panic_message(e.into_panic())),
+            Err(_) => Outcome::Cancelled,
+        },
+        () = cancelled => {
+            work.abort();
+            let _ = work.await;
+            Outcome::Cancelled
+        }
+    }
+}
+
+/// Ends task runs the flow left running: CANCELLED when the flow was cancelled, CRASHED when it
+/// panicked, else CANCELLED (the flow returned before they ended).
+async fn end_tasks<T, E>(ctx: &RunContext, outcome: &Outcome<T, E>) {
+    let active: Vec<Uuid> = ctx
+        .shared
+        .active_tasks
+        .lock()
+        .map(|mut set| set.drain().collect())
+        .unwrap_or_default();
+    let (state, message) = match outcome {
+        Outcome::Panicked(_) => (
+            StateType::Crashed,
+            "the flow run's future panicked while this task ran",
+        ),
+        Outcome::Cancelled => (
+            StateType::Cancelled,
+            "the flow run was cancelled while this task ran",
+        ),
+        _ => (StateType::Cancelled, "the flow run ended while this task ran"),
+    };
+    for task in active {
+        // Forced: the flow ends its own task runs (and a tagged one's rule could hang, see task.rs).
+        if let Err(e) = propose_with(ctx.client(), Run::Task(task), state.clone(), Some(message), true).await
+        {
+            tracing::warn!(task_run_id = %task, error = %e, "could not end a task run the flow left running");
+        }
+    }
+}
+
+async fn beat(client: Client, id: Uuid, every: Duration) {
+    loop {
+        let event = client
+            .events()
+            .emit("prefect.flow-run.heartbeat", &format!("prefect.flow-run.{id}"))
+            .send()
+            .await;
+        if let Err(e) = event {
+            tracing::debug!(flow_run_id = %id, error = %e, "a heartbeat failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => (*message).to_string(),
+            Err(_) => "a panic without a message".to_string(),
+        },
+    }
+}
+
+/// A run's page in Prefect's UI: the API URL without `/api` for a self-hosted server; Prefect
+/// Cloud's app URL for its workspaces.
+pub(crate) fn ui_url(api_url: &str, kind: &str, id: Uuid) -> String {
+    let api = api_url.trim_end_matches('/');
+    if let Some(rest) = api.strip_prefix("https://api.prefect.cloud/api/accounts/") {
+        let mut parts = rest.split('/');
+        if let (Some(account), Some("workspaces"), Some(workspace)) =
+            (parts.next(), parts.next(), parts.next())
+        {
+            return format!(
+                "https://app.prefect.cloud/account/{account}/workspace/{workspace}/runs/{kind}/{id}"
+            );
+        }
+    }
+    let base = api.strip_suffix("/api").unwrap_or(api);
+    format!("{base}/runs/{kind}/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ui_urls_of_a_local_server_and_of_prefect_cloud() {
+        let id = Uuid::nil();
+        assert_eq!(
+            ui_url("http://127.0.0.1:4200/api", "flow-run", id),
+            format!("http://127.0.0.1:4200/runs/flow-run/{id}")
+        );
+        assert_eq!(
+            ui_url(
+                "https://api.prefect.cloud/api/accounts/A/workspaces/W/",
+                "flow-run",
+                id
+            ),
+            format!("https://app.prefect.cloud/account/A/workspace/W/runs/flow-run/{id}")
+        );
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_either_payload() {
+        assert_eq!(panic_message(Box::new("static")), "static");
+        assert_eq!(panic_message(Box::new(String::from("owned"))), "owned");
+        assert_eq!(panic_message(Box::new(7)), "a panic without a message");
+    }
+}

@@ -1,0 +1,200 @@
+//! A task run nested under a flow run: created, set RUNNING once the server allows it (tag
+//! concurrency limits answer WAIT while full), and ended with the future's result.
+
+use std::fmt::{self, Display};
+use std::future::Future;
+
+use serde_json::json;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::flow::RunContext;
+use super::orchestration::{Answer, Run, propose_with};
+use crate::Error;
+use crate::resources::call;
+use crate::resources::global_concurrency_limits::LeaseHolder;
+use crate::resources::pagination::typed;
+use crate::types::{StateType, TaskRunCreate};
+
+/// The longest a task run waits for the slots of its tags' limits.
+const TAG_SLOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A task run to start; from [`RunContext::task`]. Set its options, then
+/// [`run`](TaskScope::run) it. Task runs may run one after another or at once (join their
+/// futures); each costs three requests.
+#[derive(Debug)]
+#[must_use = "call .run(...) to run the task"]
+pub struct TaskScope {
+    ctx: RunContext,
+    name: String,
+    tags: Vec<String>,
+}
+
+/// Why a task run did not return a value.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TaskError<E> {
+    /// The task's future returned `Err`; the task run is FAILED with its message.
+    Failed(E),
+    /// The server did not let the task start (e.g. its flow run is no longer running): it
+    /// keeps this state.
+    NotStarted {
+        /// The state the server keeps.
+        state: StateType,
+        /// Its message.
+        message: Option<String>,
+    },
+    /// Reporting the task run to Prefect failed.
+    Prefect(Error),
+}
+
+impl<E: Display> Display for TaskError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Failed(error) => write!(f, "{error}"),
+            TaskError::NotStarted { state, message } => write!(
+                f,
+                "Prefect did not let the task start: it stays {state}{}",
+                message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+            ),
+            TaskError::Prefect(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// An error for any task error that can be shown (a boxed error included), so `?` turns it
+/// into `Box<dyn Error>` or `anyhow::Error`; the task's own error is shown, not chained.
+impl<E: Display + fmt::Debug> std::error::Error for TaskError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TaskError::Prefect(error) => Some(error),
+            TaskError::Failed(_) | TaskError::NotStarted { .. } => None,
+        }
+    }
+}
+
+impl<E> From<Error> for TaskError<E> {
+    fn from(error: Error) -> Self {
+        TaskError::Prefect(error)
+    }
+}
+
+impl TaskScope {
+    pub(crate) fn new(ctx: RunContext, name: &str) -> TaskScope {
+        TaskScope {
+            ctx,
+            name: name.to_string(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// The task run's tags; a tag with a concurrency limit (v1,
+    /// [`concurrency_limits`](crate::Client::concurrency_limits), which Prefect keeps as the
+    /// global limit `tag:<tag>`) lets only that many task runs of the tag run at once, across
+    /// every process and Prefect's own Python tasks: the task run holds a slot of each under a
+    /// lease while it runs, as Prefect's engine does.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Creates the task run, waits until the server lets it run, runs `body`, and ends the
+    /// task run COMPLETED or FAILED (the error's `Display` as its message). Its `tracing`
+    /// events go to the task run's logs when a [`PrefectLogLayer`](super::PrefectLogLayer) is
+    /// installed.
+    pub async fn run<F, Fut, T, E>(self, body: F) -> Result<T, TaskError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Display,
+    {
+        super::check_run_name("task name", &self.name)?;
+        let shared = &self.ctx.shared;
+        let client = &shared.client;
+        let dynamic_key = {
+            let mut counts = shared.task_counts.lock().unwrap_or_else(|p| p.into_inner());
+            let count = counts.entry(self.name.clone()).or_default();
+            let key = *count;
+            *count += 1;
+            key
+        };
+        let create: TaskRunCreate = typed(
+            "task run",
+            json!({
+                "flow_run_id": shared.flow_run_id,
+                "name": format!("{}-{dynamic_key}", self.name),
+                "task_key": format!("{}.{}", shared.flow_name, self.name),
+                "dynamic_key": dynamic_key.to_string(),
+                "tags": self.tags,
+                "state": { "type": "PENDING" },
+            }),
+        )?;
+        let task = call!(client, create_task_run(&create))?;
+        let id = task.id;
+        // Tag limits are held here, as Prefect's own engine does: a slot of the global limit
+        // `tag:<tag>` per tag, under a lease held by this task run, taken before RUNNING and
+        // freed after the end. The server's own rule for them is skipped (`force`): on Prefect
+        // 3.8 with SQLite a REST state change of a task run under a tag limit hangs.
+        let slots = if self.tags.is_empty() {
+            None
+        } else {
+            let names = self.tags.iter().map(|tag| format!("tag:{tag}"));
+            Some(
+                client
+                    .concurrency(names)
+                    .strict(false)
+                    .holder(LeaseHolder::TaskRun(id))
+                    .timeout(TAG_SLOT_TIMEOUT)
+                    .acquire()
+                    .await?,
+            )
+        };
+        let force = slots.is_some();
+        let answer = propose_with(client, Run::Task(id), StateType::Running, None, force).await?;
+        match answer {
+            Answer::Accepted => {}
+            Answer::Rejected(state, message) => return Err(TaskError::NotStarted { state, message }),
+            Answer::Aborted(reason) => {
+                return Err(TaskError::Prefect(Error::RunAborted { run_id: id, reason }));
+            }
+        }
+        // Until it ends, the flow ends it if the future is dropped (cancelled, or the flow
+        // returned without awaiting it).
+        set_active(&self.ctx, id, true);
+        let span =
+            tracing::info_span!("prefect_task_run", prefect.task_run_id = %id, prefect.task = %self.name);
+        let result = body().instrument(span).await;
+        // Lines logged by the task go out before the task is reported done.
+        let (state, message) = match &result {
+            Ok(_) => (StateType::Completed, None),
+            Err(e) => (StateType::Failed, Some(e.to_string())),
+        };
+        let answer = propose_with(client, Run::Task(id), state, message.as_deref(), force).await?;
+        set_active(&self.ctx, id, false);
+        if let Some(slots) = slots
+            && let Err(e) = slots.release().await
+        {
+            tracing::warn!(task_run_id = %id, error = %e, "releasing the task's tag slots failed; they come back when the lease expires");
+        }
+        match answer {
+            Answer::Accepted | Answer::Rejected(..) => {}
+            Answer::Aborted(reason) => {
+                return Err(TaskError::Prefect(Error::RunAborted { run_id: id, reason }));
+            }
+        }
+        result.map_err(TaskError::Failed)
+    }
+}
+
+fn set_active(ctx: &RunContext, id: Uuid, active: bool) {
+    let mut set = ctx.shared.active_tasks.lock().unwrap_or_else(|p| p.into_inner());
+    if active {
+        set.insert(id);
+    } else {
+        set.remove(&id);
+    }
+}
