@@ -452,3 +452,75 @@ async fn with_the_server_gone_the_layer_drops_and_counts_without_blocking() {
     assert!(error.is_connect(), "{error}");
     assert!(shipper.dropped() >= 19_000, "dropped {}", shipper.dropped());
 }
+
+/// Prefect's documented zombie-run automation ("detect zombie flows"), with a 10 s window: a
+/// flow run whose heartbeats stop, without a final state, is set CRASHED.
+async fn create_zombie_automation(client: &Client) {
+    let automation: prefect_client::types::AutomationCreate = serde_json::from_value(json!({
+        "name": unique("crash-zombie-flows"),
+        "trigger": {
+            "type": "event",
+            "posture": "Proactive",
+            "after": ["prefect.flow-run.heartbeat"],
+            "expect": [
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed"
+            ],
+            "match": { "prefect.resource.id": ["prefect.flow-run.*"] },
+            "for_each": ["prefect.resource.id"],
+            "threshold": 1,
+            "within": 10
+        },
+        "actions": [{
+            "type": "change-flow-run-state",
+            "state": "CRASHED",
+            "message": "no heartbeat for 10 s: the process running it is gone"
+        }]
+    }))
+    .unwrap();
+    client.raw().create_automation(&automation).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_killed_process_with_heartbeats_does_not_leave_its_run_running() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let server = prefect_testkit::LocalServer::start().await.unwrap();
+    let client = server.client().unwrap();
+    create_zombie_automation(&client).await;
+    let worker = prefect_testkit::worker_binary().unwrap();
+    let mut child = tokio::process::Command::new(worker)
+        .args(["flow-heartbeat", client.api_url(), &unique("rust-zombie")])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the worker starts its run")
+        .unwrap()
+        .unwrap();
+    let id: Uuid = line
+        .strip_prefix("RUNNING ")
+        .expect("RUNNING <id>")
+        .parse()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        client.flow_runs().get(id).await.unwrap().state_type,
+        Some(StateType::Running)
+    );
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let killed = std::time::Instant::now();
+    let run = client
+        .flow_runs()
+        .wait_for_completion(id, Duration::from_secs(120))
+        .await
+        .expect("the server ends the run of the killed process");
+    assert_eq!(run.state_type, Some(StateType::Crashed), "{:?}", run.state);
+    eprintln!("marked crashed {:?} after the kill", killed.elapsed());
+}

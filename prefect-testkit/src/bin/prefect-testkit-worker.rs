@@ -14,6 +14,9 @@
 //!     holding them: main returns Ok, returns Err, panics, returns with the guards in spawned
 //!     tasks it does not wait for, or calls `std::process::exit`. The runtime is built as
 //!     `#[tokio::main]` builds it (multi-thread, or current-thread with `--current-thread 1`).
+//! prefect-testkit-worker flow-heartbeat <api-url> <flow-name>
+//!     runs a flow run with heartbeats every second, prints `RUNNING <flow-run-id>`, and runs
+//!     until killed.
 //! ```
 
 use std::collections::HashMap;
@@ -22,11 +25,12 @@ use std::time::Duration;
 
 use prefect_client::Client;
 
-const USAGE: &str = "usage: prefect-testkit-worker contend|hold|end-ok|end-err|end-panic|end-detached|end-exit \
+const USAGE: &str = "usage: prefect-testkit-worker contend|hold|end-ok|end-err|end-panic|end-detached|end-exit|flow-heartbeat \
                      <api-url> <limit> [--tasks N] [--each N] [--hold-ms N] [--lease-secs N] [--timeout-secs N] \
                      [--current-thread 1]";
 
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 8] = [
+    "flow-heartbeat",
     "contend",
     "hold",
     "end-ok",
@@ -117,6 +121,7 @@ async fn run(args: Args) -> ExitCode {
     let result = match args.command.as_str() {
         "hold" => hold(&client, &args).await,
         "contend" => contend(&client, &args).await,
+        "flow-heartbeat" => flow_heartbeat(&client, &args).await,
         ending => return end(&client, &args, ending).await,
     };
     match result {
@@ -126,6 +131,20 @@ async fn run(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A flow run that beats every second and never ends on its own.
+async fn flow_heartbeat(client: &Client, args: &Args) -> Result<(), prefect_client::Error> {
+    let report = client
+        .flow(&args.limit)
+        .heartbeat(Duration::from_secs(1))
+        .run(|ctx| async move {
+            println!("RUNNING {}", ctx.flow_run_id());
+            std::future::pending::<Result<(), String>>().await
+        })
+        .await?;
+    println!("ENDED {:?}", report.outcome);
+    Ok(())
 }
 
 /// Ends the program in the way `how` names while guards hold slots.
