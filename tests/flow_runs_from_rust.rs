@@ -113,9 +113,10 @@ async fn a_flow_with_three_task_runs_shows_in_prefects_api_with_its_logs() {
     assert_eq!(tasks.len(), 3, "three task runs under the flow run");
     for task in &tasks {
         assert_eq!(task.state_type, Some(StateType::Completed), "{:?}", task.name);
+        // Without tags a task run is created running.
         assert_eq!(
             task_history(&client, task.id).await,
-            [StateType::Pending, StateType::Running, StateType::Completed]
+            [StateType::Running, StateType::Completed]
         );
     }
     let by_name: HashMap<Uuid, String> = tasks
@@ -274,6 +275,15 @@ async fn a_tag_limit_of_one_lets_one_task_run_at_a_time() {
     watcher.abort();
     let limit = client.concurrency_limits().get_by_tag(&tag).await.unwrap();
     assert!(limit.active_slots.is_empty(), "{:?}", limit.active_slots);
+    // A tagged task run waits pending for its slots.
+    let tasks = task_runs(&client, report.flow_run_id).await;
+    assert_eq!(tasks.len(), 4);
+    for task in &tasks {
+        assert_eq!(
+            task_history(&client, task.id).await,
+            [StateType::Pending, StateType::Running, StateType::Completed]
+        );
+    }
 }
 
 #[tokio::test]
@@ -293,10 +303,12 @@ async fn a_run_cancelled_from_outside_stops_its_future_and_ends_cancelled() {
     let report = tokio::time::timeout(
         Duration::from_secs(60),
         client.flow(&unique("rust-cancel")).run(|ctx| async move {
-            started_tx.send(ctx.flow_run_id()).unwrap();
             let _stopped = stopped_tx;
+            let id = ctx.flow_run_id();
             ctx.task("forever")
-                .run(|| async {
+                .run(|| async move {
+                    // Running: now cancel it from outside.
+                    started_tx.send(id).unwrap();
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     Ok::<_, BoxError>(())
                 })

@@ -170,9 +170,8 @@ pub(crate) async fn flush_all() {
         .iter()
         .filter_map(Weak::upgrade)
         .collect();
-    for shipper in shippers {
-        shipper.flush().await;
-    }
+    // At once: one shipper stuck on a dead server must not hold back the others.
+    futures_util::future::join_all(shippers.iter().map(|shipper| shipper.flush())).await;
 }
 
 /// The shipper thread: batches lines and writes them, until the layer is gone.

@@ -21,7 +21,7 @@ const TAG_SLOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 
 
 /// A task run to start; from [`RunContext::task`]. Set its options, then
 /// [`run`](TaskScope::run) it. Task runs may run one after another or at once (join their
-/// futures); each costs three requests.
+/// futures); each costs two requests (three with tags).
 #[derive(Debug)]
 #[must_use = "call .run(...) to run the task"]
 pub struct TaskScope {
@@ -102,8 +102,9 @@ impl TaskScope {
         self
     }
 
-    /// Creates the task run, waits until the server lets it run, runs `body`, and ends the
-    /// task run COMPLETED or FAILED (the error's `Display` as its message). Its `tracing`
+    /// Creates the task run (running; or pending until it holds the slots of its tags'
+    /// limits), runs `body`, and ends the task run COMPLETED or FAILED (the error's `Display`
+    /// as its message): two requests, three with tags. Its `tracing`
     /// events go to the task run's logs when a [`PrefectLogLayer`](super::PrefectLogLayer) is
     /// installed.
     pub async fn run<F, Fut, T, E>(self, body: F) -> Result<T, TaskError<E>>
@@ -130,11 +131,17 @@ impl TaskScope {
                 "task_key": format!("{}.{}", shared.flow_name, self.name),
                 "dynamic_key": dynamic_key.to_string(),
                 "tags": self.tags,
-                "state": { "type": "PENDING" },
+                // Without tags nothing can hold the task back: it is created running (the
+                // server sets a new task run's first state as given). With tags it waits
+                // pending for its slots.
+                "state": { "type": if self.tags.is_empty() { "RUNNING" } else { "PENDING" } },
             }),
         )?;
         let task = call!(client, create_task_run(&create))?;
         let id = task.id;
+        // Until it ends, the flow ends it if the future is dropped (cancelled, or the flow
+        // returned without awaiting it).
+        set_active(&self.ctx, id, true);
         // Tag limits are held here, as Prefect's own engine does: a slot of the global limit
         // `tag:<tag>` per tag, under a lease held by this task run, taken before RUNNING and
         // freed after the end. The server's own rule for them is skipped (`force`): on Prefect
@@ -154,17 +161,20 @@ impl TaskScope {
             )
         };
         let force = slots.is_some();
-        let answer = propose_with(client, Run::Task(id), StateType::Running, None, force).await?;
-        match answer {
-            Answer::Accepted => {}
-            Answer::Rejected(state, message) => return Err(TaskError::NotStarted { state, message }),
-            Answer::Aborted(reason) => {
-                return Err(TaskError::Prefect(Error::RunAborted { run_id: id, reason }));
+        if force {
+            let answer = propose_with(client, Run::Task(id), StateType::Running, None, force).await?;
+            match answer {
+                Answer::Accepted => {}
+                Answer::Rejected(state, message) => {
+                    set_active(&self.ctx, id, false);
+                    return Err(TaskError::NotStarted { state, message });
+                }
+                Answer::Aborted(reason) => {
+                    set_active(&self.ctx, id, false);
+                    return Err(TaskError::Prefect(Error::RunAborted { run_id: id, reason }));
+                }
             }
         }
-        // Until it ends, the flow ends it if the future is dropped (cancelled, or the flow
-        // returned without awaiting it).
-        set_active(&self.ctx, id, true);
         let span =
             tracing::info_span!("prefect_task_run", prefect.task_run_id = %id, prefect.task = %self.name);
         let result = body().instrument(span).await;
