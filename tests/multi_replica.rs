@@ -294,15 +294,16 @@ async fn emit_numbered(client: &Client, resource: &str, range: std::ops::Range<u
 async fn take_numbered(
     events: &mut prefect_client::streaming::Subscription<prefect_client::types::ReceivedEvent>,
     count: usize,
+    phase: &str,
 ) -> Vec<u64> {
     use futures_util::StreamExt;
     let mut seen = Vec::new();
     while seen.len() < count {
-        match tokio::time::timeout(Duration::from_secs(60), events.next()).await {
+        match tokio::time::timeout(Duration::from_secs(120), events.next()).await {
             Ok(Some(Ok(event))) if event.event == "rust.test.probe" => {}
             Ok(Some(Ok(event))) => seen.push(event.payload["n"].as_u64().unwrap()),
             other => panic!(
-                "after {seen:?}: {:?}",
+                "{phase}: after {seen:?}: {:?}",
                 other.map(|o| o.map(|r| r.map(|e| e.event)))
             ),
         }
@@ -348,7 +349,10 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
     let mut direct = on_a.events().subscribe(about(&resource)).await.unwrap();
     until_live(&mut direct, &on_b, &resource).await;
     emit_numbered(&on_b, &resource, 0..10).await;
-    assert_eq!(take_numbered(&mut direct, 10).await, (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        take_numbered(&mut direct, 10, "across replicas").await,
+        (0..10).collect::<Vec<_>>()
+    );
     drop(direct);
 
     // Two subscribers through the round-robin balancer: one on each replica. (A new resource:
@@ -356,18 +360,31 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
     // would come again with a resumed subscription's backfill.)
     let resource = format!("rust.test.{}", unique("mr-events"));
     let balanced = stack.client().unwrap();
-    let mut first = balanced.events().subscribe(about(&resource)).await.unwrap();
-    let mut second = balanced.events().subscribe(about(&resource)).await.unwrap();
+    // A short keepalive: a connection to a killed replica that the balancer keeps open
+    // counts as dead within seconds.
+    let keepalive = Duration::from_secs(2);
+    let mut first = balanced
+        .events()
+        .subscribe(about(&resource))
+        .keepalive(keepalive)
+        .await
+        .unwrap();
+    let mut second = balanced
+        .events()
+        .subscribe(about(&resource))
+        .keepalive(keepalive)
+        .await
+        .unwrap();
     until_live(&mut first, &balanced, &resource).await;
     until_live(&mut second, &balanced, &resource).await;
     emit_numbered(&balanced, &resource, 10..20).await;
-    let mut seen_first = take_numbered(&mut first, 10).await;
-    let mut seen_second = take_numbered(&mut second, 10).await;
+    let mut seen_first = take_numbered(&mut first, 10, "first, before the kill").await;
+    let mut seen_second = take_numbered(&mut second, 10, "second, before the kill").await;
     // Replica a dies: the subscriber on it reconnects to b and misses nothing.
     stack.kill_replica(0).unwrap();
     emit_numbered(&on_b, &resource, 20..30).await;
-    seen_first.extend(take_numbered(&mut first, 10).await);
-    seen_second.extend(take_numbered(&mut second, 10).await);
+    seen_first.extend(take_numbered(&mut first, 10, "first, after the kill").await);
+    seen_second.extend(take_numbered(&mut second, 10, "second, after the kill").await);
     assert_eq!(seen_first, (10..30).collect::<Vec<_>>());
     assert_eq!(seen_second, (10..30).collect::<Vec<_>>());
 }

@@ -184,6 +184,7 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
             last_error: None,
             done: false,
             catching_up: None,
+            late_catch_up: None,
             held: Vec::new(),
             opened_at: tokio::time::Instant::now(),
             heard: false,
@@ -328,6 +329,9 @@ struct State<T> {
     done: bool,
     /// After a reconnect: until when items are held for the catch-up, and from when it reads.
     catching_up: Option<(tokio::time::Instant, DateTime<Utc>)>,
+    /// A second catch-up, later, for items the server stored later still (a loaded server);
+    /// what it finds is delivered at once.
+    late_catch_up: Option<(tokio::time::Instant, DateTime<Utc>)>,
     /// Items that arrived while catching up.
     held: Vec<T>,
     /// When the current socket's filter was sent, and whether any frame came since.
@@ -336,6 +340,9 @@ struct State<T> {
     /// Sockets in a row that broke at once after the filter, before any frame.
     quick_drops: u32,
 }
+
+/// The second catch-up after a reconnect comes this many catch-up delays after it.
+const LATE_CATCH_UP_FACTOR: u32 = 5;
 
 /// Sockets in a row that break right after the filter, before any frame, that make the
 /// filter count as refused: Prefect 3.8 resets the connection instead of closing it with 1002
@@ -360,6 +367,13 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                 self.catch_up(since).await;
                 continue;
             }
+            if let Some((at, since)) = self.late_catch_up
+                && tokio::time::Instant::now() >= at
+            {
+                self.late_catch_up = None;
+                self.catch_up(since).await;
+                continue;
+            }
             let Some(socket) = self.socket.as_mut() else {
                 if let Err(e) = self.reconnect().await {
                     self.done = true;
@@ -368,10 +382,11 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                 continue;
             };
             let silence = tokio::time::Instant::now() + self.options.keepalive;
-            let wake = match self.catching_up {
-                Some((until, _)) => silence.min(until),
-                None => silence,
-            };
+            let wake = [self.catching_up, self.late_catch_up]
+                .into_iter()
+                .flatten()
+                .map(|(at, _)| at)
+                .fold(silence, tokio::time::Instant::min);
             let message = match tokio::time::timeout_at(wake, socket.next()).await {
                 Err(_) if wake < silence => continue,
                 Err(_silent) if self.ping_outstanding => {
@@ -502,8 +517,12 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                     self.socket = Some(socket);
                     if let Some(newest) = resume_from {
                         let since = newest - chrono::Duration::from_std(RESUME_MARGIN).unwrap_or_default();
-                        let until = tokio::time::Instant::now() + self.feed.catch_up_delay();
-                        self.catching_up = Some((until, since));
+                        let delay = self.feed.catch_up_delay();
+                        let now = tokio::time::Instant::now();
+                        self.catching_up = Some((now + delay, since));
+                        if !delay.is_zero() {
+                            self.late_catch_up = Some((now + delay * LATE_CATCH_UP_FACTOR, since));
+                        }
                     }
                     return Ok(());
                 }
