@@ -102,18 +102,21 @@ impl Client {
         self.raw.inner.authorization()
     }
 
+    /// Adds what every request of the client carries, for requests sent past the generated
+    /// client (websocket upgrades, plain JSON reads): the API version and the credentials.
+    pub(crate) fn authorized(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request = request.header("x-prefect-api-version", crate::PREFECT_API_VERSION);
+        if let Some(authorization) = self.authorization() {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization.clone());
+        }
+        request
+    }
+
     /// `GET {api_url}/{route}` as plain JSON, with the client's credentials (no retries): for
     /// answers whose shape differs too much between releases for a generated type.
     pub(crate) async fn get_json(&self, route: &str) -> Result<serde_json::Value, Error> {
         let url = format!("{}/{route}", self.api_url().trim_end_matches('/'));
-        let mut request = self
-            .raw
-            .client
-            .get(url)
-            .header("x-prefect-api-version", crate::PREFECT_API_VERSION);
-        if let Some(authorization) = self.authorization() {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization.clone());
-        }
+        let request = self.authorized(self.raw.client.get(url));
         let response = request.send().await.map_err(Error::from_reqwest)?;
         if !response.status().is_success() {
             return Err(Error::from_response(response).await);

@@ -11,8 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::socket::{self, Socket};
-use super::subscription::DEFAULT_MAX_RECONNECTS;
-use crate::retry::Backoff;
+use super::subscription::{DEFAULT_MAX_RECONNECTS, reconnect_backoff};
 use crate::types::Event;
 use crate::{Client, Error};
 
@@ -319,12 +318,7 @@ impl Worker {
     /// Reopens the socket (with backoff, bounded attempts), resends what is unconfirmed and
     /// confirms it.
     async fn recover(&mut self, mut error: Error) -> Result<(), Error> {
-        let mut pauses = Backoff::new(
-            Duration::from_millis(250),
-            2.0,
-            Duration::from_secs(10),
-            Some(DEFAULT_MAX_RECONNECTS as usize),
-        );
+        let mut pauses = reconnect_backoff(Some(DEFAULT_MAX_RECONNECTS as usize));
         let mut attempts = 0;
         loop {
             if socket::is_permanent(&error) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{
-    AUTHORIZATION, CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use serde_json::{Value, json};
@@ -16,7 +16,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
-use crate::transport::PREFECT_API_VERSION;
 use crate::{Client, Error};
 
 /// An open, authenticated websocket to the Prefect API.
@@ -56,7 +55,7 @@ async fn handshake(client: &Client, route: &str, path: &str) -> Result<Socket, E
     use base64::Engine;
     let url = format!("{}/{route}", client.api_url().trim_end_matches('/'));
     let key = base64::engine::general_purpose::STANDARD.encode(fastrand::u128(..).to_le_bytes());
-    let mut request = client
+    let request = client
         .socket_http()?
         .get(url)
         .version(reqwest::Version::HTTP_11)
@@ -64,13 +63,14 @@ async fn handshake(client: &Client, route: &str, path: &str) -> Result<Socket, E
         .header(UPGRADE, "websocket")
         .header(SEC_WEBSOCKET_VERSION, "13")
         .header(SEC_WEBSOCKET_KEY, &key)
-        .header(SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL)
-        .header("x-prefect-api-version", PREFECT_API_VERSION);
-    // Proxies in front of a server with basic auth refuse unauthenticated upgrades.
-    if let Some(authorization) = client.authorization() {
-        request = request.header(AUTHORIZATION, authorization.clone());
-    }
-    let response = request.send().await.map_err(Error::from_reqwest)?;
+        .header(SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
+    // Credentials on the upgrade too: proxies in front of a server with basic auth refuse
+    // unauthenticated upgrades.
+    let response = client
+        .authorized(request)
+        .send()
+        .await
+        .map_err(Error::from_reqwest)?;
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {
         if status.is_client_error() || status.is_server_error() {

@@ -171,7 +171,7 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
     pub(crate) async fn open_socket(self) -> Result<Subscription<T>, Error> {
         let path = socket::route_path(&self.client, self.feed.route());
         let mut state = State {
-            backoff: reconnect_backoff(),
+            backoff: reconnect_backoff(None),
             client: self.client,
             feed: self.feed,
             options: self.options,
@@ -309,8 +309,9 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for Subscribe<T> {
     }
 }
 
-fn reconnect_backoff() -> Backoff {
-    Backoff::new(FIRST_RECONNECT_DELAY, 2.0, MAX_RECONNECT_DELAY, None)
+/// The pauses between reconnection attempts (subscriptions and the emitter), at most `times`.
+pub(crate) fn reconnect_backoff(times: Option<usize>) -> Backoff {
+    Backoff::new(FIRST_RECONNECT_DELAY, 2.0, MAX_RECONNECT_DELAY, times)
 }
 
 struct State<T> {
@@ -417,7 +418,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
             self.ping_outstanding = false;
             if !self.heard {
                 // The connection works: the next break starts the backoff again.
-                self.backoff = reconnect_backoff();
+                self.backoff = reconnect_backoff(None);
             }
             self.heard = true;
             self.quick_drops = 0;
