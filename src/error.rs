@@ -23,10 +23,10 @@ pub enum Error {
         message: String,
     },
 
-    /// The client's settings are missing or wrong (API URL, key, profile, timeouts, TLS files);
-    /// nothing was sent.
-    #[error("Prefect client configuration: {0}")]
-    Config(String),
+    /// The client's settings are missing or wrong (API URL, key, profile, timeouts, TLS files):
+    /// which setting, where its value came from, and the cause; nothing was sent.
+    #[error(transparent)]
+    Config(crate::config::ConfigError),
 
     /// The server answered its health check, but not healthy.
     #[error(
@@ -117,8 +117,9 @@ pub enum Error {
 
     /// The server could not be reached, or the connection failed mid-request.
     #[error(
-        "cannot reach the Prefect API at {url}; check PREFECT_API_URL and that the server is \
-         running (`prefect server start`)"
+        "cannot reach the Prefect API at {url} (the connection was refused or not made within the \
+         connect timeout); check PREFECT_API_URL and that the server is running (`prefect server \
+         start`); nothing was sent"
     )]
     Connect {
         /// The base URL (no credentials).
@@ -160,16 +161,14 @@ pub enum Error {
         state: Option<String>,
     },
 
-    /// The TLS handshake failed: most often the server's certificate is not trusted.
-    #[error(
-        "TLS with the Prefect API at {url} failed; if a private CA signed the server's \
-         certificate, set PREFECT_API_SSL_CERT_FILE to that CA's PEM file (or \
-         PREFECT_API_TLS_INSECURE_SKIP_VERIFY=true, for tests only); check that the URL's host \
-         matches the certificate"
-    )]
+    /// The TLS handshake failed: what was wrong with the server's certificate (or the
+    /// handshake), and what to do.
+    #[error("TLS with the Prefect API at {url} failed: {problem}")]
     Tls {
         /// The base URL (no credentials).
         url: String,
+        /// What failed.
+        problem: TlsProblem,
         /// The underlying error.
         #[source]
         source: reqwest::Error,
@@ -280,8 +279,9 @@ pub enum Error {
 
     /// A subscription or emitter gave up: reconnecting failed `attempts` times in a row.
     #[error(
-        "the websocket {path} could not be reopened after {attempts} attempts (last: {last}); \
-         check that the Prefect server is up and reachable, then subscribe again"
+        "the websocket {path} could not be reopened after {attempts} attempts; check that the \
+         Prefect server is up and reachable, then subscribe again (the last attempt's error is \
+         the source)"
     )]
     SocketLost {
         /// The websocket's API path.
@@ -333,6 +333,88 @@ pub enum LeaseLoss {
     /// The Tokio runtime that renewed it shut down while the guard was held.
     #[error("the Tokio runtime renewing it shut down while the slots were held")]
     RuntimeShutdown,
+}
+
+/// What failed in a TLS handshake, from rustls' own error, with what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    /// The server's certificate is signed by a CA this client does not trust.
+    #[error("{}", untrusted_issuer(.trusted))]
+    UntrustedIssuer {
+        /// The certificate file the client trusts besides the platform's roots, with where
+        /// the setting came from (`PREFECT_API_SSL_CERT_FILE /etc/ca.pem, from the
+        /// environment`), when one is set.
+        trusted: Option<String>,
+    },
+    /// The certificate names other hosts than the URL's.
+    #[error(
+        "the server's certificate is not valid for the host of PREFECT_API_URL; use a host name \
+         the certificate lists, or a certificate that lists this host"
+    )]
+    NameMismatch,
+    /// The certificate has expired.
+    #[error("the server's certificate has expired; renew it (or check this machine's clock)")]
+    Expired,
+    /// The certificate is not valid yet.
+    #[error(
+        "the server's certificate is not valid yet; check this machine's clock and the certificate's dates"
+    )]
+    NotYetValid,
+    /// The certificate is a CA's (basic constraints CA:TRUE) that the client cannot use as a
+    /// server's.
+    #[error(
+        "the server presents a CA certificate as its own (CA:TRUE, as `openssl req -x509` makes \
+         by default) and it is not the one trusted; set PREFECT_API_SSL_CERT_FILE to a PEM file \
+         holding exactly this certificate, or give the server a certificate signed by a CA"
+    )]
+    CaAsServerCertificate,
+    /// The certificate was revoked.
+    #[error("the server's certificate was revoked; the server needs a new certificate")]
+    Revoked,
+    /// The other side does not speak TLS on this port.
+    #[error("the server did not answer in TLS; check the URL's scheme (http:// or https://) and port")]
+    NotTls,
+    /// Anything else rustls reported.
+    #[error("{0}; check the server's TLS set-up, or PREFECT_API_SSL_CERT_FILE")]
+    Other(String),
+}
+
+impl TlsProblem {
+    /// Reads what rustls reported.
+    pub(crate) fn of(error: &rustls::Error) -> TlsProblem {
+        use rustls::CertificateError as C;
+        match error {
+            rustls::Error::InvalidCertificate(cert) => match cert {
+                C::UnknownIssuer => TlsProblem::UntrustedIssuer { trusted: None },
+                C::NotValidForName | C::NotValidForNameContext { .. } => TlsProblem::NameMismatch,
+                C::Expired | C::ExpiredContext { .. } => TlsProblem::Expired,
+                C::NotValidYet | C::NotValidYetContext { .. } => TlsProblem::NotYetValid,
+                C::Revoked => TlsProblem::Revoked,
+                C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+                    TlsProblem::CaAsServerCertificate
+                }
+                other => TlsProblem::Other(format!("the server's certificate was refused: {other}")),
+            },
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                TlsProblem::NotTls
+            }
+            other => TlsProblem::Other(format!("the handshake failed: {other}")),
+        }
+    }
+}
+
+fn untrusted_issuer(trusted: &Option<String>) -> String {
+    match trusted {
+        Some(file) => format!(
+            "the server's certificate is signed by a CA that neither the platform nor {file} \
+             holds; put the CA that signed it (or the server's own certificate) in that file"
+        ),
+        None => "the server's certificate is signed by a CA this client does not trust; set \
+                 PREFECT_API_SSL_CERT_FILE to a PEM file holding that CA (or the server's own \
+                 certificate)"
+            .to_string(),
+    }
 }
 
 /// Turns a missing object into `None`, for any call:
@@ -510,10 +592,15 @@ impl Error {
             Error::Timeout { .. } | Error::AcquireTimeout { .. } | Error::WaitTimeout { .. }
         )
     }
-    /// Could not connect ([`Error::Connect`]), or the connection broke mid-request
-    /// ([`Error::ConnectionLost`]).
+    /// Could not connect ([`Error::Connect`], a refused connection or a connect timeout):
+    /// nothing reached the server, so repeating the call is safe.
     pub fn is_connect(&self) -> bool {
-        matches!(self, Error::Connect { .. } | Error::ConnectionLost { .. })
+        matches!(self, Error::Connect { .. })
+    }
+    /// The connection broke after the request was sent ([`Error::ConnectionLost`]): the server
+    /// may have acted on it; check before repeating a create.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::ConnectionLost { .. })
     }
     /// Strict acquisition named limits that do not exist.
     pub fn is_missing_limits(&self) -> bool {

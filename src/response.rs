@@ -6,14 +6,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::error::{ApiError, Error, FieldError};
+use crate::error::{ApiError, Error, FieldError, TlsProblem};
 
-/// Whether a connection failed in the TLS handshake (a rustls error somewhere in its causes).
-pub(crate) fn is_tls_failure(error: &reqwest::Error) -> bool {
+/// The rustls error a connection failed with in the TLS handshake, if it did.
+pub(crate) fn tls_failure(error: &reqwest::Error) -> Option<&rustls::Error> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(c) = cause {
-        if c.is::<rustls::Error>() {
-            return true;
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(tls);
         }
         // `io::Error::source` skips the error it wraps (itself maybe an io::Error): look inside.
         if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
@@ -22,7 +22,7 @@ pub(crate) fn is_tls_failure(error: &reqwest::Error) -> bool {
         }
         cause = c.source();
     }
-    false
+    None
 }
 
 /// The longest body excerpt an error keeps.
@@ -157,19 +157,21 @@ impl Error {
         let path = error.url().map(|u| u.path().to_string()).unwrap_or_default();
         let origin = error.url().map(origin_of).unwrap_or_default();
         let error = error.without_url();
-        if error.is_timeout() {
-            Error::Timeout { path, source: error }
-        } else if is_tls_failure(&error) {
+        if let Some(tls) = tls_failure(&error) {
             Error::Tls {
                 url: origin,
+                problem: TlsProblem::of(tls),
                 source: error,
             }
         } else if error.is_connect() {
-            // Could not connect: nothing reached the server.
+            // Could not connect (refused, or the connect timeout passed): nothing reached the
+            // server.
             Error::Connect {
                 url: origin,
                 source: error,
             }
+        } else if error.is_timeout() {
+            Error::Timeout { path, source: error }
         } else if error.is_request() || error.is_body() || error.is_decode() {
             // The connection broke while sending or reading.
             Error::ConnectionLost {
@@ -180,6 +182,26 @@ impl Error {
         } else {
             Error::Http(error)
         }
+    }
+}
+
+impl Error {
+    /// Adds what only the client knows: for a TLS failure, the certificate file it trusts and
+    /// where that setting came from.
+    pub(crate) fn in_client(mut self, config: &crate::Config) -> Error {
+        if let Error::Tls {
+            problem: TlsProblem::UntrustedIssuer { trusted },
+            ..
+        } = &mut self
+            && let Some(path) = config.ssl_cert_file()
+        {
+            let origin = config.origin("PREFECT_API_SSL_CERT_FILE");
+            *trusted = Some(format!(
+                "PREFECT_API_SSL_CERT_FILE {} (from {origin})",
+                path.display()
+            ));
+        }
+        self
     }
 }
 

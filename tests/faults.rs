@@ -128,7 +128,7 @@ async fn a_reset_create_is_not_repeated() {
         .send()
         .await
         .unwrap_err();
-    assert!(err.is_connect(), "{err:?}");
+    assert!(err.is_connection_lost() && !err.is_connect(), "{err:?}");
     assert_eq!(stub.requests().len(), 1, "not sent twice");
 }
 
@@ -234,7 +234,7 @@ async fn slots_taken_carry_prefects_decimal_retry_after() {
     .await;
     let err = client(&stub)
         .global_concurrency_limits()
-        .increment_with_lease(&["n"], 1)
+        .increment_with_lease(["n"], 1)
         .lease_duration(Duration::from_secs(60))
         .send()
         .await
@@ -331,4 +331,53 @@ async fn slot_guards_through_a_flaky_server_still_acquire() {
         paths.last().unwrap(),
         "/api/v2/concurrency_limits/decrement-with-lease"
     );
+}
+
+/// A listener whose accept queue is full (backlog 0, one connection waiting): the kernel drops
+/// further SYNs, so a connection attempt hangs until the connect timeout, as to a host behind a
+/// firewall that drops packets.
+async fn unconnectable() -> (u16, tokio::net::TcpListener, std::net::TcpStream) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let queued = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    (port, listener, queued)
+}
+
+#[tokio::test]
+async fn a_connect_timeout_is_a_connect_error_retried_for_every_operation() {
+    let (port, _listener, _queued) = unconnectable().await;
+    let client = Client::builder(&format!("http://127.0.0.1:{port}/api"))
+        .connect_timeout(Duration::from_millis(300))
+        .request_timeout(Duration::from_secs(60))
+        .max_retries(2)
+        .build()
+        .unwrap();
+    for create in [false, true] {
+        let before = client.requests_sent();
+        let started = Instant::now();
+        let err = if create {
+            // Not repeatable once sent, but nothing was sent: retried all the same.
+            client
+                .global_concurrency_limits()
+                .create("n", 1)
+                .await
+                .unwrap_err()
+        } else {
+            client.health().await.unwrap_err()
+        };
+        assert!(err.is_connect() && !err.is_timeout(), "{err:?}");
+        assert_eq!(client.requests_sent() - before, 3, "tried, then retried twice");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("connect timeout") && !message.contains("PREFECT_API_REQUEST_TIMEOUT"),
+            "{message}"
+        );
+    }
 }

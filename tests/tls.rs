@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use common::{Captured, server, unique};
-use prefect_client::{Client, Config, Error};
+use prefect_client::{Client, Config, Error, TlsProblem};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -21,7 +21,6 @@ struct TlsFront {
 }
 
 async fn tls_front() -> TlsFront {
-    let backend = server().await.port();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
@@ -30,13 +29,33 @@ async fn tls_front() -> TlsFront {
         .unwrap()
         .signed_by(&server_key, &ca)
         .unwrap();
+    let port = serve_tls(server_cert.der().clone(), &server_key).await;
+    TlsFront {
+        api_url: format!("https://localhost:{port}/api"),
+        ca_pem: ca.pem(),
+    }
+}
 
+/// A self-signed certificate as `openssl req -x509` makes it by default: a CA (CA:TRUE) that
+/// is its own issuer, for `names`; its PEM and the port of a TLS front presenting it.
+async fn self_signed_front(names: &[&str]) -> (String, u16) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let port = serve_tls(cert.der().clone(), &key).await;
+    (cert.pem(), port)
+}
+
+/// Terminates TLS with `cert` on a loopback port and forwards to the shared real server.
+async fn serve_tls(cert: rustls::pki_types::CertificateDer<'static>, key: &KeyPair) -> u16 {
+    let backend = server().await.port();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(
-            vec![server_cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            vec![cert],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(tls));
@@ -60,10 +79,86 @@ async fn tls_front() -> TlsFront {
             });
         }
     });
-    TlsFront {
-        api_url: format!("https://localhost:{port}/api"),
-        ca_pem: ca.pem(),
-    }
+    port
+}
+
+fn pem_file(pem: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(pem.as_bytes()).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn a_self_signed_server_certificate_given_as_trusted_is_accepted_for_http_and_websockets() {
+    // `openssl req -x509` makes a CA:TRUE certificate; rustls alone refuses it as a server's
+    // (CaUsedAsEndEntity), Prefect's Python client accepts it through the same proxy.
+    let (pem, port) = self_signed_front(&["localhost", "127.0.0.1"]).await;
+    let file = pem_file(&pem);
+    let url = format!("https://localhost:{port}/api");
+    let untrusted = Client::new(&url).unwrap().health().await.unwrap_err();
+    assert!(
+        matches!(&untrusted, Error::Tls { .. }),
+        "without the file: {untrusted:?}"
+    );
+    let client = Client::builder(&url).ssl_cert_file(file.path()).build().unwrap();
+    client.health().await.unwrap();
+    // The websocket goes through the same verifier.
+    let filter = prefect_client::types::EventFilter::default();
+    let events = client.events().subscribe(filter).await;
+    assert!(events.is_ok(), "{:?}", events.err());
+    // The host name is still checked: a certificate for localhost only, reached by its address.
+    let (pem, port) = self_signed_front(&["localhost"]).await;
+    let file = pem_file(&pem);
+    let other = Client::builder(&format!("https://127.0.0.1:{port}/api"))
+        .ssl_cert_file(file.path())
+        .build()
+        .unwrap();
+    let err = other.health().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Tls {
+                problem: TlsProblem::NameMismatch,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not valid for the host"), "{err}");
+}
+
+#[tokio::test]
+async fn a_certificate_file_that_does_not_hold_the_servers_ca_says_so_and_where_it_was_set() {
+    let front = tls_front().await;
+    let (other_ca, _) = self_signed_front(&["elsewhere"]).await;
+    let file = pem_file(&other_ca);
+    let path = file.path().to_string_lossy().into_owned();
+    let config = Config::from_lookup(|name| match name {
+        "PREFECT_API_URL" => Some(front.api_url.clone()),
+        "PREFECT_API_SSL_CERT_FILE" => Some(path.clone()),
+        "PREFECT_HOME" => Some("/nonexistent".into()),
+        _ => None,
+    })
+    .unwrap();
+    let err = Client::from_config(config).unwrap().health().await.unwrap_err();
+    let Error::Tls {
+        problem: TlsProblem::UntrustedIssuer {
+            trusted: Some(trusted),
+        },
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(
+        trusted.contains(&path) && trusted.contains("from the environment"),
+        "{trusted}"
+    );
+    let message = err.to_string();
+    assert!(
+        !message.contains("set PREFECT_API_SSL_CERT_FILE"),
+        "not told to set what is set: {message}"
+    );
 }
 
 #[tokio::test]
