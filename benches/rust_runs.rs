@@ -32,7 +32,7 @@ async fn main() {
         let started = Instant::now();
         let mut inner = Duration::ZERO;
         let report = client
-            .flow("bench-rust-runs")
+            .new_flow_run("bench-rust-runs")
             .run(|ctx| async move {
                 let started = Instant::now();
                 for _ in 0..TASKS {
@@ -89,7 +89,7 @@ async fn main() {
     let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     let started = Instant::now();
     let logged = client
-        .flow("bench-rust-logs")
+        .new_flow_run("bench-rust-logs")
         .run(|_ctx| async move {
             let started = Instant::now();
             for n in 0..LINES {

@@ -25,7 +25,7 @@ async fn main() -> Result<(), BoxError> {
         .init();
 
     let report = client
-        .flow("rust-pipeline")
+        .new_flow_run("rust-pipeline")
         .parameters(&serde_json::json!({ "source": "orders.csv" }))
         .tags(["rust", "example"])
         .run(|ctx| async move {

@@ -1,5 +1,6 @@
 //! [`Client`]: the entry point, with one handle per resource and the generated client underneath.
 
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use crate::generated;
 use crate::http_client::{build_http_client, build_socket_http_client};
 use crate::resources::concurrency_limits::ConcurrencyLimits;
 use crate::resources::global_concurrency_limits::GlobalConcurrencyLimits;
+use crate::retry::RetryPolicy;
 use crate::transport::Transport;
 use crate::{Error, response};
 
@@ -31,6 +33,8 @@ pub struct Client {
     own_http: bool,
     /// The HTTP/1.1 client websockets are opened with, built on first use.
     socket_http: Arc<OnceLock<reqwest::Client>>,
+    /// Items per page when lists are streamed: lowered to the server's cap once it names one.
+    pub(crate) page_cap: Arc<AtomicU32>,
 }
 
 impl Client {
@@ -39,8 +43,11 @@ impl Client {
         Client::builder(api_url).build()
     }
 
-    /// A client from the user's Prefect settings (environment, then the active profile of
-    /// `profiles.toml`); see [`Config::from_env`].
+    /// A client from the user's Prefect settings, read as Prefect reads them (environment,
+    /// `.env`, `prefect.toml`, `pyproject.toml`, the active profile); see [`Config::from_env`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting at fault and where its value came from.
     pub fn from_env() -> Result<Client, Error> {
         ClientBuilder::from_config(Config::from_env()?).build()
     }
@@ -117,7 +124,10 @@ impl Client {
     pub(crate) async fn get_json(&self, route: &str) -> Result<serde_json::Value, Error> {
         let url = format!("{}/{route}", self.api_url().trim_end_matches('/'));
         let request = self.authorized(self.raw.client.get(url));
-        let response = request.send().await.map_err(Error::from_reqwest)?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(e).in_client(self.config()))?;
         if !response.status().is_success() {
             return Err(Error::from_response(response).await);
         }
@@ -142,6 +152,11 @@ impl Client {
     /// Tag concurrency limits (v1): `POST /concurrency_limits/` and friends.
     pub fn concurrency_limits(&self) -> ConcurrencyLimits<'_> {
         ConcurrencyLimits::new(self)
+    }
+
+    /// Task runs: read, list, their states.
+    pub fn task_runs(&self) -> crate::resources::task_runs::TaskRuns<'_> {
+        crate::resources::task_runs::TaskRuns::new(self)
     }
 
     /// Flows: create, read by id or name, list.
@@ -199,18 +214,18 @@ impl Client {
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
-    pub fn concurrency<I, S>(&self, names: I) -> Acquire
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Acquire::new(self.clone(), names.into_iter().map(Into::into).collect())
+    pub fn concurrency(&self, names: impl IntoIterator<Item = impl AsRef<str>>) -> Acquire {
+        Acquire::new(
+            self.clone(),
+            names.into_iter().map(|n| n.as_ref().to_string()).collect(),
+        )
     }
 
-    /// A flow run around Rust code: `client.flow("ingest").run(|ctx| async { ... })`; see
-    /// [`FlowScope`](crate::runs::FlowScope).
-    pub fn flow(&self, name: &str) -> crate::runs::FlowScope {
-        crate::runs::FlowScope::new(self, name)
+    /// A new flow run around Rust code, of the flow `flow` (created if missing):
+    /// `client.new_flow_run("ingest").run(|ctx| async { ... })`; see
+    /// [`FlowScope`](crate::runs::FlowScope). (The flows themselves are [`Client::flows`].)
+    pub fn new_flow_run(&self, flow: &str) -> crate::runs::FlowScope {
+        crate::runs::FlowScope::new(self, flow)
     }
 
     /// HTTP requests this client (and its clones) sent so far, retries included.
@@ -223,7 +238,7 @@ impl Client {
 
     /// `GET /health`: `Ok(())` when the server is up and answers it is healthy.
     pub async fn health(&self) -> Result<(), Error> {
-        let healthy = response::unwrap_response("health_check", self.raw.health_check().await).await?;
+        let healthy = crate::resources::call!(self, health_check())?;
         if healthy {
             Ok(())
         } else {
@@ -235,7 +250,7 @@ impl Client {
 
     /// `GET /admin/version`: the server's Prefect version.
     pub async fn server_version(&self) -> Result<String, Error> {
-        response::unwrap_response("read_version", self.raw.read_version().await).await
+        crate::resources::call!(self, read_version())
     }
 }
 
@@ -291,7 +306,13 @@ impl ClientBuilder {
         self.map(|c| c.with_connect_timeout(timeout))
     }
 
-    /// How many times a failed request is retried (default 5).
+    /// How requests are retried (default [`RetryPolicy::standard`]).
+    pub fn retry_policy(self, policy: RetryPolicy) -> ClientBuilder {
+        self.map(|c| c.with_retry_policy(policy))
+    }
+
+    /// How many times a failed request is retried (default 5): the retry policy's
+    /// [`with_max_retries`](RetryPolicy::with_max_retries).
     pub fn max_retries(self, retries: u32) -> ClientBuilder {
         self.map(|c| c.with_max_retries(retries))
     }
@@ -301,7 +322,8 @@ impl ClientBuilder {
         self.map(|c| c.with_retry_extra_codes(codes))
     }
 
-    /// Trusts the CA certificates of this PEM file too (a server signed by a private CA).
+    /// Trusts the certificates of this PEM file too: a private CA that signed the server's
+    /// certificate, or the server's own (self-signed) certificate.
     pub fn ssl_cert_file(self, path: impl Into<std::path::PathBuf>) -> ClientBuilder {
         self.map(|c| c.with_ssl_cert_file(path))
     }
@@ -322,11 +344,14 @@ impl ClientBuilder {
     }
 
     /// Checks the settings and builds the client; no request is sent.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a setting that cannot be used: a zero timeout, credentials that
+    /// cannot be sent as a header, a certificate file that cannot be read or holds no PEM
+    /// certificates; an invalid URL given to [`Client::builder`].
     pub fn build(self) -> Result<Client, Error> {
         let config = self.config?;
-        if config.request_timeout.is_zero() || config.connect_timeout.is_zero() {
-            return Err(Error::Config("timeouts must be longer than zero".into()));
-        }
+        config.check()?;
         let transport = Transport::new(&config)?;
         let own_http = self.http.is_none();
         let http = match self.http {
@@ -340,6 +365,7 @@ impl ClientBuilder {
             coordinator: Arc::default(),
             own_http,
             socket_http: Arc::default(),
+            page_cap: Arc::new(AtomicU32::new(crate::resources::PAGE_SIZE)),
         })
     }
 }

@@ -20,17 +20,18 @@ use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Request};
 use uuid::Uuid;
 
-use crate::retry::{Backoff, MAX_RETRY_AFTER, retry_after_of};
+use crate::retry::retry_after_of;
+use crate::waits;
 
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("prefect-csrf-token");
 const CLIENT_HEADER: HeaderName = HeaderName::from_static("prefect-csrf-client");
-/// How many times a failed token request is sent again.
-const TOKEN_RETRIES: usize = 4;
 
 /// The CSRF state one client and its clones share.
 #[derive(Debug)]
 pub(crate) struct Csrf {
     client_id: Uuid,
+    /// The longest `Retry-After` waited on (the client's retry policy).
+    max_retry_after: Duration,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -58,10 +59,11 @@ struct TokenResponse {
     expiration: DateTime<Utc>,
 }
 
-impl Default for Csrf {
-    fn default() -> Self {
+impl Csrf {
+    pub(crate) fn new(max_retry_after: Duration) -> Self {
         Csrf {
             client_id: Uuid::new_v4(),
+            max_retry_after,
             state: tokio::sync::Mutex::new(State::Unknown),
         }
     }
@@ -158,12 +160,7 @@ impl Csrf {
                 token_request = token_request.header(name, value.clone());
             }
         }
-        let mut backoff = Backoff::new(
-            Duration::from_millis(50),
-            4.0,
-            Duration::from_secs(2),
-            Some(TOKEN_RETRIES),
-        );
+        let mut backoff = waits::csrf_token();
         loop {
             let Some(attempt) = token_request.try_clone() else {
                 return State::Unknown;
@@ -186,7 +183,9 @@ impl Csrf {
                 Ok(state) => return state,
                 Err(()) => match backoff.next_delay() {
                     Some(delay) => {
-                        let wait = retry_after.filter(|d| *d <= MAX_RETRY_AFTER).unwrap_or(delay);
+                        let wait = retry_after
+                            .filter(|d| *d <= self.max_retry_after)
+                            .unwrap_or(delay);
                         tokio::time::sleep(wait).await;
                     }
                     None => return State::Unknown,

@@ -35,7 +35,6 @@
 //! The README covers configuration, retries, server set-ups (leases, several replicas) and the
 //! benchmarks.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod client;
 pub mod concurrency;
@@ -44,26 +43,29 @@ mod csrf;
 pub mod error;
 pub mod generated;
 mod http_client;
+pub mod lease;
+pub mod query;
 pub mod resources;
 mod response;
 mod retry;
 pub mod runs;
 pub mod streaming;
 mod transport;
+mod waits;
 
 pub use client::{Client, ClientBuilder};
-pub use config::Config;
-pub use error::{ApiError, Error, FieldError};
+pub use config::{Config, ConfigError};
+pub use error::{ApiError, Error, FieldError, TlsProblem};
 /// The request and response types of every operation, generated from Prefect's schema.
 pub use generated::types;
 /// The HTTP client crate the SDK uses, for [`ClientBuilder::http_client`].
 pub use reqwest;
+pub use retry::RetryPolicy;
 /// The Prefect release the SDK is generated from (its `openapi.yaml`) and tested against.
 pub const PREFECT_VERSION: &str = "3.8.8";
 
 pub use error::OptionalExt;
 pub use http_client::install_tls_provider;
-pub use retry::MAX_RETRY_AFTER;
 pub use transport::PREFECT_API_VERSION;
 
 /// The README's examples, compiled and run as doctests.

@@ -1,14 +1,127 @@
-//! Retry policy as data: which operations may be sent again once the server may have acted on
-//! them, how the server's `Retry-After` is read, and the one backoff every wait uses (the
-//! transport's retries, slot acquisitions, releases and waits for a flow run).
+//! Retry policy as data: [`RetryPolicy`] (how many times, how long between tries, which
+//! statuses), which operations may be sent again once the server may have acted on them, how
+//! the server's `Retry-After` is read, and the one backoff every wait uses (its numbers for
+//! each wait are in `src/waits.rs`).
 
 use std::time::Duration;
 
 use backon::BackoffBuilder;
 
-/// The longest `Retry-After` the client waits on its own; a longer one is returned as an error
-/// (requests) or waited in steps of this (slot acquisitions).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How the client retries a request that failed without an answer worth returning: a refused
+/// connection (nothing reached the server), 429 and 503 (the server refused without acting),
+/// extra status codes of your choice; and, only for operations safe to repeat, 502, 504, a
+/// broken connection or one stalled request (the server may have acted). Waits grow from
+/// `first` by `factor` to `max`, with jitter; the server's `Retry-After` is waited instead
+/// when it gives one of at most [`max_retry_after`](RetryPolicy::max_retry_after) (a longer
+/// one is returned as the error).
+///
+/// Read from Prefect's settings by [`Config::from_env`](crate::Config::from_env)
+/// (`PREFECT_CLIENT_MAX_RETRIES`, `PREFECT_CLIENT_RETRY_EXTRA_CODES`); set in code with
+/// [`ClientBuilder::retry_policy`](crate::ClientBuilder::retry_policy):
+///
+/// ```
+/// use std::time::Duration;
+/// use prefect_client::RetryPolicy;
+///
+/// let policy = RetryPolicy::standard()
+///     .with_max_retries(3)
+///     .with_backoff(Duration::from_millis(100), 2.0, Duration::from_secs(5));
+/// assert_eq!(policy.max_retries(), 3);
+/// # let _ = prefect_client::Client::builder("http://127.0.0.1:4200/api").retry_policy(policy);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    max_retries: u32,
+    extra_codes: Vec<u16>,
+    first_delay: Duration,
+    factor: f32,
+    max_delay: Duration,
+    max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::standard()
+    }
+}
+
+impl RetryPolicy {
+    /// Prefect's defaults: 5 retries; waits of 10 ms, ×6 each time, at most 10 s (10 ms, 60 ms,
+    /// 360 ms, 2.16 s, 10 s: 12.6 s in all, up to twice that with jitter); `Retry-After` of up
+    /// to 30 s followed. Short first: the usual 503 of a Prefect server on SQLite is a write
+    /// conflict that clears in milliseconds; a SQLite server busy with many writers or a
+    /// proxy's longer outage is covered by the later, longer waits. (Prefect's Python client
+    /// waits 2, 4, 8, 16 and 32 s.)
+    pub fn standard() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 5,
+            extra_codes: Vec::new(),
+            first_delay: Duration::from_millis(10),
+            factor: 6.0,
+            max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+
+    /// No retries: every failure is returned at once.
+    pub fn disabled() -> RetryPolicy {
+        RetryPolicy::standard().with_max_retries(0)
+    }
+
+    /// Retries at most this many times (`PREFECT_CLIENT_MAX_RETRIES`; 0 turns them off).
+    pub fn with_max_retries(mut self, retries: u32) -> RetryPolicy {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Retries these statuses too, besides 429, 503 (and 502, 504 where safe)
+    /// (`PREFECT_CLIENT_RETRY_EXTRA_CODES`). They are retried for every operation: the server
+    /// must not have acted when it answers them.
+    pub fn with_extra_codes(mut self, codes: impl IntoIterator<Item = u16>) -> RetryPolicy {
+        self.extra_codes = codes.into_iter().collect();
+        self
+    }
+
+    /// Waits `first`, then `factor` times the last wait, at most `max` (before jitter, which
+    /// adds up to as much again). A factor below 1 counts as 1.
+    pub fn with_backoff(mut self, first: Duration, factor: f32, max: Duration) -> RetryPolicy {
+        self.first_delay = first;
+        self.factor = if factor.is_finite() { factor.max(1.0) } else { 1.0 };
+        self.max_delay = max.max(first);
+        self
+    }
+
+    /// The longest `Retry-After` waited on; a longer one ends the retries (default 30 s).
+    pub fn with_max_retry_after(mut self, max: Duration) -> RetryPolicy {
+        self.max_retry_after = max;
+        self
+    }
+
+    /// Retries at most.
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// Statuses retried besides the standard ones.
+    pub fn extra_codes(&self) -> &[u16] {
+        &self.extra_codes
+    }
+
+    /// The longest `Retry-After` waited on.
+    pub fn max_retry_after(&self) -> Duration {
+        self.max_retry_after
+    }
+
+    /// The waits between the tries of one request.
+    pub(crate) fn backoff(&self) -> Backoff {
+        Backoff::new(
+            self.first_delay,
+            self.factor,
+            self.max_delay,
+            Some(self.max_retries as usize),
+        )
+    }
+}
 
 /// A growing wait with jitter: `first`, then ×`factor` each time, at most `max` (before jitter),
 /// for at most `times` waits (`None`: no end).

@@ -3,8 +3,9 @@
 //! request, and retries what is safe to retry.
 //!
 //! # Retries
-//! A request is retried, up to `max_retries` times with exponential backoff and jitter (or the
-//! server's `Retry-After`, when it gives one of at most [`MAX_RETRY_AFTER`]), when:
+//! A request is retried as the client's [`RetryPolicy`] says (by default up to 5 times with
+//! exponential backoff and jitter, or the server's `Retry-After` when it gives one of at most
+//! 30 s), when:
 //! - the connection could not be made: nothing reached the server, any operation is retried;
 //! - the server answered 429 or 503 (or a code in `PREFECT_CLIENT_RETRY_EXTRA_CODES`): it
 //!   refused the request without acting on it, any operation is retried;
@@ -33,21 +34,10 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::csrf::{Csrf, is_change, is_csrf_rejection};
 use crate::error::Error;
-use crate::retry::{Backoff, MAX_RETRY_AFTER, is_repeatable, retry_after_of};
+use crate::retry::{RetryPolicy, is_repeatable, retry_after_of};
 
 /// The Prefect API version the client speaks (what Prefect's own client sends).
 pub const PREFECT_API_VERSION: &str = "0.8.4";
-/// The first backoff; then ×[`BACKOFF_FACTOR`] per retry, at most [`MAX_RETRY_DELAY`] (10 ms,
-/// 60 ms, 360 ms, 2.16 s, 10 s: 12.6 s over the default 5 retries, up to twice that with
-/// jitter). Short first: the usual 503 from a Prefect server on SQLite is a write conflict that
-/// clears in milliseconds; a SQLite server busy with many writers (measured: refusals for over
-/// 3.4 s while 8 clients wrote at once) or a proxy's longer outage is covered by the later,
-/// longer waits. Prefect's Python client waits 2, 4, 8, 16 and 32 s.
-pub(crate) const FIRST_RETRY_DELAY: Duration = Duration::from_millis(10);
-/// How much each backoff grows over the previous one.
-pub(crate) const BACKOFF_FACTOR: f32 = 6.0;
-/// The longest backoff between two tries (before jitter).
-pub(crate) const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// The header carrying the API version.
 const API_VERSION_HEADER: HeaderName = HeaderName::from_static("x-prefect-api-version");
 /// The header progenitor adds with the document's version; Prefect does not read it.
@@ -58,8 +48,7 @@ const PROGENITOR_VERSION_HEADER: &str = "api-version";
 pub struct Transport {
     authorization: Option<HeaderValue>,
     api_version: HeaderValue,
-    max_retries: u32,
-    retry_extra_codes: Vec<u16>,
+    retry: RetryPolicy,
     /// HTTP requests sent, retries included.
     pub(crate) requests_sent: Arc<AtomicU64>,
     /// `None` when CSRF support is turned off.
@@ -73,8 +62,7 @@ impl fmt::Debug for Transport {
                 "authorization",
                 &self.authorization.as_ref().map(|_| "[REDACTED]"),
             )
-            .field("max_retries", &self.max_retries)
-            .field("retry_extra_codes", &self.retry_extra_codes)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -87,12 +75,14 @@ impl Transport {
         let authorization = if let Some(key) = &config.api_key {
             Some(sensitive_header(
                 &format!("Bearer {}", key.expose_secret()),
+                config,
                 "PREFECT_API_KEY",
             )?)
         } else if let Some(auth) = &config.auth_string {
             let token = base64::engine::general_purpose::STANDARD.encode(auth.expose_secret());
             Some(sensitive_header(
                 &format!("Basic {token}"),
+                config,
                 "PREFECT_API_AUTH_STRING",
             )?)
         } else {
@@ -101,10 +91,11 @@ impl Transport {
         Ok(Transport {
             authorization,
             api_version: HeaderValue::from_static(PREFECT_API_VERSION),
-            max_retries: config.max_retries,
-            retry_extra_codes: config.retry_extra_codes.clone(),
+            retry: config.retry.clone(),
             requests_sent: Arc::new(AtomicU64::new(0)),
-            csrf: config.csrf_support.then(Arc::default),
+            csrf: config
+                .csrf_support
+                .then(|| Arc::new(Csrf::new(config.retry.max_retry_after()))),
         })
     }
 
@@ -148,12 +139,7 @@ impl Transport {
         let repeatable = is_repeatable(operation);
         async move {
             let started = Instant::now();
-            let mut backoff = Backoff::new(
-                FIRST_RETRY_DELAY,
-                BACKOFF_FACTOR,
-                MAX_RETRY_DELAY,
-                Some(self.max_retries as usize),
-            );
+            let mut backoff = self.retry.backoff();
             let mut attempts = 1u32;
             let mut timed_out = false;
             let mut csrf_refreshed = false;
@@ -224,18 +210,20 @@ impl Transport {
             Ok(response) => {
                 let status = response.status();
                 let retry_after = retry_after_of(response.headers());
-                if retry_after.is_some_and(|d| d > MAX_RETRY_AFTER) {
+                if retry_after.is_some_and(|d| d > self.retry.max_retry_after()) {
                     return None;
                 }
                 let refused = status == StatusCode::TOO_MANY_REQUESTS
                     || status == StatusCode::SERVICE_UNAVAILABLE
-                    || self.retry_extra_codes.contains(&status.as_u16());
+                    || self.retry.extra_codes().contains(&status.as_u16());
                 let maybe_acted = matches!(status.as_u16(), 502 | 504);
                 (refused || (maybe_acted && repeatable)).then_some(retry_after)
             }
-            Err(e) if crate::response::is_tls_failure(e) => None,
-            Err(e) if e.is_timeout() => retry_timeout.then_some(None),
+            Err(e) if crate::response::tls_failure(e).is_some() => None,
+            // Nothing reached the server (refused, or the connect timeout passed): any
+            // operation may be sent again.
             Err(e) if e.is_connect() => Some(None),
+            Err(e) if e.is_timeout() => retry_timeout.then_some(None),
             Err(e) if e.is_request() || e.is_body() => repeatable.then_some(None),
             Err(_) => None,
         }
@@ -273,12 +261,13 @@ fn describe(result: &reqwest::Result<Response>) -> String {
     }
 }
 
-fn sensitive_header(value: &str, setting: &str) -> Result<HeaderValue, Error> {
+fn sensitive_header(value: &str, config: &Config, setting: &'static str) -> Result<HeaderValue, Error> {
     let mut header = HeaderValue::from_str(value).map_err(|_| {
-        Error::Config(format!(
-            "{setting} contains characters that cannot be sent in an HTTP header (a newline or \
-             control character?); copy the value again"
-        ))
+        config.setting_error(
+            setting,
+            "contains characters that cannot be sent in an HTTP header (a newline or control \
+             character?); copy the value again",
+        )
     })?;
     header.set_sensitive(true);
     Ok(header)

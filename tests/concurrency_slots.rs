@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{PeakPoller, active_slots, create_global_limit, unique, wait_until_slots};
 use futures_util::TryStreamExt;
-use prefect_client::resources::global_concurrency_limits::SlotMode;
+use prefect_client::lease::SlotMode;
 use prefect_client::{Client, Error};
 use prefect_client::{OptionalExt, types};
 use prefect_testkit::LocalServer;
@@ -87,7 +87,7 @@ async fn every_global_limit_operation() {
     assert_eq!(active_slots(&client, &name).await, 0);
 
     let lease = limits
-        .increment_with_lease(&[&name], 1)
+        .increment_with_lease([&name], 1)
         .lease_duration(LEASE)
         .send()
         .await
@@ -129,7 +129,10 @@ async fn guard_release_and_drop_give_slots_back() {
     // Early return through `?` drops the guard too.
     async fn early(client: &Client, name: &str) -> Result<(), Error> {
         let _guard = client.concurrency([name]).acquire().await?;
-        Err(Error::Config("failed on purpose".into()))
+        Err(Error::InvalidInput {
+            what: "test",
+            message: "failed on purpose".into(),
+        })
     }
     assert!(early(&client, &name).await.is_err());
     wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
@@ -452,7 +455,7 @@ async fn an_unrenewed_lease_expires_and_its_slots_return() {
     // As a killed process would: take the lease and never renew nor release it.
     client
         .global_concurrency_limits()
-        .increment_with_lease(&[&name], 1)
+        .increment_with_lease([&name], 1)
         .lease_duration(LEASE)
         .send()
         .await

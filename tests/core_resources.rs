@@ -201,6 +201,32 @@ async fn variables_round_trip_a_struct() {
     assert!(err.to_string().contains("serde_json::Value"), "{err}");
     variables.set(&format!("{name}_n"), &42).await.unwrap();
     assert_eq!(variables.value::<i64>(&format!("{name}_n")).await.unwrap(), 42);
+    // Set to null, as Prefect's `Variable.set(name, None, overwrite=True)` does: the old value
+    // goes (it used to stay, the null dropped from the request).
+    variables.set(&format!("{name}_n"), &None::<i64>).await.unwrap();
+    assert_eq!(
+        variables
+            .value::<Option<i64>>(&format!("{name}_n"))
+            .await
+            .unwrap(),
+        None
+    );
+    let stored = variables.get_by_name(&format!("{name}_n")).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&stored.value).unwrap(),
+        serde_json::Value::Null
+    );
+    variables
+        .set(&format!("{name}_fresh"), &None::<i64>)
+        .await
+        .unwrap();
+    assert_eq!(
+        variables
+            .value::<Option<i64>>(&format!("{name}_fresh"))
+            .await
+            .unwrap(),
+        None
+    );
     let listed: Vec<_> = variables.stream(Default::default()).try_collect().await.unwrap();
     assert!(listed.iter().any(|v| v.name.to_string() == name));
     variables.delete_by_name(&name).await.unwrap();
@@ -286,19 +312,30 @@ async fn work_pools_and_queues_pause_and_resume() {
     pools.resume(&pool).await.unwrap();
     assert!(!pools.get_by_name(&pool).await.unwrap().is_paused);
 
-    pools.create_queue(&pool, "urgent").await.unwrap();
-    pools.pause_queue(&pool, "urgent").await.unwrap();
-    assert!(pools.get_queue_by_name(&pool, "urgent").await.unwrap().is_paused);
-    pools.resume_queue(&pool, "urgent").await.unwrap();
-    assert!(!pools.get_queue_by_name(&pool, "urgent").await.unwrap().is_paused);
-    let queues: Vec<String> = pools
-        .list_queues(&pool)
+    let queues = pools.queues(&pool);
+    queues.create("urgent").await.unwrap();
+    queues.pause("urgent").await.unwrap();
+    assert!(queues.get_by_name("urgent").await.unwrap().is_paused);
+    queues.resume("urgent").await.unwrap();
+    assert!(!queues.get_by_name("urgent").await.unwrap().is_paused);
+    for n in 0..4 {
+        queues.create(&format!("extra-{n}")).await.unwrap();
+    }
+    let mut names: Vec<String> = queues
+        .stream(Default::default())
+        .map_ok(|q| q.name.to_string())
+        .try_collect()
         .await
-        .unwrap()
-        .into_iter()
-        .map(|q| q.name.to_string())
-        .collect();
-    assert!(queues.contains(&"urgent".to_string()) && queues.contains(&"default".to_string()));
+        .unwrap();
+    names.sort();
+    assert_eq!(
+        names,
+        ["default", "extra-0", "extra-1", "extra-2", "extra-3", "urgent"]
+    );
+    queues.delete_by_name("extra-0").await.unwrap();
+    assert!(queues.get_by_name("extra-0").await.unwrap_err().is_not_found());
+    let page = queues.list_page(&Default::default()).await.unwrap();
+    assert_eq!(page.len(), 5);
     let listed: Vec<_> = pools.stream(Default::default()).try_collect().await.unwrap();
     assert!(listed.iter().any(|p| p.name.to_string() == pool));
     assert!(

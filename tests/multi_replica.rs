@@ -131,7 +131,7 @@ async fn a_lease_from_one_replica_is_renewed_and_released_through_the_other() {
     create_global_limit(&a, &name, 1).await;
     let limits = a.global_concurrency_limits();
     let lease = limits
-        .increment_with_lease(&[&name], 1)
+        .increment_with_lease([&name], 1)
         .lease_duration(LEASE)
         .send()
         .await

@@ -25,7 +25,6 @@
 //! ```
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod local_server;
 mod multi_replica;

@@ -1,36 +1,34 @@
 //! [`Acquire`]: the options of an acquisition, and the loop that asks the server for a lease in
 //! this process's turn.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::guard::SlotGuard;
-use super::queue::{Lease, LeaseTerms, Queue, Term, Waiting};
-use super::{
-    DEFAULT_LEASE_DURATION, DEFAULT_RETRY_WAIT, FIRST_TERM, LOCAL_FULL_RECHECK, MAX_FAILURE_WAIT,
-    MAX_TRANSIENT_FAILURES, failure_backoff,
+use super::queue::{Lease, Queue, Term, Waiting};
+use crate::lease::{FIRST_TERM, LeaseHolder, LeaseTerms, SlotMode, check_lease_duration, checked_slots};
+use crate::resources::global_concurrency_limits::checked_names;
+use crate::waits::{
+    self, DEFAULT_SLOT_RETRY_WAIT, LOCAL_FULL_RECHECK, MAX_LEASE_FAILURE_WAIT, MAX_LEASE_FAILURES,
+    MAX_SLOT_RETRY_WAIT,
 };
-use crate::resources::global_concurrency_limits::{
-    LeaseHolder, SlotMode, check_lease_duration, checked_names, checked_slots,
-};
-use crate::retry::MAX_RETRY_AFTER;
 use crate::{Client, Error};
 
 /// An acquisition of slots; from [`Client::concurrency`]. Set options, then
-/// [`acquire`](Acquire::acquire) a guard or [`run`](Acquire::run) a future while holding.
+/// [`acquire`](Acquire::acquire) a guard (or await the acquisition itself, which does the same)
+/// or [`run`](Acquire::run) a future while holding.
 #[derive(Debug, Clone)]
-#[must_use = "call .acquire() or .run(future)"]
+#[must_use = "await it (or call .acquire()) for a guard, or call .run(future)"]
 pub struct Acquire {
     client: Client,
     names: Vec<String>,
-    slots: u32,
-    lease_duration: Duration,
+    terms: LeaseTerms,
     timeout: Option<Duration>,
     strict: bool,
-    holder: Option<LeaseHolder>,
     max_retries: Option<u32>,
 }
 
@@ -39,24 +37,22 @@ impl Acquire {
         Acquire {
             client,
             names,
-            slots: 1,
-            lease_duration: DEFAULT_LEASE_DURATION,
+            terms: LeaseTerms::new(1),
             timeout: None,
             strict: true,
-            holder: None,
             max_retries: None,
         }
     }
 
     /// Slots to take on each limit (default 1).
     pub fn slots(mut self, slots: u32) -> Self {
-        self.slots = slots;
+        self.terms.slots = slots;
         self
     }
 
     /// The lease asked for, 60 s to 24 h (default 300 s); renewed while held.
     pub fn lease_duration(mut self, duration: Duration) -> Self {
-        self.lease_duration = duration;
+        self.terms.lease_duration = duration;
         self
     }
 
@@ -79,7 +75,7 @@ impl Acquire {
 
     /// Record who holds the lease (`flow_run`, `task_run` or `deployment`, and its id).
     pub fn holder(mut self, holder: LeaseHolder) -> Self {
-        self.holder = Some(holder);
+        self.terms.holder = Some(holder);
         self
     }
 
@@ -91,10 +87,17 @@ impl Acquire {
     }
 
     /// Waits for the slots and returns a guard holding them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for no names, a bad name, 0 slots or a lease duration outside
+    /// 60 s to 24 h (nothing sent); [`Error::MissingLimits`] (strict) for a name without an
+    /// active limit; [`Error::AcquireTimeout`] when the timeout passes;
+    /// [`Error::SlotsUnavailable`] after `max_retries` refusals; [`Error::ServerTooOld`] on a
+    /// server without leases; the error of a request that failed for good.
     pub async fn acquire(self) -> Result<SlotGuard, Error> {
-        let names = checked_names(&self.names.iter().map(String::as_str).collect::<Vec<_>>())?;
-        checked_slots(self.slots)?;
-        check_lease_duration(self.lease_duration)?;
+        let names = checked_names(&self.names)?;
+        checked_slots(self.terms.slots)?;
+        check_lease_duration(self.terms.lease_duration)?;
         let started = Instant::now();
         let attempt = self.acquire_in_turn(names.clone());
         match self.timeout {
@@ -103,7 +106,7 @@ impl Acquire {
                 Ok(result) => result,
                 Err(_) => Err(Error::AcquireTimeout {
                     names,
-                    slots: self.slots,
+                    slots: self.terms.slots,
                     waited: started.elapsed(),
                 }),
             },
@@ -143,20 +146,19 @@ impl Acquire {
     /// Strict by default, as [`acquire`](Acquire::acquire): a name without an active limit is
     /// [`Error::MissingLimits`].
     pub async fn rate_limit(self) -> Result<(), Error> {
-        let names = checked_names(&self.names.iter().map(String::as_str).collect::<Vec<_>>())?;
-        checked_slots(self.slots)?;
+        let names = checked_names(&self.names)?;
+        checked_slots(self.terms.slots)?;
         let started = Instant::now();
         let client = self.client.clone();
         let max_retries = self.max_retries;
-        let slots = self.slots;
+        let slots = self.terms.slots;
         let strict = self.strict;
         let attempt = async move {
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let mut refusals = 0;
             loop {
                 match client
                     .global_concurrency_limits()
-                    .increment(&refs, slots, SlotMode::RateLimit)
+                    .increment(&names, slots, SlotMode::RateLimit)
                     .await
                 {
                     Ok(limits) => {
@@ -195,23 +197,22 @@ impl Acquire {
     /// Queues behind the other acquisitions of the same names and terms in this process, then
     /// asks the server until it grants the slots.
     async fn acquire_in_turn(&self, names: Vec<String>) -> Result<SlotGuard, Error> {
-        let terms = self.terms();
-        let queue = self.client.coordinator.queue(&names, &terms);
+        let queue = self.client.coordinator.queue(&names, &self.terms, self.strict);
         let _waiting = Waiting::enter(&queue);
         let _turn = queue.turn.lock().await;
         let mut refusals = 0u32;
         let mut failures = 0u32;
-        let mut backoff = failure_backoff();
+        let mut backoff = waits::lease_failure();
         let mut after_yield = false;
         loop {
             if let Some(lease) = queue.take_parked() {
                 return Ok(SlotGuard::start(self.client.clone(), lease, queue.clone()));
             }
-            if queue.locally_full(self.slots) {
+            if queue.locally_full(self.terms.slots) {
                 // Only a release of ours can free a slot: wait for one, or ask the server anyway
                 // after a while (the limit may have been raised).
                 let recheck = Instant::now() + LOCAL_FULL_RECHECK;
-                while queue.locally_full(self.slots) && !queue.has_parked() {
+                while queue.locally_full(self.terms.slots) && !queue.has_parked() {
                     let wake = tokio::time::timeout_at(recheck, queue.released.notified());
                     if wake.await.is_err() {
                         break;
@@ -227,7 +228,7 @@ impl Acquire {
                 after_yield = true;
                 continue;
             }
-            let full_here = queue.locally_full(self.slots);
+            let full_here = queue.locally_full(self.terms.slots);
             match self.request_lease(&names, &queue).await {
                 Ok(guard) => {
                     if std::mem::take(&mut after_yield) {
@@ -239,11 +240,11 @@ impl Acquire {
                     // Refused after a yield: someone else took the slot, as meant.
                     after_yield = false;
                     if !full_here {
-                        queue.on_remote_refusal(e.retry_after().unwrap_or(DEFAULT_RETRY_WAIT));
+                        queue.on_remote_refusal(e.retry_after().unwrap_or(DEFAULT_SLOT_RETRY_WAIT));
                     }
                     refusals += 1;
                     failures = 0;
-                    backoff = failure_backoff();
+                    backoff = waits::lease_failure();
                     if self.max_retries.is_some_and(|m| refusals > m) {
                         return Err(e);
                     }
@@ -257,11 +258,11 @@ impl Acquire {
                 Err(e)
                     if e.is_transient()
                         && !matches!(e, Error::Connect { .. })
-                        && failures < MAX_TRANSIENT_FAILURES =>
+                        && failures < MAX_LEASE_FAILURES =>
                 {
                     failures += 1;
                     tracing::warn!(error = %e, attempt = failures, "a lease request failed; asking again (a lease the server granted unanswered expires by itself)");
-                    tokio::time::sleep(backoff.next_delay().unwrap_or(MAX_FAILURE_WAIT)).await;
+                    tokio::time::sleep(backoff.next_delay().unwrap_or(MAX_LEASE_FAILURE_WAIT)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -275,19 +276,19 @@ impl Acquire {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let client = self.client.clone();
         let names = names.to_vec();
-        let terms = self.terms();
+        let terms = self.terms;
         let queue = queue.clone();
         tokio::spawn(async move {
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let mut request = client
-                .global_concurrency_limits()
-                .increment_with_lease(&refs, terms.slots)
-                .lease_duration(FIRST_TERM.min(terms.lease_duration));
-            if let Some(holder) = terms.holder {
-                request = request.holder(holder);
-            }
+            let first = LeaseTerms {
+                lease_duration: FIRST_TERM.min(terms.lease_duration),
+                ..terms
+            };
             let sent = Instant::now();
-            let result = request.send().await.map(|granted| {
+            let granted = client
+                .global_concurrency_limits()
+                .lease(names.clone(), first)
+                .await;
+            let result = granted.map(|granted| {
                 let complete =
                     missing_names(&names, granted.limits.iter().map(|l| l.name.as_str())).is_empty();
                 queue.on_granted(terms.slots, granted.limits.iter().map(|l| l.limit).min());
@@ -337,22 +338,24 @@ impl Acquire {
         tracing::warn!(names = ?missing, "no active global concurrency limit with these names; limiting by the others only (strict(false))");
         Ok(guard)
     }
+}
 
-    fn terms(&self) -> LeaseTerms {
-        LeaseTerms {
-            slots: self.slots,
-            lease_duration: self.lease_duration,
-            holder: self.holder,
-            strict: self.strict,
-        }
+impl IntoFuture for Acquire {
+    type Output = Result<SlotGuard, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    /// Awaiting an acquisition acquires: `client.concurrency(["db"]).await?` is
+    /// `client.concurrency(["db"]).acquire().await?`.
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.acquire())
     }
 }
 
 /// How long to wait after a refusal: the server's `Retry-After` (or 1 s), with ±20 % jitter so
-/// waiters of several processes do not ask in lockstep, at most [`MAX_RETRY_AFTER`].
+/// waiters of several processes do not ask in lockstep, at most 30 s at once.
 fn refusal_wait(retry_after: Option<Duration>) -> Duration {
-    let base = retry_after.unwrap_or(DEFAULT_RETRY_WAIT);
-    base.mul_f64(0.8 + 0.4 * fastrand::f64()).min(MAX_RETRY_AFTER)
+    let base = retry_after.unwrap_or(DEFAULT_SLOT_RETRY_WAIT);
+    base.mul_f64(0.8 + 0.4 * fastrand::f64()).min(MAX_SLOT_RETRY_WAIT)
 }
 
 /// The names asked for that the server's answer does not list.
@@ -377,8 +380,8 @@ mod tests {
                 wait >= Duration::from_secs(8) && wait <= Duration::from_secs(12),
                 "{wait:?}"
             );
-            assert!(refusal_wait(Some(Duration::from_secs(3600))) <= MAX_RETRY_AFTER);
-            assert!(refusal_wait(None) <= DEFAULT_RETRY_WAIT.mul_f64(1.2));
+            assert!(refusal_wait(Some(Duration::from_secs(3600))) <= MAX_SLOT_RETRY_WAIT);
+            assert!(refusal_wait(None) <= DEFAULT_SLOT_RETRY_WAIT.mul_f64(1.2));
         }
     }
 

@@ -10,10 +10,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::queue::{Lease, Queue, Term};
-use super::{EXIT_RELEASE_BUDGET, RELEASE_RETRY_BUDGET};
 use crate::error::LeaseLoss;
-use crate::retry::Backoff;
 use crate::types::MinimalConcurrencyLimitResponse;
+use crate::waits::{self, EXIT_RELEASE_BUDGET, MAX_RELEASE_WAIT, RELEASE_RETRY_BUDGET};
 use crate::{Client, Error};
 
 /// Slots of global concurrency limits, held under a lease; from [`Acquire`](super::Acquire).
@@ -262,9 +261,9 @@ impl Drop for Releasing {
 async fn release_on_server(client: &Client, lease_id: Uuid) -> Result<(), Error> {
     let limits = client.global_concurrency_limits();
     let started = Instant::now();
-    let mut pauses = Backoff::new(Duration::from_millis(100), 2.0, Duration::from_secs(2), None);
+    let mut pauses = waits::release();
     loop {
-        let pause = pauses.next_delay().unwrap_or(Duration::from_secs(2));
+        let pause = pauses.next_delay().unwrap_or(MAX_RELEASE_WAIT);
         match limits.decrement_with_lease(lease_id).await {
             Err(e) if e.is_transient() && started.elapsed() + pause < RELEASE_RETRY_BUDGET => {
                 tracing::debug!(%lease_id, error = %e, "releasing slots failed; retrying");

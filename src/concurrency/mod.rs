@@ -28,7 +28,7 @@
 //! - **Program end.** When main returns (`Ok` or `Err`) or panics while guards are held, in
 //!   main or in tasks it never awaited, the runtime's shutdown drops them, and each gives its
 //!   slots back from a thread of its own before the runtime is gone: all together wait at most
-//!   [`EXIT_RELEASE_BUDGET`] for the server. Only a process that dies without unwinding
+//!   5 s for the server. Only a process that dies without unwinding
 //!   (SIGKILL, `std::process::exit`, `abort`, `panic = "abort"`) leaves its slots to the
 //!   server, which frees them when the lease expires (at most its duration plus 15 s).
 //! - While held, the lease is renewed every third of its term. If renewal fails until the
@@ -41,8 +41,7 @@
 //!   the duration asked for. A grant whose answer is lost (broken connection, 502/504, timeout)
 //!   costs its slot for at most 60 s plus the server's 15 s sweep, whatever the duration.
 //! - A release the server fails transiently (503 bursts, broken connections) is retried for up
-//!   to [`RELEASE_RETRY_BUDGET`]; releasing twice is harmless, the server ignores a lease it no
-//!   longer has.
+//!   to 10 s; releasing twice is harmless, the server ignores a lease it no longer has.
 //!
 //! # Speed under contention
 //! Prefect's own client sleeps the server's `Retry-After` (2 s and up) after every refusal, while
@@ -77,45 +76,11 @@ mod guard;
 mod layer;
 pub(crate) mod queue;
 
-use std::time::Duration;
-
 pub use acquire::Acquire;
 pub use guard::SlotGuard;
 #[cfg(feature = "tower")]
 pub use layer::{BoxError, ConcurrencyLayer, ConcurrencyService};
 
-use crate::retry::Backoff;
-
-/// The lease duration guards ask for unless told otherwise (Prefect's default).
-pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(300);
-/// How long the head of the queue waits after a refusal that gave no `Retry-After`.
-pub(crate) const DEFAULT_RETRY_WAIT: Duration = Duration::from_secs(1);
-/// How long the head waits for a local release before asking the server anyway (the limit may
-/// have been raised meanwhile).
-pub(crate) const LOCAL_FULL_RECHECK: Duration = Duration::from_secs(2);
-/// How many failed requests in a row (server errors, broken connections) end an acquisition.
-pub(crate) const MAX_TRANSIENT_FAILURES: u32 = 5;
-/// The longest wait after a failed lease request before asking again.
-pub(crate) const MAX_FAILURE_WAIT: Duration = Duration::from_secs(2);
-
-/// Waits after failed lease requests in a row: 200 ms, doubling, at most [`MAX_FAILURE_WAIT`].
-pub(crate) fn failure_backoff() -> Backoff {
-    Backoff::new(Duration::from_millis(200), 2.0, MAX_FAILURE_WAIT, None)
-}
-
 /// How many times one lease passes from a released guard to a local waiter before it goes back
 /// to the server.
 pub(crate) const MAX_HANDOFFS: u32 = 16;
-/// How long a lease handed on waits for a local waiter to take it before it goes back to the
-/// server (the waiter may have been cancelled, or got slots from the server meanwhile).
-pub(crate) const PARK_TIMEOUT: Duration = Duration::from_millis(250);
-/// How long releases at program end (or where no runtime runs) wait for the server, all
-/// together, before leaving the slots to lease expiry.
-pub const EXIT_RELEASE_BUDGET: Duration = Duration::from_secs(5);
-/// The first term asked of the server, whatever the duration asked for: the shortest it grants.
-/// The first renewal (a third of the way in) extends it to the duration asked for, so a grant
-/// whose answer is lost holds its slots for at most this (plus the server's 15 s sweep).
-pub(crate) const FIRST_TERM: Duration = crate::resources::global_concurrency_limits::MIN_LEASE_DURATION;
-/// How long a release keeps retrying a server that fails transiently (503 bursts, broken
-/// connections) before it leaves the slots to lease expiry.
-pub const RELEASE_RETRY_BUDGET: Duration = Duration::from_secs(10);

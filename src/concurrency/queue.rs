@@ -9,19 +9,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{MAX_HANDOFFS, PARK_TIMEOUT};
-use crate::resources::global_concurrency_limits::LeaseHolder;
-
-/// What a lease was asked for. A lease passes only to a waiter asking for the same: the names
-/// (the queue's key) and these.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct LeaseTerms {
-    pub(crate) slots: u32,
-    /// The duration the holder asked for (the server may grant a shorter first term).
-    pub(crate) lease_duration: Duration,
-    pub(crate) holder: Option<LeaseHolder>,
-    pub(crate) strict: bool,
-}
+use super::MAX_HANDOFFS;
+use crate::lease::LeaseTerms;
+use crate::waits::{CONTENTION_MEMORY, PARK_TIMEOUT, YIELD_BOUNDS};
 
 /// A lease the server granted, as this process holds it.
 #[derive(Debug)]
@@ -76,8 +66,9 @@ impl Drop for Waiting {
     }
 }
 
-/// A queue's key: the sorted names and the terms.
-type QueueKey = (Vec<String>, LeaseTerms);
+/// A queue's key: the sorted names, the terms and the strictness. A lease passes only to a
+/// waiter asking for the same.
+type QueueKey = (Vec<String>, LeaseTerms, bool);
 
 /// Per-client queues of acquisitions. A queue lives while an acquisition waits on it or a guard
 /// of it is held; the map keeps only weak references and sheds dead ones as it grows, so a
@@ -109,11 +100,11 @@ impl Default for Coordinator {
 }
 
 impl Coordinator {
-    /// The queue of acquisitions of these names on these terms.
-    pub(crate) fn queue(&self, names: &[String], terms: &LeaseTerms) -> Arc<Queue> {
+    /// The queue of acquisitions of these names on these terms, strict or not.
+    pub(crate) fn queue(&self, names: &[String], terms: &LeaseTerms, strict: bool) -> Arc<Queue> {
         let mut key = names.to_vec();
         key.sort();
-        let key = (key, terms.clone());
+        let key = (key, *terms, strict);
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(queue) = queues.by_key.get(&key).and_then(Weak::upgrade) {
             return queue;
@@ -178,12 +169,8 @@ struct Contention {
     yield_until: Option<Instant>,
 }
 
-/// How long one refusal caused by other processes counts as contention.
-const CONTENTION_MEMORY: Duration = Duration::from_secs(60);
 /// How many yielded slots in a row nobody else takes end the contention.
 const UNTAKEN_YIELDS: u32 = 3;
-/// The bounds of the time a yielded slot is left to other processes.
-const YIELD_BOUNDS: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(2));
 
 impl Default for Queue {
     fn default() -> Self {
@@ -334,15 +321,9 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::concurrency::DEFAULT_LEASE_DURATION;
 
     fn terms(slots: u32) -> LeaseTerms {
-        LeaseTerms {
-            slots,
-            lease_duration: DEFAULT_LEASE_DURATION,
-            holder: None,
-            strict: true,
-        }
+        LeaseTerms::new(slots)
     }
 
     fn lease(slots: u32) -> Lease {
@@ -473,26 +454,28 @@ mod tests {
     #[test]
     fn queues_are_shared_per_name_set_in_any_order_and_terms() {
         let coordinator = Coordinator::default();
-        let a = coordinator.queue(&["x".into(), "y".into()], &terms(1));
-        let b = coordinator.queue(&["y".into(), "x".into()], &terms(1));
-        let c = coordinator.queue(&["x".into()], &terms(1));
-        let d = coordinator.queue(&["x".into(), "y".into()], &terms(2));
+        let a = coordinator.queue(&["x".into(), "y".into()], &terms(1), true);
+        let b = coordinator.queue(&["y".into(), "x".into()], &terms(1), true);
+        let c = coordinator.queue(&["x".into()], &terms(1), true);
+        let d = coordinator.queue(&["x".into(), "y".into()], &terms(2), true);
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
         assert!(!Arc::ptr_eq(&a, &d), "other terms queue apart");
+        let e = coordinator.queue(&["x".into(), "y".into()], &terms(1), false);
+        assert!(!Arc::ptr_eq(&a, &e), "another strictness queues apart");
     }
 
     #[test]
     fn queues_nobody_uses_are_shed() {
         let coordinator = Coordinator::default();
-        let kept = coordinator.queue(&["kept".into()], &terms(1));
+        let kept = coordinator.queue(&["kept".into()], &terms(1), true);
         for i in 0..10_000 {
-            drop(coordinator.queue(&[format!("dynamic-{i}")], &terms(1)));
+            drop(coordinator.queue(&[format!("dynamic-{i}")], &terms(1), true));
         }
         assert!(coordinator.len() <= MIN_PRUNE_AT, "{}", coordinator.len());
         assert!(Arc::ptr_eq(
             &kept,
-            &coordinator.queue(&["kept".into()], &terms(1))
+            &coordinator.queue(&["kept".into()], &terms(1), true)
         ));
     }
 }

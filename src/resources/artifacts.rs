@@ -5,9 +5,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::resources::call;
-use crate::resources::pagination::{self, typed};
-use crate::types::{Artifact, ReadArtifactsBody};
+use crate::resources::{call, pagination, send_on_await};
+use crate::types::{Artifact, ArtifactCreate, ReadArtifactsBody};
 use crate::{Client, Error};
 
 /// Artifacts; from [`Client::artifacts`]. A key (lowercase letters, digits and dashes) groups
@@ -16,8 +15,8 @@ use crate::{Client, Error};
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client, run: uuid::Uuid) -> Result<(), prefect_client::Error> {
 /// let artifacts = client.artifacts();
-/// artifacts.create_markdown("nightly-report", "# 500 rows loaded").flow_run(run).send().await?;
-/// artifacts.create_link("dashboard", "https://example.com/d/1").text("Dashboard").send().await?;
+/// artifacts.create_markdown("nightly-report", "# 500 rows loaded").flow_run(run).await?;
+/// artifacts.create_link("dashboard", "https://example.com/d/1").text("Dashboard").await?;
 /// let latest = artifacts.get_latest("nightly-report").await?;
 /// # Ok(()) }
 /// ```
@@ -61,7 +60,7 @@ impl<'a> Artifacts<'a> {
         call!(self.client, read_latest_artifact(key))
     }
 
-    /// One page of artifacts matching `filter` (its `limit`, at most 200, and `offset` apply).
+    /// One page of artifacts matching `filter` (its `limit` and `offset` apply).
     pub async fn list_page(&self, filter: &ReadArtifactsBody) -> Result<Vec<Artifact>, Error> {
         pagination::page(self.client, filter).await
     }
@@ -79,7 +78,7 @@ impl<'a> Artifacts<'a> {
 /// [`Artifacts::create_link`]. Bad input fails [`send`](CreateArtifact::send) before anything
 /// is sent.
 #[derive(Debug, Clone)]
-#[must_use = "call .send().await to create the artifact"]
+#[must_use = "await it (or call .send().await) to create the artifact"]
 pub struct CreateArtifact {
     client: Client,
     key: String,
@@ -132,24 +131,30 @@ impl CreateArtifact {
     }
 
     /// Creates the artifact.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad key or table rows that are not a list (nothing
+    /// sent); any error of the request.
     pub async fn send(self) -> Result<Artifact, Error> {
         check_key(&self.key)?;
         let data = self
             .data
             .map_err(|problem| Error::invalid("artifact data", problem))?;
-        let body = typed(
-            "artifact",
-            json!({
-                "key": self.key,
-                "type": self.kind,
-                "data": data,
-                "flow_run_id": self.flow_run_id,
-                "task_run_id": self.task_run_id,
-                "description": self.description,
-            }),
-        )?;
+        let body = ArtifactCreate {
+            data: Some(data),
+            description: self.description,
+            flow_run_id: self.flow_run_id,
+            key: Some(self.key),
+            metadata: None,
+            task_run_id: self.task_run_id,
+            type_: Some(self.kind.to_string()),
+        };
         call!(self.client, create_artifact(&body))
     }
+}
+
+send_on_await! {
+    CreateArtifact => Artifact;
 }
 
 /// Prefect's artifact keys: lowercase letters, digits and dashes.

@@ -41,8 +41,8 @@ impl<'a> ConcurrencyLimits<'a> {
         check_name("tag", tag)?;
         check_limit(limit)?;
         let body = types::ConcurrencyLimitCreate {
-            tag: tag.to_string(),
             concurrency_limit: limit,
+            tag: tag.to_string(),
         };
         call!(self.client, create_concurrency_limit(&body))
     }
@@ -58,7 +58,7 @@ impl<'a> ConcurrencyLimits<'a> {
         call!(self.client, read_concurrency_limit_by_tag(tag))
     }
 
-    /// One page of limits (the body's `limit`, at most 200, and `offset` apply).
+    /// One page of limits (the body's `limit` and `offset` apply).
     pub async fn list_page(
         &self,
         filter: &ReadConcurrencyLimitsBody,
@@ -97,7 +97,7 @@ impl<'a> ConcurrencyLimits<'a> {
     /// when one is full. Returns the limits that apply.
     pub async fn increment(
         &self,
-        tags: &[&str],
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
         task_run_id: Uuid,
     ) -> Result<Vec<MinimalConcurrencyLimitResponse>, Error> {
         let names = checked_tags(tags)?;
@@ -108,7 +108,7 @@ impl<'a> ConcurrencyLimits<'a> {
     /// Gives back the slots `task_run_id` holds on each tag's limit.
     pub async fn decrement(
         &self,
-        tags: &[&str],
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
         task_run_id: Uuid,
     ) -> Result<Vec<MinimalConcurrencyLimitResponse>, Error> {
         let names = checked_tags(tags)?;
@@ -117,11 +117,13 @@ impl<'a> ConcurrencyLimits<'a> {
     }
 }
 
-fn checked_tags(tags: &[&str]) -> Result<Vec<String>, Error> {
+fn checked_tags(tags: impl IntoIterator<Item = impl AsRef<str>>) -> Result<Vec<String>, Error> {
+    let tags = tags
+        .into_iter()
+        .map(|t| check_name("tag", t.as_ref()).map(|()| t.as_ref().to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     if tags.is_empty() {
         return Err(Error::invalid("tags", "no tags given; name at least one"));
     }
-    tags.iter()
-        .map(|t| check_name("tag", t).map(|()| t.to_string()))
-        .collect()
+    Ok(tags)
 }

@@ -3,12 +3,14 @@
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::resources::pagination::{self, typed};
-use crate::resources::{call, check_name};
-use crate::types::{DeploymentResponse, FlowRunResponse, ReadDeploymentsBody};
+use crate::resources::{call, check_name, pagination, send_on_await};
+use crate::types::{
+    DeploymentCreate, DeploymentFlowRunCreate, DeploymentResponse, FlowRunResponse, ReadDeploymentsBody,
+    StateCreate, StateDetails, StateType,
+};
 use crate::{Client, Error};
 
 /// Deployments; from [`Client::deployments`].
@@ -23,7 +25,6 @@ use crate::{Client, Error};
 ///     .run(deployment.id)
 ///     .parameters(&serde_json::json!({ "date": "2026-11-24" }))
 ///     .idempotency_key("etl-2026-11-24")
-///     .send()
 ///     .await?;
 /// let finished = client.flow_runs().wait_for_completion(run.id, Duration::from_secs(600)).await?;
 /// println!("{:?}", finished.state_type);
@@ -43,7 +44,31 @@ impl<'a> Deployments<'a> {
     /// infrastructure: runs of it wait for a worker, or are driven through the API.
     pub async fn create(&self, flow_id: Uuid, name: &str) -> Result<DeploymentResponse, Error> {
         check_name("deployment name", name)?;
-        let body = typed("deployment", json!({ "flow_id": flow_id, "name": name }))?;
+        let body = DeploymentCreate {
+            concurrency_limit: None,
+            concurrency_options: None,
+            description: None,
+            enforce_parameter_schema: false,
+            entrypoint: None,
+            flow_id,
+            global_concurrency_limit_id: None,
+            infrastructure_document_id: None,
+            job_variables: Map::new(),
+            labels: None,
+            name: name.to_string(),
+            parameter_openapi_schema: None,
+            parameters: Map::new(),
+            path: None,
+            paused: false,
+            pull_steps: None,
+            schedules: Vec::new(),
+            storage_document_id: None,
+            tags: Vec::new(),
+            version: None,
+            version_info: None,
+            work_pool_name: None,
+            work_queue_name: None,
+        };
         call!(self.client, create_deployment(&body))
     }
 
@@ -65,7 +90,7 @@ impl<'a> Deployments<'a> {
         call!(self.client, read_deployment_by_name(flow, deployment))
     }
 
-    /// One page of deployments matching `filter` (its `limit`, at most 200, and `offset` apply).
+    /// One page of deployments matching `filter` (its `limit` and `offset` apply).
     pub async fn list_page(&self, filter: &ReadDeploymentsBody) -> Result<Vec<DeploymentResponse>, Error> {
         pagination::page(self.client, filter).await
     }
@@ -78,12 +103,13 @@ impl<'a> Deployments<'a> {
         pagination::stream(self.client, filter)
     }
 
-    /// Starts a run of the deployment; set its options, then [`send`](RunDeployment::send).
+    /// Starts a run of the deployment; set its options, then await it (or
+    /// [`send`](RunDeployment::send) it).
     pub fn run(&self, id: Uuid) -> RunDeployment {
         RunDeployment {
             client: self.client.clone(),
             id,
-            body: Map::new(),
+            body: DeploymentFlowRunCreate::default(),
             invalid: None,
         }
     }
@@ -93,76 +119,92 @@ impl<'a> Deployments<'a> {
 /// cannot take makes [`send`](RunDeployment::send) fail with [`Error::InvalidInput`], before
 /// anything is sent.
 #[derive(Debug, Clone)]
-#[must_use = "call .send().await to create the run"]
+#[must_use = "await it (or call .send().await) to create the run"]
 pub struct RunDeployment {
     client: Client,
     id: Uuid,
-    body: Map<String, Value>,
+    body: DeploymentFlowRunCreate,
     /// The first option that was given a bad value.
     invalid: Option<(&'static str, String)>,
 }
 
 impl RunDeployment {
     /// The flow's parameters, as any value serializing to a JSON object.
-    pub fn parameters(self, parameters: &impl Serialize) -> Self {
-        self.object("parameters", parameters)
+    pub fn parameters(mut self, parameters: &impl Serialize) -> Self {
+        if let Some(object) = self.object("parameters", parameters) {
+            self.body.parameters = object;
+        }
+        self
     }
 
     /// Infrastructure overrides for this run (the work pool's job variables), as any value
     /// serializing to a JSON object.
-    pub fn job_variables(self, variables: &impl Serialize) -> Self {
-        self.object("job_variables", variables)
+    pub fn job_variables(mut self, variables: &impl Serialize) -> Self {
+        if let Some(object) = self.object("job_variables", variables) {
+            self.body.job_variables = Some(object);
+        }
+        self
     }
 
-    /// Sets `field` to `value`, which must serialize to a JSON object; else remembers why not.
-    fn object(mut self, field: &'static str, value: &impl Serialize) -> Self {
+    /// `value` as a JSON object; else remembers why not (for `send` to report).
+    fn object(&mut self, field: &'static str, value: &impl Serialize) -> Option<Map<String, Value>> {
         let problem = match serde_json::to_value(value) {
-            Ok(value @ Value::Object(_)) => {
-                self.body.insert(field.into(), value);
-                return self;
-            }
+            Ok(Value::Object(object)) => return Some(object),
             Ok(_) => "must serialize to a JSON object of names to values".to_string(),
             Err(e) => format!("cannot be serialized: {e}"),
         };
         self.invalid.get_or_insert((field, problem));
-        self
+        None
     }
 
     /// Tags of the run.
-    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
-        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
-        self.body.insert("tags".into(), json!(tags));
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.body.tags = tags.into_iter().map(|t| t.as_ref().to_string()).collect();
         self
     }
 
     /// The run's name (the server makes one up otherwise).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.body.insert("name".into(), json!(name.into()));
+        self.body.name = Some(name.into());
         self
     }
 
     /// When the run should start (default: now).
     pub fn scheduled_start(mut self, at: DateTime<Utc>) -> Self {
-        self.body.insert(
-            "state".into(),
-            json!({ "type": "SCHEDULED", "state_details": { "scheduled_time": at } }),
-        );
+        self.body.state = Some(StateCreate {
+            data: None,
+            message: None,
+            name: None,
+            state_details: Some(StateDetails {
+                scheduled_time: Some(at),
+                ..Default::default()
+            }),
+            type_: StateType::Scheduled,
+        });
         self
     }
 
     /// Makes the request safe to repeat: the server returns the run it already created with
     /// this key instead of a second one.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.body.insert("idempotency_key".into(), json!(key.into()));
+        self.body.idempotency_key = Some(key.into());
         self
     }
 
     /// Creates the flow run; it is scheduled, for a worker (or the API) to move on.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for parameters or job variables that are not a JSON object
+    /// (nothing sent); [`Error::NotFound`] for no such deployment; [`Error::Validation`] for
+    /// parameters the deployment's enforced schema refuses; any error of the request.
     pub async fn send(self) -> Result<FlowRunResponse, Error> {
         if let Some((what, problem)) = self.invalid {
             return Err(Error::invalid(what, problem));
         }
-        let body = typed("deployment run", Value::Object(self.body))?;
-        call!(self.client, create_flow_run_from_deployment(&self.id, &body))
+        call!(self.client, create_flow_run_from_deployment(&self.id, &self.body))
     }
+}
+
+send_on_await! {
+    RunDeployment => FlowRunResponse;
 }

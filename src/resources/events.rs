@@ -6,25 +6,20 @@ use std::collections::VecDeque;
 use chrono::Utc;
 use futures_core::Stream;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::resources::call;
-use crate::resources::pagination::typed;
+use crate::resources::{call, send_on_await};
 use crate::streaming::subscription::{BoxFuture, Feed, RESUME_MARGIN};
 use crate::streaming::{EventEmitter, Subscribe};
 use crate::types::{
-    Event, EventFilter, EventOccurredFilter, EventOrder, EventPage, ReadEventsBody, ReceivedEvent,
+    Event, EventFilter, EventOccurredFilter, EventOrder, EventPage, ReadEventsBody, ReceivedEvent, Resource,
 };
+use crate::waits::EVENT_STORE_DELAY;
 use crate::{Client, Error};
 
-/// How long after a reconnect an event subscription reads missed events over REST: the
-/// server stores events in batches at least every 5 s
-/// (`PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL`).
-pub const EVENT_STORE_DELAY: std::time::Duration = std::time::Duration::from_secs(6);
-
 /// The most events one page holds (the server's cap).
-pub const EVENT_PAGE_SIZE: i64 = 50;
+pub(crate) const EVENT_PAGE_SIZE: i64 = 50;
 
 /// Events; from [`Client::events`]. Automations react to them; the UI's event feed shows them.
 ///
@@ -34,7 +29,6 @@ pub const EVENT_PAGE_SIZE: i64 = 50;
 ///     .events()
 ///     .emit("etl.batch.loaded", "rust.service.etl")
 ///     .payload(&serde_json::json!({ "rows": 500 }))
-///     .send()
 ///     .await?;
 /// # Ok(()) }
 /// ```
@@ -55,7 +49,7 @@ impl<'a> Events<'a> {
             client: self.client.clone(),
             name: name.to_string(),
             resource_id: resource_id.to_string(),
-            payload: Ok(None),
+            payload: Ok(Map::new()),
         }
     }
 
@@ -235,19 +229,19 @@ fn page_token(next_page: &str) -> Option<String> {
 
 /// An event to emit; from [`Events::emit`].
 #[derive(Debug, Clone)]
-#[must_use = "call .send().await to emit the event"]
+#[must_use = "await it (or call .send().await) to emit the event"]
 pub struct EmitEvent {
     client: Client,
     name: String,
     resource_id: String,
-    payload: Result<Option<Value>, String>,
+    payload: Result<Map<String, Value>, String>,
 }
 
 impl EmitEvent {
     /// The event's payload: any value serializing to a JSON object.
     pub fn payload(mut self, payload: &impl Serialize) -> Self {
         self.payload = match serde_json::to_value(payload) {
-            Ok(value @ Value::Object(_)) => Ok(Some(value)),
+            Ok(Value::Object(object)) => Ok(object),
             Ok(_) => Err("must serialize to a JSON object".to_string()),
             Err(e) => Err(format!("cannot be serialized: {e}")),
         };
@@ -264,22 +258,24 @@ impl EmitEvent {
         }
         let payload = self
             .payload
-            .map_err(|problem| Error::invalid("event payload", problem))?
-            .unwrap_or_else(|| json!({}));
+            .map_err(|problem| Error::invalid("event payload", problem))?;
         let id = Uuid::new_v4();
-        let event: Event = typed(
-            "event",
-            json!({
-                "id": id,
-                "occurred": Utc::now(),
-                "event": self.name,
-                "resource": { "prefect.resource.id": self.resource_id },
-                "payload": payload,
-            }),
-        )?;
+        let event = Event {
+            event: self.name,
+            follows: None,
+            id,
+            occurred: Utc::now(),
+            payload,
+            related: Vec::new(),
+            resource: Resource([("prefect.resource.id".to_string(), self.resource_id)].into()),
+        };
         self.client.events().emit_all(&[event]).await?;
         Ok(id)
     }
+}
+
+send_on_await! {
+    EmitEvent => Uuid;
 }
 
 #[cfg(test)]

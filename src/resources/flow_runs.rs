@@ -4,26 +4,18 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_util::StreamExt;
-use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::resources::call;
-use crate::resources::pagination::{self, typed};
-use crate::retry::Backoff;
+use crate::resources::{call, pagination, send_on_await};
 use crate::streaming::Subscription;
 use crate::types::{
     EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter, FlowRunResponse, Log, LogFilter,
     LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, ReceivedEvent,
-    StateType,
+    SetFlowRunStateBody, State, StateCreate, StateType,
 };
+use crate::waits::{self, MAX_POLL_INTERVAL};
 use crate::{Client, Error};
-
-/// The first pause between polls of [`FlowRuns::wait_for_completion`]; it grows to
-/// [`MAX_POLL_INTERVAL`].
-pub const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// The longest pause between polls of [`FlowRuns::wait_for_completion`].
-pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Whether a run in this state is done for good: completed, failed, cancelled or crashed. A
 /// state type this SDK does not know (a newer server's) is not final.
@@ -48,7 +40,7 @@ fn state_of(event: &ReceivedEvent) -> Option<StateType> {
 /// use prefect_client::types::StateType;
 ///
 /// let run = client.flow_runs().get(id).await?;
-/// client.flow_runs().set_state(run.id, StateType::Running).message("picked up").send().await?;
+/// client.flow_runs().set_state(run.id, StateType::Running).message("picked up").await?;
 /// let logs: Vec<_> = client.flow_runs().logs(run.id).try_collect().await?;
 /// # Ok(()) }
 /// ```
@@ -67,7 +59,7 @@ impl<'a> FlowRuns<'a> {
         call!(self.client, read_flow_run(&id))
     }
 
-    /// One page of flow runs matching `filter` (its `limit`, at most 200, and `offset` apply).
+    /// One page of flow runs matching `filter` (its `limit` and `offset` apply).
     pub async fn list_page(&self, filter: &ReadFlowRunsBody) -> Result<Vec<FlowRunResponse>, Error> {
         pagination::page(self.client, filter).await
     }
@@ -82,9 +74,11 @@ impl<'a> FlowRuns<'a> {
 
     /// Waits until the run reaches a final state ([`is_final`]) and returns it. The run's
     /// state-change events (the `/events/out` websocket) wake the wait as they happen; polls
-    /// ([`FIRST_POLL_INTERVAL`] growing to [`MAX_POLL_INTERVAL`]) cover the time the socket
-    /// cannot be used. After `timeout`, [`Error::WaitTimeout`] says which state the run was
-    /// still in.
+    /// (from 0.5 s growing to 10 s) cover the time the socket cannot be used.
+    ///
+    /// # Errors
+    /// [`Error::WaitTimeout`] after `timeout`, saying which state the run was still in;
+    /// [`Error::NotFound`] for no such run; any error of reading it.
     pub async fn wait_for_completion(&self, id: Uuid, timeout: Duration) -> Result<FlowRunResponse, Error> {
         self.wait_until(id, timeout, is_final).await
     }
@@ -117,7 +111,7 @@ impl<'a> FlowRuns<'a> {
             }
             Err(_) => None,
         };
-        let mut pauses = Backoff::new(FIRST_POLL_INTERVAL, 1.5, MAX_POLL_INTERVAL, None);
+        let mut pauses = waits::flow_run_poll();
         loop {
             let run = self.get(id).await?;
             match &run.state_type {
@@ -209,6 +203,9 @@ impl<'a> FlowRuns<'a> {
 
     /// Cancels the run: a run that has not started (scheduled, pending, paused) is cancelled at
     /// once; a running one is set to cancelling, for its worker to stop it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such run; any error of the requests.
     pub async fn cancel(&self, id: Uuid) -> Result<OrchestrationResult, Error> {
         let run = self.get(id).await?;
         let target = match run.state_type {
@@ -217,8 +214,14 @@ impl<'a> FlowRuns<'a> {
         };
         self.set_state(id, target)
             .message("cancelled through the Rust client")
-            .send()
             .await
+    }
+
+    /// The states the run went through, oldest first.
+    pub async fn states(&self, id: Uuid) -> Result<Vec<State>, Error> {
+        let mut states: Vec<State> = call!(self.client, read_flow_run_states(&id))?;
+        states.sort_by_key(|s| s.timestamp);
+        Ok(states)
     }
 
     /// Deletes the run.
@@ -242,7 +245,7 @@ impl<'a> FlowRuns<'a> {
 
 /// A state to propose for a flow run; from [`FlowRuns::set_state`].
 #[derive(Debug, Clone)]
-#[must_use = "call .send().await to propose the state"]
+#[must_use = "await it (or call .send().await) to propose the state"]
 pub struct SetState {
     client: Client,
     id: Uuid,
@@ -265,11 +268,29 @@ impl SetState {
     }
 
     /// Sends the proposal; the result's `status` says whether the server accepted it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such run; any error of the request.
     pub async fn send(self) -> Result<OrchestrationResult, Error> {
-        let body = typed(
-            "state",
-            json!({ "state": { "type": self.state, "message": self.message }, "force": self.force }),
-        )?;
+        let body = SetFlowRunStateBody {
+            force: self.force,
+            state: state_create(self.state, None, self.message),
+        };
         call!(self.client, set_flow_run_state(&self.id, &body))
+    }
+}
+
+send_on_await! {
+    SetState => OrchestrationResult;
+}
+
+/// A state to propose: its type, and optionally its name (else the type's) and message.
+pub(crate) fn state_create(state: StateType, name: Option<String>, message: Option<String>) -> StateCreate {
+    StateCreate {
+        data: None,
+        message,
+        name,
+        state_details: None,
+        type_: state,
     }
 }

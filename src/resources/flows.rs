@@ -1,12 +1,10 @@
 //! Flows: create, get by id or name, list.
 
 use futures_core::Stream;
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::resources::pagination::{self, typed};
-use crate::resources::{call, check_name};
-use crate::types::{Flow, ReadFlowsBody};
+use crate::resources::{call, check_name, generated_name, pagination};
+use crate::types::{Flow, FlowCreate, ReadFlowsBody};
 use crate::{Client, Error};
 
 /// Flows; from [`Client::flows`].
@@ -29,8 +27,11 @@ impl<'a> Flows<'a> {
 
     /// Creates the flow `name`, or returns the existing one (the server upserts by name).
     pub async fn create(&self, name: &str) -> Result<Flow, Error> {
-        check_name("flow name", name)?;
-        let body = typed("flow", json!({ "name": name }))?;
+        let body = FlowCreate {
+            labels: None,
+            name: generated_name("flow name", name)?,
+            tags: Vec::new(),
+        };
         call!(self.client, create_flow(&body))
     }
 
@@ -45,7 +46,7 @@ impl<'a> Flows<'a> {
         call!(self.client, read_flow_by_name(name))
     }
 
-    /// One page of flows matching `filter` (its `limit`, at most 200, and `offset` apply).
+    /// One page of flows matching `filter` (its `limit` and `offset` apply).
     pub async fn list_page(&self, filter: &ReadFlowsBody) -> Result<Vec<Flow>, Error> {
         pagination::page(self.client, filter).await
     }

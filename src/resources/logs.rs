@@ -10,10 +10,8 @@ use crate::resources::{call, pagination};
 use crate::streaming::Subscribe;
 use crate::streaming::subscription::{BoxFuture, Feed, Subscription};
 use crate::types::{Log, LogCreate, LogFilter, LogFilterTimestamp, LogSort, ReadLogsBody};
+use crate::waits::LOG_POLL_INTERVAL;
 use crate::{Client, Error};
-
-/// How often a log subscription reads `/logs/filter` when the server does not stream logs.
-pub const LOG_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A log level, stored by Prefect as Python's logging numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,7 +129,7 @@ impl<'a> Logs<'a> {
         call!(self.client, create_logs(&body)).map(drop)
     }
 
-    /// One page of logs matching `filter` (its `limit`, at most 200, and `offset` apply).
+    /// One page of logs matching `filter` (its `limit` and `offset` apply).
     pub async fn list_page(&self, filter: &ReadLogsBody) -> Result<Vec<Log>, Error> {
         pagination::page(self.client, filter).await
     }
@@ -145,7 +143,7 @@ impl<'a> Logs<'a> {
     /// [`Subscription`] stream: over the `/logs/out` websocket when the
     /// server streams logs (`PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED` and
     /// `PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED`, off by default), otherwise by reading
-    /// `/logs/filter` every [`LOG_POLL_INTERVAL`] (a log line says so). After a reconnect, lines
+    /// `/logs/filter` every second (a log line says so). After a reconnect, lines
     /// the socket missed are read over REST; none is delivered twice.
     ///
     /// ```no_run

@@ -15,7 +15,9 @@ pub mod flow_runs;
 pub mod flows;
 pub mod global_concurrency_limits;
 pub mod logs;
-pub mod pagination;
+mod pagination;
+pub(crate) use pagination::PAGE_SIZE;
+pub mod task_runs;
 pub mod variables;
 pub mod work_pools;
 
@@ -25,10 +27,30 @@ use crate::Error;
 /// the operation once: `call!(client, read_flow(&id))`.
 macro_rules! call {
     ($client:expr, $op:ident ( $($arg:expr),* $(,)? )) => {
-        $crate::response::unwrap_response(stringify!($op), $client.raw().$op($($arg),*).await).await
+        $crate::response::unwrap_response(stringify!($op), $client.raw().$op($($arg),*).await)
+            .await
+            .map_err(|e| e.in_client($client.config()))
     };
 }
 pub(crate) use call;
+
+/// Lets an options builder be awaited directly: `.await` does what `.send().await` does, so
+/// `limits.create("db", 5).await` and `limits.create("db", 5).send().await` are the same call.
+/// `send_on_await! { CreateLimit => ConcurrencyLimitV2; }`.
+macro_rules! send_on_await {
+    ($($builder:ty => $output:ty;)*) => {$(
+        impl ::std::future::IntoFuture for $builder {
+            type Output = Result<$output, $crate::Error>;
+            type IntoFuture =
+                ::std::pin::Pin<Box<dyn ::std::future::Future<Output = Self::Output> + Send>>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(self.send())
+            }
+        }
+    )*};
+}
+pub(crate) use send_on_await;
 
 /// The largest limit the server's database column holds (PostgreSQL `integer`).
 pub const MAX_LIMIT: i64 = i32::MAX as i64;
@@ -55,6 +77,17 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// A name checked as [`check_name`] does, as the generated type of a request field (whose own
+/// pattern is checked too).
+pub(crate) fn generated_name<T: std::str::FromStr>(what: &'static str, name: &str) -> Result<T, Error>
+where
+    T::Err: std::fmt::Display,
+{
+    check_name(what, name)?;
+    name.parse()
+        .map_err(|e: T::Err| Error::invalid(what, format!("{name:?}: {e}")))
 }
 
 /// Checks a concurrency limit: 0 to [`MAX_LIMIT`].

@@ -3,11 +3,10 @@
 use futures_core::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::Value;
 
-use crate::resources::call;
-use crate::resources::pagination::{self, typed};
-use crate::types::{ReadVariablesBody, Variable};
+use crate::resources::{call, pagination};
+use crate::types::{ReadVariablesBody, Variable, VariableCreate, VariableUpdate};
 use crate::{Client, Error};
 
 /// Variables; from [`Client::variables`]. Values are any JSON: read and write them as your own
@@ -56,15 +55,31 @@ impl<'a> Variables<'a> {
         })
     }
 
-    /// Sets the variable to `value`, creating it if needed.
+    /// Sets the variable to `value` (any JSON, `null` included), creating it if needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name or a value that cannot be serialized (nothing
+    /// sent); [`Error::Validation`] for a value the server refuses (too large); any error of
+    /// the requests.
     pub async fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), Error> {
         check_variable_name(name)?;
         let value = serde_json::to_value(value)
             .map_err(|e| Error::invalid("variable value", format!("cannot be serialized: {e}")))?;
-        let update = typed("variable", json!({ "value": value }))?;
+        let update = VariableUpdate {
+            name: None,
+            tags: None,
+            // Always sent, `null` too: a missing value would leave the old one.
+            value: Some(any_value(value.clone())?),
+        };
         match call!(self.client, update_variable_by_name(name, &update)) {
             Err(e) if e.is_not_found() => {
-                let create = typed("variable", json!({ "name": name, "value": value }))?;
+                let create = VariableCreate {
+                    name: name
+                        .parse()
+                        .map_err(|e| Error::invalid("variable name", format!("{name:?}: {e}")))?,
+                    tags: Vec::new(),
+                    value: Some(any_value(value)?),
+                };
                 match call!(self.client, create_variable(&create)) {
                     Ok(_) => Ok(()),
                     // Created by someone else meanwhile: set it.
@@ -82,7 +97,7 @@ impl<'a> Variables<'a> {
         call!(self.client, delete_variable_by_name(name))
     }
 
-    /// One page of variables matching `filter` (its `limit`, at most 200, and `offset` apply).
+    /// One page of variables matching `filter` (its `limit` and `offset` apply).
     pub async fn list_page(&self, filter: &ReadVariablesBody) -> Result<Vec<Variable>, Error> {
         pagination::page(self.client, filter).await
     }
@@ -94,6 +109,13 @@ impl<'a> Variables<'a> {
     ) -> impl Stream<Item = Result<Variable, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }
+}
+
+/// Any JSON value as a generated variable value (its union keeps every value, `null` too, as
+/// a member of its own or as the catch-all).
+fn any_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::invalid("variable value", format!("not a value Prefect stores: {e}")))
 }
 
 /// Variable names are 1 to 255 characters, without `/` (it would change the URL); the server

@@ -1,11 +1,14 @@
-//! Work pools and their work queues: create, get, list, pause and resume.
+//! Work pools and, through [`WorkPools::queues`], their work queues: create, get, list, pause
+//! and resume, delete.
 
 use futures_core::Stream;
-use serde_json::json;
+use serde_json::Map;
 
-use crate::resources::pagination::{self, typed};
-use crate::resources::{call, check_name};
-use crate::types::{ReadWorkPoolsBody, WorkPoolResponse, WorkQueueResponse};
+use crate::resources::{call, generated_name, pagination};
+use crate::types::{
+    ReadWorkPoolsBody, ReadWorkQueuesInWorkPoolsBody, WorkPoolCreate, WorkPoolResponse, WorkPoolUpdate,
+    WorkQueueCreate, WorkQueueResponse, WorkQueueUpdate,
+};
 use crate::{Client, Error};
 
 /// Work pools; from [`Client::work_pools`]. Prefect addresses pools and their queues by name.
@@ -14,7 +17,7 @@ use crate::{Client, Error};
 /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
 /// let pools = client.work_pools();
 /// pools.create("rust-pool", "process").await?;
-/// pools.create_queue("rust-pool", "urgent").await?;
+/// pools.queues("rust-pool").create("urgent").await?;
 /// pools.pause("rust-pool").await?;
 /// pools.resume("rust-pool").await?;
 /// # Ok(()) }
@@ -29,21 +32,32 @@ impl<'a> WorkPools<'a> {
         WorkPools { client }
     }
 
-    /// Creates a work pool of `pool_type` (e.g. `"process"`, `"docker"`, `"kubernetes"`);
-    /// [`Error::Conflict`] if the name is taken.
+    /// Creates a work pool of `pool_type` (e.g. `"process"`, `"docker"`, `"kubernetes"`) with
+    /// an empty base job template.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent); [`Error::Conflict`] if the name
+    /// is taken; any error of the request.
     pub async fn create(&self, name: &str, pool_type: &str) -> Result<WorkPoolResponse, Error> {
-        check_name("work pool name", name)?;
-        let body = typed("work pool", json!({ "name": name, "type": pool_type }))?;
+        let body = WorkPoolCreate {
+            base_job_template: Map::new(),
+            concurrency_limit: None,
+            description: None,
+            is_paused: false,
+            name: generated_name("work pool name", name)?,
+            storage_configuration: None,
+            type_: pool_type.to_string(),
+        };
         call!(self.client, create_work_pool(&body))
     }
 
     /// The work pool named `name`.
     pub async fn get_by_name(&self, name: &str) -> Result<WorkPoolResponse, Error> {
-        check_name("work pool name", name)?;
+        check_pool(name)?;
         call!(self.client, read_work_pool(name))
     }
 
-    /// One page of work pools matching `filter` (its `limit`, at most 200, and `offset` apply).
+    /// One page of work pools matching `filter` (its `limit` and `offset` apply).
     pub async fn list_page(&self, filter: &ReadWorkPoolsBody) -> Result<Vec<WorkPoolResponse>, Error> {
         pagination::page(self.client, filter).await
     }
@@ -54,6 +68,12 @@ impl<'a> WorkPools<'a> {
         filter: ReadWorkPoolsBody,
     ) -> impl Stream<Item = Result<WorkPoolResponse, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
+    }
+
+    /// Deletes the work pool named `name` (and its queues).
+    pub async fn delete_by_name(&self, name: &str) -> Result<(), Error> {
+        check_pool(name)?;
+        call!(self.client, delete_work_pool(name))
     }
 
     /// Stops workers of the pool from picking up runs.
@@ -67,47 +87,137 @@ impl<'a> WorkPools<'a> {
     }
 
     async fn set_paused(&self, name: &str, paused: bool) -> Result<(), Error> {
-        check_name("work pool name", name)?;
-        let body = typed("work pool update", json!({ "is_paused": paused }))?;
+        check_pool(name)?;
+        let body = WorkPoolUpdate {
+            is_paused: Some(paused),
+            ..Default::default()
+        };
         call!(self.client, update_work_pool(name, &body))
     }
 
-    /// Creates a work queue in the pool.
-    pub async fn create_queue(&self, pool: &str, name: &str) -> Result<WorkQueueResponse, Error> {
-        check_name("work pool name", pool)?;
-        check_name("work queue name", name)?;
-        let body = typed("work queue", json!({ "name": name }))?;
-        call!(self.client, create_work_queue_in_work_pools(pool, &body))
+    /// The work queues of the pool `pool`: the same verbs, for its queues.
+    pub fn queues(&self, pool: &str) -> WorkQueues<'a> {
+        WorkQueues {
+            client: self.client,
+            pool: pool.to_string(),
+        }
+    }
+}
+
+/// The work queues of one work pool; from [`WorkPools::queues`].
+///
+/// ```no_run
+/// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
+/// use futures_util::TryStreamExt;
+///
+/// let queues = client.work_pools().queues("rust-pool");
+/// queues.create("urgent").await?;
+/// queues.pause("urgent").await?;
+/// let all: Vec<_> = queues.stream(Default::default()).try_collect().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct WorkQueues<'a> {
+    client: &'a Client,
+    pool: String,
+}
+
+impl WorkQueues<'_> {
+    /// Creates the work queue `name` in the pool.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad pool or queue name (nothing sent);
+    /// [`Error::Conflict`] if the pool has a queue of that name; [`Error::NotFound`] for no
+    /// such pool; any error of the request.
+    pub async fn create(&self, name: &str) -> Result<WorkQueueResponse, Error> {
+        check_pool(&self.pool)?;
+        let body = WorkQueueCreate {
+            concurrency_limit: None,
+            description: None,
+            filter: None,
+            is_paused: false,
+            name: generated_name("work queue name", name)?,
+            priority: None,
+        };
+        call!(self.client, create_work_queue_in_work_pools(&self.pool, &body))
     }
 
     /// The work queue `name` of the pool.
-    pub async fn get_queue_by_name(&self, pool: &str, name: &str) -> Result<WorkQueueResponse, Error> {
-        check_name("work pool name", pool)?;
-        check_name("work queue name", name)?;
-        call!(self.client, read_work_queue_in_work_pools(pool, name))
+    pub async fn get_by_name(&self, name: &str) -> Result<WorkQueueResponse, Error> {
+        self.check(name)?;
+        call!(self.client, read_work_queue_in_work_pools(&self.pool, name))
     }
 
-    /// Every work queue of the pool (a pool has few: one request).
-    pub async fn list_queues(&self, pool: &str) -> Result<Vec<WorkQueueResponse>, Error> {
-        check_name("work pool name", pool)?;
-        let body = typed("work queue filter", json!({}))?;
-        call!(self.client, read_work_queues_in_work_pools(pool, &body))
+    /// One page of the pool's work queues matching `filter` (its `limit` and `offset` apply).
+    pub async fn list_page(
+        &self,
+        filter: &ReadWorkQueuesInWorkPoolsBody,
+    ) -> Result<Vec<WorkQueueResponse>, Error> {
+        check_pool(&self.pool)?;
+        call!(self.client, read_work_queues_in_work_pools(&self.pool, filter))
     }
 
-    /// Pauses a work queue of the pool.
-    pub async fn pause_queue(&self, pool: &str, name: &str) -> Result<(), Error> {
-        self.set_queue_paused(pool, name, true).await
+    /// Every work queue of the pool matching `filter` (`Default::default()` for all).
+    pub fn stream(
+        &self,
+        filter: ReadWorkQueuesInWorkPoolsBody,
+    ) -> impl Stream<Item = Result<WorkQueueResponse, Error>> + Send + use<> {
+        let (client, pool) = (self.client.clone(), self.pool.clone());
+        pagination::paginate_with(
+            self.client,
+            |queue: &WorkQueueResponse| queue.id,
+            move |offset, limit| {
+                let (client, pool) = (client.clone(), pool.clone());
+                let mut page = filter.clone();
+                page.offset = offset;
+                page.limit = Some(i64::from(limit));
+                async move {
+                    check_pool(&pool)?;
+                    call!(client, read_work_queues_in_work_pools(&pool, &page))
+                }
+            },
+        )
+    }
+
+    /// Deletes the work queue `name` of the pool.
+    pub async fn delete_by_name(&self, name: &str) -> Result<(), Error> {
+        self.check(name)?;
+        call!(self.client, delete_work_queue_in_work_pools(&self.pool, name))
+    }
+
+    /// Pauses a work queue of the pool: workers do not pick up its runs.
+    pub async fn pause(&self, name: &str) -> Result<(), Error> {
+        self.set_paused(name, true).await
     }
 
     /// Resumes a work queue of the pool.
-    pub async fn resume_queue(&self, pool: &str, name: &str) -> Result<(), Error> {
-        self.set_queue_paused(pool, name, false).await
+    pub async fn resume(&self, name: &str) -> Result<(), Error> {
+        self.set_paused(name, false).await
     }
 
-    async fn set_queue_paused(&self, pool: &str, name: &str, paused: bool) -> Result<(), Error> {
-        check_name("work pool name", pool)?;
-        check_name("work queue name", name)?;
-        let body = typed("work queue update", json!({ "is_paused": paused }))?;
-        call!(self.client, update_work_queue_in_work_pools(pool, name, &body))
+    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), Error> {
+        self.check(name)?;
+        let body = WorkQueueUpdate {
+            concurrency_limit: None,
+            description: None,
+            filter: None,
+            is_paused: paused,
+            last_polled: None,
+            name: None,
+            priority: None,
+        };
+        call!(
+            self.client,
+            update_work_queue_in_work_pools(&self.pool, name, &body)
+        )
     }
+
+    fn check(&self, name: &str) -> Result<(), Error> {
+        check_pool(&self.pool)?;
+        crate::resources::check_name("work queue name", name)
+    }
+}
+
+fn check_pool(name: &str) -> Result<(), Error> {
+    crate::resources::check_name("work pool name", name)
 }

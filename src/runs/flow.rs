@@ -8,28 +8,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::orchestration::{Answer, Run, propose, propose_with};
 use super::task::TaskScope;
 use crate::resources::call;
-use crate::resources::pagination::typed;
+use crate::resources::flow_runs::state_create;
 use crate::types::{FlowRunCreate, StateType};
+use crate::waits::{CANCELLATION_WATCH_RETRY, LOG_FLUSH_BUDGET};
 use crate::{Client, Error};
 
-/// How long the end of a run waits for its log lines to reach the server.
-const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(10);
-
-/// A flow run to start; from [`Client::flow`]. Set its options, then [`run`](FlowScope::run).
+/// A flow run to start; from [`Client::new_flow_run`]. Set its options, then
+/// [`run`](FlowScope::run).
 ///
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
 /// use prefect_client::runs::Outcome;
 ///
 /// let report = client
-///     .flow("ingest")
+///     .new_flow_run("ingest")
 ///     .parameters(&serde_json::json!({ "day": "2026-11-29" }))
 ///     .tags(["rust"])
 ///     .run(|ctx| async move {
@@ -46,7 +45,7 @@ const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(10);
 pub struct FlowScope {
     client: Client,
     name: String,
-    parameters: Result<Value, String>,
+    parameters: Result<Map<String, Value>, String>,
     tags: Vec<String>,
     heartbeat: Option<Duration>,
 }
@@ -147,7 +146,7 @@ impl FlowScope {
         FlowScope {
             client: client.clone(),
             name: name.to_string(),
-            parameters: Ok(json!({})),
+            parameters: Ok(Map::new()),
             tags: Vec::new(),
             heartbeat: None,
         }
@@ -156,7 +155,7 @@ impl FlowScope {
     /// The run's parameters, shown in the UI: any value serializing to a JSON object.
     pub fn parameters(mut self, parameters: &impl Serialize) -> Self {
         self.parameters = match serde_json::to_value(parameters) {
-            Ok(value @ Value::Object(_)) => Ok(value),
+            Ok(Value::Object(object)) => Ok(object),
             Ok(_) => Err("must serialize to a JSON object".into()),
             Err(e) => Err(format!("cannot be serialized: {e}")),
         };
@@ -164,12 +163,8 @@ impl FlowScope {
     }
 
     /// The run's tags.
-    pub fn tags<I, S>(mut self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.tags = tags.into_iter().map(Into::into).collect();
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.tags = tags.into_iter().map(|t| t.as_ref().to_string()).collect();
         self
     }
 
@@ -185,8 +180,12 @@ impl FlowScope {
     /// says WAIT), runs `body` inside the run (its `tracing` events go to the run's logs when a
     /// [`PrefectLogLayer`](super::PrefectLogLayer) is installed), and ends the run COMPLETED,
     /// FAILED (the error's `Display` as the message), CRASHED (a panic) or CANCELLED (a
-    /// cancellation from outside stops the future within moments). Errors are the SDK's:
-    /// the run could not be created or its state could not be reported.
+    /// cancellation from outside stops the future within moments).
+    ///
+    /// # Errors
+    /// The SDK's, not the body's (those are the [`Outcome`]): [`Error::InvalidInput`] for a bad
+    /// name or parameters (nothing sent); [`Error::RunAborted`] when Prefect aborts the run;
+    /// the error of a request that creates the run or reports its state.
     pub async fn run<F, Fut, T, E>(self, body: F) -> Result<FlowRunReport<T, E>, Error>
     where
         F: FnOnce(RunContext) -> Fut,
@@ -200,15 +199,24 @@ impl FlowScope {
         super::check_run_name("flow name", &self.name)?;
         let client = self.client;
         let flow = client.flows().create(&self.name).await?;
-        let create: FlowRunCreate = typed(
-            "flow run",
-            json!({
-                "flow_id": flow.id,
-                "parameters": parameters,
-                "tags": self.tags,
-                "state": { "type": "PENDING" },
-            }),
-        )?;
+        let create = FlowRunCreate {
+            context: Map::new(),
+            deployment_id: None,
+            empirical_policy: None,
+            flow_id: flow.id,
+            flow_version: None,
+            idempotency_key: None,
+            infrastructure_document_id: None,
+            job_variables: None,
+            labels: None,
+            name: None,
+            parameters,
+            parent_task_run_id: None,
+            state: Some(state_create(StateType::Pending, None, None)),
+            tags: self.tags,
+            work_pool_name: None,
+            work_queue_name: None,
+        };
         let run = call!(client, create_flow_run(&create))?;
         let id = run.id;
         let url = ui_url(client.api_url(), "flow-run", id);
@@ -287,7 +295,7 @@ async fn watch<T, E>(
                 Ok(_) => std::future::pending::<()>().await,
                 Err(e) => {
                     tracing::warn!(flow_run_id = %id, error = %e, "watching the flow run for cancellation failed; trying again");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    tokio::time::sleep(CANCELLATION_WATCH_RETRY).await;
                 }
             }
         }

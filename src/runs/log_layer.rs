@@ -17,11 +17,10 @@ use uuid::Uuid;
 
 use crate::Client;
 use crate::resources::logs::{LogEntry, LogLevel};
+use crate::waits::{LOG_BATCH_INTERVAL, LOG_RESEND_WAIT};
 
 /// Lines queued at most, by default; more are dropped (and counted) until the queue drains.
 pub const DEFAULT_LOG_QUEUE: usize = 100_000;
-/// How long lines wait to be batched.
-const BATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// Lines per request at most.
 const BATCH_LINES: usize = 2_000;
 /// Bytes of messages per request at most (Prefect's own handler: 4,000,000).
@@ -183,7 +182,7 @@ fn ship(client: Client, receiver: Receiver<LogEntry>, shipper: Weak<LogShipper>)
     let mut bytes = 0usize;
     let mut open = true;
     while open || !batch.is_empty() {
-        let deadline = std::time::Instant::now() + BATCH_INTERVAL;
+        let deadline = std::time::Instant::now() + LOG_BATCH_INTERVAL;
         while open && batch.len() < BATCH_LINES && bytes < BATCH_BYTES {
             let flush = shipper
                 .upgrade()
@@ -228,7 +227,7 @@ fn ship(client: Client, receiver: Receiver<LogEntry>, shipper: Weak<LogShipper>)
                 }
                 Err(e) => {
                     if attempt + 1 < SEND_ATTEMPTS {
-                        std::thread::sleep(Duration::from_millis(500 << attempt));
+                        std::thread::sleep(LOG_RESEND_WAIT * (1 << attempt));
                     } else {
                         eprintln!("prefect-client: {lines} log line(s) not shipped to Prefect: {e}");
                     }

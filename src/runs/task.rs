@@ -4,16 +4,15 @@
 use std::fmt::{self, Display};
 use std::future::Future;
 
-use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::flow::RunContext;
 use super::orchestration::{Answer, Run, propose_with};
 use crate::Error;
+use crate::lease::LeaseHolder;
 use crate::resources::call;
-use crate::resources::global_concurrency_limits::LeaseHolder;
-use crate::resources::pagination::typed;
+use crate::resources::flow_runs::state_create;
 use crate::types::{StateType, TaskRunCreate};
 
 /// The longest a task run waits for the slots of its tags' limits.
@@ -57,7 +56,10 @@ impl<E: Display> Display for TaskError<E> {
                 "Prefect did not let the task start: it stays {state}{}",
                 message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
             ),
-            TaskError::Prefect(error) => write!(f, "{error}"),
+            TaskError::Prefect(_) => write!(
+                f,
+                "reporting the task run to Prefect failed (the cause is the source)"
+            ),
         }
     }
 }
@@ -93,12 +95,8 @@ impl TaskScope {
     /// global limit `tag:<tag>`) lets only that many task runs of the tag run at once, across
     /// every process and Prefect's own Python tasks: the task run holds a slot of each under a
     /// lease while it runs, as Prefect's engine does.
-    pub fn tags<I, S>(mut self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.tags = tags.into_iter().map(Into::into).collect();
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.tags = tags.into_iter().map(|t| t.as_ref().to_string()).collect();
         self
     }
 
@@ -123,20 +121,28 @@ impl TaskScope {
             *count += 1;
             key
         };
-        let create: TaskRunCreate = typed(
-            "task run",
-            json!({
-                "flow_run_id": shared.flow_run_id,
-                "name": format!("{}-{dynamic_key}", self.name),
-                "task_key": format!("{}.{}", shared.flow_name, self.name),
-                "dynamic_key": dynamic_key.to_string(),
-                "tags": self.tags,
-                // Without tags nothing can hold the task back: it is created running (the
-                // server sets a new task run's first state as given). With tags it waits
-                // pending for its slots.
-                "state": { "type": if self.tags.is_empty() { "RUNNING" } else { "PENDING" } },
-            }),
-        )?;
+        // Without tags nothing can hold the task back: it is created running (the server sets
+        // a new task run's first state as given). With tags it waits pending for its slots.
+        let first = if self.tags.is_empty() {
+            StateType::Running
+        } else {
+            StateType::Pending
+        };
+        let create = TaskRunCreate {
+            cache_expiration: None,
+            cache_key: None,
+            dynamic_key: dynamic_key.to_string(),
+            empirical_policy: None,
+            flow_run_id: Some(shared.flow_run_id),
+            id: None,
+            labels: None,
+            name: Some(format!("{}-{dynamic_key}", self.name)),
+            state: Some(state_create(first, None, None)),
+            tags: self.tags.clone(),
+            task_inputs: Default::default(),
+            task_key: format!("{}.{}", shared.flow_name, self.name),
+            task_version: None,
+        };
         let task = call!(client, create_task_run(&create))?;
         let id = task.id;
         // Until it ends, the flow ends it if the future is dropped (cancelled, or the flow

@@ -3,7 +3,6 @@
 //! The server keeps an event id once, so a resent event is not stored twice.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -11,16 +10,15 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::socket::{self, Socket};
-use super::subscription::{DEFAULT_MAX_RECONNECTS, reconnect_backoff};
+use super::subscription::DEFAULT_MAX_RECONNECTS;
 use crate::types::Event;
+use crate::waits::{self, CHECKPOINT_INTERVAL};
 use crate::{Client, Error};
 
 /// Events waiting to be sent; [`EventEmitter::emit`] waits while this many are queued.
-pub const EMIT_QUEUE: usize = 10_000;
+pub(crate) const EMIT_QUEUE: usize = 10_000;
 /// Events sent between two checkpoints.
 const CHECKPOINT_EVERY: usize = 1_000;
-/// The longest time sent events stay unconfirmed while more keep coming.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 const ROUTE: &str = "events/in";
 
 /// Sends events over the `/events/in` websocket; from
@@ -100,7 +98,7 @@ impl EventEmitter {
         })
     }
 
-    /// Queues an event (waits while [`EMIT_QUEUE`] are queued). Fails once the emitter has
+    /// Queues an event (waits while 10,000 are queued). Fails once the emitter has
     /// stopped; [`close`](EventEmitter::close) then returns the event among the unsent.
     pub async fn emit(&self, event: Event) -> Result<(), Error> {
         match self.commands.send(Command::Event(Box::new(event))).await {
@@ -318,7 +316,7 @@ impl Worker {
     /// Reopens the socket (with backoff, bounded attempts), resends what is unconfirmed and
     /// confirms it.
     async fn recover(&mut self, mut error: Error) -> Result<(), Error> {
-        let mut pauses = reconnect_backoff(Some(DEFAULT_MAX_RECONNECTS as usize));
+        let mut pauses = waits::reconnect(Some(DEFAULT_MAX_RECONNECTS as usize));
         let mut attempts = 0;
         loop {
             if socket::is_permanent(&error) {

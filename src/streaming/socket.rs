@@ -2,8 +2,6 @@
 //! certificates, proxies and credentials are the HTTP client's), then Prefect's handshake: the
 //! `prefect` subprotocol and an `auth` frame answered by `auth_success`.
 
-use std::time::Duration;
-
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{
@@ -70,7 +68,7 @@ async fn handshake(client: &Client, route: &str, path: &str) -> Result<Socket, E
         .authorized(request)
         .send()
         .await
-        .map_err(Error::from_reqwest)?;
+        .map_err(|e| Error::from_reqwest(e).in_client(client.config()))?;
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {
         if status.is_client_error() || status.is_server_error() {
@@ -262,10 +260,6 @@ pub(crate) fn is_permanent(error: &Error) -> bool {
             | Error::InvalidInput { .. }
     )
 }
-
-/// How long a socket may stay silent before the client pings it; a second silent period
-/// without any frame (the pong included) means the connection is dead.
-pub(crate) const KEEPALIVE: Duration = Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {

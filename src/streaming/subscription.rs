@@ -18,21 +18,18 @@ use uuid::Uuid;
 
 use super::socket::{self, Frame, Socket};
 use crate::retry::Backoff;
+use crate::waits::{self, KEEPALIVE, LATE_CATCH_UP_FACTOR, MAX_RECONNECT_DELAY, QUICK_DROP};
 use crate::{Client, Error};
 
 /// How far before the newest item seen a resumed subscription asks the server to start again
 /// (items are then dropped by id): covers items stamped a little out of order.
-pub const RESUME_MARGIN: Duration = Duration::from_secs(60);
+pub(crate) const RESUME_MARGIN: Duration = Duration::from_secs(60);
 /// Reconnection attempts in a row, by default, before a subscription ends with
 /// [`Error::SocketLost`] (with the default backoff, about a minute of trying).
 pub const DEFAULT_MAX_RECONNECTS: u32 = 10;
 /// The most item ids remembered to drop repeats; older ones are forgotten first. Ids are also
 /// forgotten once older than twice [`RESUME_MARGIN`] behind the newest item.
 const MAX_REMEMBERED: usize = 200_000;
-/// The first pause before reconnecting; it doubles to [`MAX_RECONNECT_DELAY`].
-const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(250);
-/// The longest pause between reconnection attempts (before jitter).
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
 
 /// A boxed future, for [`Feed`]'s REST catch-up.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -129,7 +126,7 @@ pub(crate) struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            keepalive: socket::KEEPALIVE,
+            keepalive: KEEPALIVE,
             max_reconnects: DEFAULT_MAX_RECONNECTS,
         }
     }
@@ -171,7 +168,7 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
     pub(crate) async fn open_socket(self) -> Result<Subscription<T>, Error> {
         let path = socket::route_path(&self.client, self.feed.route());
         let mut state = State {
-            backoff: reconnect_backoff(None),
+            backoff: waits::reconnect(None),
             client: self.client,
             feed: self.feed,
             options: self.options,
@@ -298,7 +295,7 @@ impl<T: Send + 'static> Polling<T> {
 
 /// How far before the newest item seen each polling round reads again: lines are often written
 /// a little after their timestamp (Prefect's own handler sends them in batches every 2 s).
-pub const POLL_MARGIN: Duration = Duration::from_secs(10);
+pub(crate) const POLL_MARGIN: Duration = Duration::from_secs(10);
 
 impl<T: DeserializeOwned + Send + 'static> IntoFuture for Subscribe<T> {
     type Output = Result<Subscription<T>, Error>;
@@ -307,11 +304,6 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for Subscribe<T> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.open())
     }
-}
-
-/// The pauses between reconnection attempts (subscriptions and the emitter), at most `times`.
-pub(crate) fn reconnect_backoff(times: Option<usize>) -> Backoff {
-    Backoff::new(FIRST_RECONNECT_DELAY, 2.0, MAX_RECONNECT_DELAY, times)
 }
 
 struct State<T> {
@@ -342,15 +334,10 @@ struct State<T> {
     quick_drops: u32,
 }
 
-/// The second catch-up after a reconnect comes this many catch-up delays after it.
-const LATE_CATCH_UP_FACTOR: u32 = 5;
-
 /// Sockets in a row that break right after the filter, before any frame, that make the
 /// filter count as refused: Prefect 3.8 resets the connection instead of closing it with 1002
 /// when its message about an invalid filter is too long for a close frame.
 const QUICK_DROPS_FOR_REFUSAL: u32 = 3;
-/// How soon after the filter a break counts as quick.
-const QUICK_DROP: Duration = Duration::from_secs(2);
 
 impl<T: DeserializeOwned + Send + 'static> State<T> {
     async fn next(&mut self) -> Option<Result<T, Error>> {
@@ -418,7 +405,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
             self.ping_outstanding = false;
             if !self.heard {
                 // The connection works: the next break starts the backoff again.
-                self.backoff = reconnect_backoff(None);
+                self.backoff = waits::reconnect(None);
             }
             self.heard = true;
             self.quick_drops = 0;

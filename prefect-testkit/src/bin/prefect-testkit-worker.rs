@@ -136,7 +136,7 @@ async fn run(args: Args) -> ExitCode {
 /// A flow run that beats every second and never ends on its own.
 async fn flow_heartbeat(client: &Client, args: &Args) -> Result<(), prefect_client::Error> {
     let report = client
-        .flow(&args.limit)
+        .new_flow_run(&args.limit)
         .heartbeat(Duration::from_secs(1))
         .run(|ctx| async move {
             println!("RUNNING {}", ctx.flow_run_id());

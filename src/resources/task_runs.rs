@@ -1,0 +1,61 @@
+//! Task runs: get, list, and the states a run went through.
+
+use futures_core::Stream;
+use uuid::Uuid;
+
+use crate::resources::{call, pagination};
+use crate::types::{ReadTaskRunsBody, State, TaskRun};
+use crate::{Client, Error};
+
+/// Task runs; from [`Client::task_runs`].
+///
+/// ```no_run
+/// # async fn demo(client: prefect_client::Client, flow_run: uuid::Uuid) -> Result<(), prefect_client::Error> {
+/// use futures_util::TryStreamExt;
+/// use prefect_client::query::{TaskRunFilter, TaskRunFilterFlowRunId, TaskRunQuery};
+///
+/// let query = TaskRunQuery {
+///     task_runs: Some(TaskRunFilter {
+///         flow_run_id: Some(TaskRunFilterFlowRunId { any: Some(vec![flow_run]), ..Default::default() }),
+///         ..Default::default()
+///     }),
+///     ..Default::default()
+/// };
+/// let runs: Vec<_> = client.task_runs().stream(query).try_collect().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct TaskRuns<'a> {
+    client: &'a Client,
+}
+
+impl<'a> TaskRuns<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        TaskRuns { client }
+    }
+
+    /// The task run with this id.
+    pub async fn get(&self, id: Uuid) -> Result<TaskRun, Error> {
+        call!(self.client, read_task_run(&id))
+    }
+
+    /// One page of task runs matching `filter` (its `limit` and `offset` apply).
+    pub async fn list_page(&self, filter: &ReadTaskRunsBody) -> Result<Vec<TaskRun>, Error> {
+        pagination::page(self.client, filter).await
+    }
+
+    /// Every task run matching `filter` (`Default::default()` for all).
+    pub fn stream(
+        &self,
+        filter: ReadTaskRunsBody,
+    ) -> impl Stream<Item = Result<TaskRun, Error>> + Send + use<> {
+        pagination::stream(self.client, filter)
+    }
+
+    /// The states the task run went through, oldest first.
+    pub async fn states(&self, id: Uuid) -> Result<Vec<State>, Error> {
+        let mut states: Vec<State> = call!(self.client, read_task_run_states(&id))?;
+        states.sort_by_key(|s| s.timestamp);
+        Ok(states)
+    }
+}
