@@ -386,7 +386,9 @@ impl TlsProblem {
         use rustls::CertificateError as C;
         match error {
             rustls::Error::InvalidCertificate(cert) => match cert {
-                C::UnknownIssuer => TlsProblem::UntrustedIssuer { trusted: None },
+                // A bad signature: a CA of the issuer's name is trusted, but not the one that
+                // signed (another key): to the user, an issuer not trusted.
+                C::UnknownIssuer | C::BadSignature => TlsProblem::UntrustedIssuer { trusted: None },
                 C::NotValidForName | C::NotValidForNameContext { .. } => TlsProblem::NameMismatch,
                 C::Expired | C::ExpiredContext { .. } => TlsProblem::Expired,
                 C::NotValidYet | C::NotValidYetContext { .. } => TlsProblem::NotYetValid,

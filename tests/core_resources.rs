@@ -159,6 +159,20 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
         client.flow_runs().get(second.id).await.unwrap().state_type,
         Some(StateType::Cancelled)
     );
+    // A pending run (submitted to infrastructure) is signalled: CANCELLING, for whoever executes
+    // it to stop it, as Prefect's CLI does; it is not set CANCELLED behind the executor's back.
+    let third = client.deployments().run(deployment.id).await.unwrap();
+    let pending = client
+        .flow_runs()
+        .set_state(third.id, StateType::Pending)
+        .await
+        .unwrap();
+    assert_eq!(pending.status, SetStateStatus::Accept);
+    client.flow_runs().cancel(third.id).await.unwrap();
+    assert_eq!(
+        client.flow_runs().get(third.id).await.unwrap().state_type,
+        Some(StateType::Cancelling)
+    );
     client.flow_runs().delete(second.id).await.unwrap();
     assert!(
         client

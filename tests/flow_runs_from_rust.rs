@@ -536,3 +536,42 @@ async fn a_killed_process_with_heartbeats_does_not_leave_its_run_running() {
     assert_eq!(run.state_type, Some(StateType::Crashed), "{:?}", run.state);
     eprintln!("marked crashed {:?} after the kill", killed.elapsed());
 }
+
+#[tokio::test]
+async fn a_task_whose_end_cannot_be_reported_keeps_its_value_and_is_ended_completed_by_its_flow() {
+    let direct = client().await;
+    let proxy = std::sync::Arc::new(common::proxy::FaultProxy::start(direct.api_url()).await);
+    let client = Client::new(&proxy.api_url).unwrap();
+    let report = client
+        .new_flow_run(&unique("rust-unreported"))
+        .run(|ctx| {
+            let proxy = proxy.clone();
+            async move {
+                let value = ctx
+                    .task("unreported")
+                    .run(|| async move {
+                        // The task's end is the next task-run request: it fails (500, not
+                        // repeated: the server may have acted).
+                        proxy.inject("POST", "/task_runs/", common::proxy::Fault::Status(500, None), 1);
+                        Ok::<_, BoxError>(7)
+                    })
+                    .await?;
+                Ok::<_, BoxError>(value)
+            }
+        })
+        .await;
+    let report = report.unwrap();
+    assert!(
+        matches!(report.outcome, Outcome::Completed(7)),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(proxy.faults_applied(), 1);
+    let tasks = task_runs(&direct, report.flow_run_id).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0].state_type,
+        Some(StateType::Completed),
+        "reported by the flow at its end, not CANCELLED"
+    );
+}

@@ -416,3 +416,83 @@ async fn create_run(client: &Client, flow: Uuid) -> Uuid {
         serde_json::from_value(json!({ "flow_id": flow, "state": { "type": "PENDING" } })).unwrap();
     client.raw().create_flow_run(&body).await.unwrap().into_inner().id
 }
+
+#[tokio::test]
+async fn an_event_prefect_would_refuse_is_refused_before_sending_and_the_rest_all_arrive() {
+    // Prefect's /events/in handler dies on an invalid event while the socket still answers
+    // pings: before, close() reported 11 sent and the server stored 5.
+    let client = client().await;
+    let resource = format!("rust.test.{}", unique("invalid"));
+    let emitter = client.events().emitter().await.unwrap();
+    for n in 0..5 {
+        emitter.emit(event(&resource, n)).await.unwrap();
+    }
+    let mut invalid = event(&resource, 99);
+    invalid.resource.0.clear();
+    let refused = emitter.emit(invalid.clone()).await.unwrap_err();
+    assert!(
+        refused.is_client_side() && refused.to_string().contains("prefect.resource.id"),
+        "{refused}"
+    );
+    for n in 5..10 {
+        emitter.emit(event(&resource, n)).await.unwrap();
+    }
+    let report = emitter.close().await.unwrap();
+    assert_eq!(report.sent, 10);
+    // The same refusal over REST, before anything is sent.
+    let before = client.requests_sent();
+    assert!(
+        client
+            .events()
+            .emit_all(&[invalid])
+            .await
+            .unwrap_err()
+            .is_client_side()
+    );
+    assert_eq!(client.requests_sent(), before);
+    let stored = stored_count(&client, &resource, 10).await;
+    assert_eq!(stored, 10, "every valid event is stored");
+}
+
+/// How many events about `resource` the server stored, read until `expected` are there or a
+/// minute passed.
+async fn stored_count(client: &Client, resource: &str, expected: usize) -> usize {
+    let started = tokio::time::Instant::now();
+    loop {
+        let body = ReadEventsBody {
+            filter: Some(EventFilter {
+                occurred: Some(prefect_client::types::EventOccurredFilter {
+                    since: Some(chrono::Utc::now() - chrono::Duration::minutes(10)),
+                    until: None,
+                }),
+                ..about(resource)
+            }),
+            limit: 50,
+        };
+        let stored: Vec<ReceivedEvent> = client.events().stream(body).try_collect().await.unwrap();
+        if stored.len() >= expected || started.elapsed() > Duration::from_secs(60) {
+            return stored.len();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_that_has_seen_nothing_yet_catches_up_on_what_came_while_it_was_down() {
+    let client = client().await;
+    let proxy = TcpProxy::start(client.api_url()).await;
+    let through = Client::new(&proxy.api_url).unwrap();
+    let resource = format!("rust.test.{}", unique("fresh"));
+    let mut events = through.events().subscribe(about(&resource)).await.unwrap();
+    // Every connection down for 2 s, before anything was delivered; an event meanwhile.
+    proxy.refuse(true);
+    proxy.cut_all();
+    emit(&client, &resource, 0..1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.refuse(false);
+    let seen = take(&mut events, 1, Duration::from_secs(45)).await;
+    assert_eq!(seen, [0]);
+    emit(&client, &resource, 1..3).await;
+    assert_eq!(take(&mut events, 2, Duration::from_secs(20)).await, [1, 2]);
+    assert_quiet(&mut events).await;
+}

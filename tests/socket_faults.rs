@@ -20,7 +20,11 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 enum After {
     Text(&'static str),
     Binary,
+    /// A valid event (the same every time, as a backfill repeats it), then this text.
+    EventThen(&'static str),
 }
+
+const EVENT_FRAME: &str = r#"{"type":"event","event":{"id":"7b6c3c4e-1d2a-4f5b-9c8d-0e1f2a3b4c5d","occurred":"2026-12-01T12:00:00Z","received":"2026-12-01T12:00:00Z","event":"rust.test.tick","resource":{"prefect.resource.id":"rust.test.poison"}}}"#;
 
 /// A stub of Prefect's websocket: the `prefect` subprotocol, `auth_success`, then `after`.
 async fn stub_socket(after: After) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
@@ -51,6 +55,10 @@ async fn stub_socket(after: After) -> (String, std::sync::Arc<std::sync::atomic:
                 let frame = match after {
                     After::Text(text) => Message::text(text),
                     After::Binary => Message::binary(vec![0u8, 159, 146, 150]),
+                    After::EventThen(text) => {
+                        let _ = socket.send(Message::text(EVENT_FRAME)).await;
+                        Message::text(text)
+                    }
                 };
                 let _ = socket.send(frame).await;
                 // Stay open: the client must give up on its own.
@@ -96,6 +104,35 @@ async fn garbage_frames_end_the_stream_with_a_typed_error_after_bounded_reconnec
         );
         eprintln!("gave up in {took:?}");
     }
+}
+
+#[tokio::test]
+async fn a_frame_that_never_decodes_behind_a_repeated_backfill_still_ends_the_stream() {
+    // Each connection repeats the same event (a backfill), then a frame that does not decode:
+    // the repeat is no proof the connection serves, so the reconnects still run out.
+    let (url, connections) = stub_socket(After::EventThen("{\"type\":\"event\",\"event\":42}")).await;
+    let client = Client::new(&url).unwrap();
+    let mut events = client
+        .events()
+        .subscribe(EventFilter::default())
+        .max_reconnects(2)
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("the event comes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event, "rust.test.tick");
+    let end = tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("the stream ends in bounded time")
+        .expect("with an error");
+    assert!(
+        matches!(end, Err(Error::SocketLost { attempts: 2, .. })),
+        "{end:?}"
+    );
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

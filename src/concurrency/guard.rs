@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::queue::{Lease, Queue, Term};
 use crate::error::LeaseLoss;
 use crate::types::MinimalConcurrencyLimitResponse;
-use crate::waits::{self, EXIT_RELEASE_BUDGET, MAX_RELEASE_WAIT, RELEASE_RETRY_BUDGET};
+use crate::waits::{self, MAX_RELEASE_WAIT, RELEASE_RETRY_BUDGET};
 use crate::{Client, Error};
 
 /// Slots of global concurrency limits, held under a lease; from [`Acquire`](super::Acquire).
@@ -274,59 +274,22 @@ async fn release_on_server(client: &Client, lease_id: Uuid) -> Result<(), Error>
     }
 }
 
-/// When the current run of releases without a runtime began: together they wait at most
-/// [`EXIT_RELEASE_BUDGET`], so a program that ends holding many guards of a server that does
-/// not answer still ends in bounded time.
-static BLOCKING_RELEASES_SINCE: Mutex<Option<std::time::Instant>> = Mutex::new(None);
-
-/// What is left of the budget of the current run of releases without a runtime.
-fn blocking_budget() -> Duration {
-    let now = std::time::Instant::now();
-    let mut since = BLOCKING_RELEASES_SINCE.lock().unwrap_or_else(|p| p.into_inner());
-    let start = match *since {
-        Some(start) if now.duration_since(start) < EXIT_RELEASE_BUDGET * 4 => start,
-        _ => *since.insert(now),
-    };
-    (start + EXIT_RELEASE_BUDGET).saturating_duration_since(now)
-}
-
 /// Gives a lease back from a thread of its own, with its own runtime, and waits for it: for a
 /// guard dropped where no runtime runs, or a release whose runtime is shutting down.
 fn release_blocking(client: &Client, lease_id: Uuid) {
-    let budget = blocking_budget();
-    if budget.is_zero() {
-        tracing::warn!(%lease_id, "no time left to release concurrency slots at exit; the server frees them when the lease expires");
-        return;
-    }
-    let client = client.clone();
-    let thread = std::thread::Builder::new()
-        .name("prefect-release".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            let client = client.for_another_runtime();
-            runtime.block_on(async {
-                let limits = client.global_concurrency_limits();
-                match tokio::time::timeout(budget, limits.decrement_with_lease(lease_id)).await {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("the server did not answer within {budget:?}")),
-                }
+    crate::detached::run_blocking(
+        client,
+        "releasing concurrency slots (the server frees them when the lease expires)",
+        Box::new(move |client| {
+            Box::pin(async move {
+                client
+                    .global_concurrency_limits()
+                    .decrement_with_lease(lease_id)
+                    .await
+                    .map_err(|e| e.to_string())
             })
-        });
-    let outcome = match thread {
-        Ok(thread) => thread
-            .join()
-            .unwrap_or_else(|_| Err("the release thread panicked".into())),
-        Err(e) => Err(format!("cannot start a release thread: {e}")),
-    };
-    match outcome {
-        Ok(()) => tracing::debug!(%lease_id, "released concurrency slots without a runtime"),
-        Err(error) => {
-            tracing::warn!(%lease_id, %error, "releasing concurrency slots at exit failed; the server frees them when the lease expires")
-        }
-    }
+        }),
+    );
 }
 
 impl Drop for SlotGuard {

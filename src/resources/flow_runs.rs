@@ -175,8 +175,11 @@ impl<'a> FlowRuns<'a> {
                 id: Some(vec![format!("prefect.flow-run.{id}")]),
                 ..Default::default()
             }),
+            // From well before now: a client clock ahead of the server's (the server stamps
+            // its own events) must not make the wait miss the change and fall back to polls.
+            // Older events of the run only wake a read of it.
             occurred: Some(EventOccurredFilter {
-                since: Some(chrono::Utc::now() - chrono::Duration::seconds(5)),
+                since: Some(chrono::Utc::now() - chrono::Duration::minutes(10)),
                 until: None,
             }),
             ..Default::default()
@@ -201,18 +204,16 @@ impl<'a> FlowRuns<'a> {
         }
     }
 
-    /// Cancels the run: a run that has not started (scheduled, pending, paused) is cancelled at
-    /// once; a running one is set to cancelling, for its worker to stop it.
+    /// Cancels the run as Prefect's CLI does: proposes CANCELLING and lets the server and the
+    /// executing side end it. The server sets a scheduled run that no infrastructure holds
+    /// CANCELLED at once; a pending or running one stays CANCELLING until the process executing
+    /// it stops it and sets CANCELLED (or the server gives up after 300 s). The answer's state
+    /// says which; a run already in a final state is refused (ABORT).
     ///
     /// # Errors
-    /// [`Error::NotFound`] for no such run; any error of the requests.
+    /// [`Error::NotFound`] for no such run; any error of the request.
     pub async fn cancel(&self, id: Uuid) -> Result<OrchestrationResult, Error> {
-        let run = self.get(id).await?;
-        let target = match run.state_type {
-            Some(StateType::Running | StateType::Cancelling) => StateType::Cancelling,
-            _ => StateType::Cancelled,
-        };
-        self.set_state(id, target)
+        self.set_state(id, StateType::Cancelling)
             .message("cancelled through the Rust client")
             .await
     }

@@ -1,7 +1,7 @@
 //! A flow run around a Rust future: created, moved through Prefect's states, watched for
 //! cancellation, and ended with the future's outcome.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -100,6 +100,9 @@ pub struct FlowRunReport<T, E> {
     pub outcome: Outcome<T, E>,
 }
 
+/// The end a task run meant to report: its state and message.
+pub(crate) type TaskEnd = (StateType, Option<String>);
+
 /// What a running flow's code sees: its run, and task runs nested under it. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RunContext {
@@ -114,8 +117,9 @@ pub(crate) struct Shared {
     pub(crate) url: String,
     /// Task runs per task name so far: each one's `dynamic_key`.
     pub(crate) task_counts: Mutex<HashMap<String, u64>>,
-    /// Task runs that started and have not ended.
-    pub(crate) active_tasks: Mutex<HashSet<Uuid>>,
+    /// Task runs that started and have not ended, each with the final state it meant to report
+    /// if reporting it failed (the flow reports it at its end instead).
+    pub(crate) active_tasks: Mutex<HashMap<Uuid, Option<TaskEnd>>>,
 }
 
 impl RunContext {
@@ -218,7 +222,42 @@ impl FlowScope {
             work_queue_name: None,
         };
         let run = call!(client, create_flow_run(&create))?;
-        let id = run.id;
+        let execution = Execution {
+            client,
+            flow_run_id: run.id,
+            flow_name: self.name,
+            heartbeat: self.heartbeat,
+        };
+        execution.run(body).await
+    }
+}
+
+/// Executing one flow run that exists already (created here, or by Prefect for a deployment):
+/// RUNNING, the body in a task of its own, the cancellation watch and heartbeats, the end.
+pub(crate) struct Execution {
+    pub(crate) client: Client,
+    pub(crate) flow_run_id: Uuid,
+    pub(crate) flow_name: String,
+    pub(crate) heartbeat: Option<Duration>,
+}
+
+impl Execution {
+    /// Proposes RUNNING (waiting while the server says WAIT), runs `body` and reports its end.
+    /// Dropping this future before the end is reported stops the body and the heartbeats and
+    /// ends the run CANCELLED (see [`Abandon`]).
+    pub(crate) async fn run<F, Fut, T, E>(self, body: F) -> Result<FlowRunReport<T, E>, Error>
+    where
+        F: FnOnce(RunContext) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let Execution {
+            client,
+            flow_run_id: id,
+            flow_name,
+            heartbeat,
+        } = self;
         let url = ui_url(client.api_url(), "flow-run", id);
         let report = |outcome| FlowRunReport {
             flow_run_id: id,
@@ -234,24 +273,26 @@ impl FlowScope {
             shared: Arc::new(Shared {
                 client: client.clone(),
                 flow_run_id: id,
-                flow_name: self.name.clone(),
+                flow_name: flow_name.clone(),
                 url: url.clone(),
                 task_counts: Mutex::default(),
                 active_tasks: Mutex::default(),
             }),
         };
         let span =
-            tracing::info_span!("prefect_flow_run", prefect.flow_run_id = %id, prefect.flow = %self.name);
+            tracing::info_span!("prefect_flow_run", prefect.flow_run_id = %id, prefect.flow = %flow_name);
         let work = tokio::spawn(body(ctx.clone()).instrument(span));
-        let heartbeat = self
-            .heartbeat
-            .map(|every| tokio::spawn(beat(client.clone(), id, every)));
+        let heartbeat = heartbeat.map(|every| tokio::spawn(beat(client.clone(), id, every)));
+        let mut abandon = Abandon {
+            shared: ctx.shared.clone(),
+            work: work.abort_handle(),
+            heartbeat: heartbeat.as_ref().map(|h| h.abort_handle()),
+            end: Some((StateType::Cancelled, DROPPED.to_string())),
+        };
         let outcome = watch(&client, id, work).await;
         if let Some(heartbeat) = heartbeat {
             heartbeat.abort();
         }
-        end_tasks(&ctx, &outcome).await;
-        let _ = tokio::time::timeout(LOG_FLUSH_BUDGET, super::flush_logs()).await;
         let (state, message) = match &outcome {
             Outcome::Completed(_) => (StateType::Completed, None),
             Outcome::Failed(e) => (StateType::Failed, Some(e.to_string())),
@@ -263,14 +304,77 @@ impl FlowScope {
                 StateType::Cancelled,
                 Some("cancelled; the Rust future was stopped".to_string()),
             ),
-            Outcome::NotStarted { .. } => return Ok(report(outcome)),
+            Outcome::NotStarted { .. } => {
+                abandon.disarm();
+                return Ok(report(outcome));
+            }
         };
-        match propose(&client, Run::Flow(id), state, message.as_deref()).await? {
+        // Dropped from here on, the run still ends as the body did.
+        abandon.end = Some((state.clone(), message.clone().unwrap_or_default()));
+        end_tasks(&ctx.shared, &outcome).await;
+        let _ = tokio::time::timeout(LOG_FLUSH_BUDGET, super::flush_logs()).await;
+        let answer = propose(&client, Run::Flow(id), state, message.as_deref()).await;
+        abandon.disarm();
+        match answer? {
             Answer::Accepted | Answer::Rejected(..) => Ok(report(outcome)),
             Answer::Aborted(reason) => Err(Error::RunAborted { run_id: id, reason }),
         }
     }
 }
+
+/// The message of a run whose future was dropped before it ended.
+const DROPPED: &str = "the Rust future running this flow run was dropped before it finished \
+                       (cancelled by its caller, e.g. a timeout around it); its work was stopped";
+
+/// A flow run under way whose end has not been reported. Dropped so (the future of
+/// [`FlowScope::run`] dropped by a timeout or a `select!`, or its runtime shutting down), it
+/// stops the body and the heartbeats, ends the task runs left running, and ends the flow run
+/// with `end` (CANCELLED, saying why, unless the body had ended already), on the runtime while
+/// it runs and from a thread of its own at program end.
+struct Abandon {
+    shared: Arc<Shared>,
+    work: tokio::task::AbortHandle,
+    heartbeat: Option<tokio::task::AbortHandle>,
+    end: Option<(StateType, String)>,
+}
+
+impl Abandon {
+    fn disarm(&mut self) {
+        self.end = None;
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        let Some((state, message)) = self.end.take() else {
+            return;
+        };
+        self.work.abort();
+        if let Some(heartbeat) = &self.heartbeat {
+            heartbeat.abort();
+        }
+        let shared = self.shared.clone();
+        tracing::warn!(flow_run_id = %shared.flow_run_id, %state, "the flow run's future was dropped before its end was reported; ending it");
+        crate::detached::finish(
+            &shared.client.clone(),
+            "ending a flow run whose future was dropped",
+            Box::new(move |client| {
+                let (shared, state, message) = (shared.clone(), state.clone(), message.clone());
+                Box::pin(async move {
+                    end_active_tasks(&client, &shared, StateType::Cancelled, DROPPED_TASK).await;
+                    let message = (!message.is_empty()).then_some(message.as_str());
+                    propose_with(&client, Run::Flow(shared.flow_run_id), state, message, true)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+            }),
+        );
+    }
+}
+
+/// The message of a task run whose flow run's future was dropped while it ran.
+const DROPPED_TASK: &str = "the flow run's future was dropped while this task ran";
 
 /// Runs the work until it ends or the run is set cancelling (seen by its events, or by polls
 /// when the event socket cannot be used).
@@ -317,13 +421,7 @@ async fn watch<T, E>(
 
 /// Ends task runs the flow left running: CANCELLED when the flow was cancelled, CRASHED when it
 /// panicked, else CANCELLED (the flow returned before they ended).
-async fn end_tasks<T, E>(ctx: &RunContext, outcome: &Outcome<T, E>) {
-    let active: Vec<Uuid> = ctx
-        .shared
-        .active_tasks
-        .lock()
-        .map(|mut set| set.drain().collect())
-        .unwrap_or_default();
+async fn end_tasks<T, E>(shared: &Shared, outcome: &Outcome<T, E>) {
     let (state, message) = match outcome {
         Outcome::Panicked(_) => (
             StateType::Crashed,
@@ -335,10 +433,24 @@ async fn end_tasks<T, E>(ctx: &RunContext, outcome: &Outcome<T, E>) {
         ),
         _ => (StateType::Cancelled, "the flow run ended while this task ran"),
     };
-    for task in active {
-        // Forced: the flow ends its own task runs (and a tagged one's rule could hang, see task.rs).
-        if let Err(e) = propose_with(ctx.client(), Run::Task(task), state.clone(), Some(message), true).await
-        {
+    end_active_tasks(&shared.client, shared, state, message).await;
+}
+
+/// Ends every task run of the flow run that started and has not ended, with `state` (forced:
+/// the flow ends its own task runs, and a tagged one's rule could hang, see task.rs); a task run
+/// whose own end could not be reported ends with the state it meant to report.
+async fn end_active_tasks(client: &Client, shared: &Shared, state: StateType, message: &str) {
+    let active: Vec<(Uuid, Option<TaskEnd>)> = shared
+        .active_tasks
+        .lock()
+        .map(|mut tasks| tasks.drain().collect())
+        .unwrap_or_default();
+    for (task, intended) in active {
+        let (state, message) = match intended {
+            Some((state, message)) => (state, message),
+            None => (state.clone(), Some(message.to_string())),
+        };
+        if let Err(e) = propose_with(client, Run::Task(task), state, message.as_deref(), true).await {
             tracing::warn!(task_run_id = %task, error = %e, "could not end a task run the flow left running");
         }
     }

@@ -52,7 +52,15 @@ const SEND_ATTEMPTS: u32 = 3;
 /// batches from a thread of its own; when the server is slow or down, lines that do not fit
 /// (or whose batch failed three times) are dropped and counted ([`LogShipper::dropped`]).
 /// Each run's lines are flushed before the run ends. A line over Prefect's size limit is
-/// truncated with a note.
+/// truncated with a note; a batch the server refuses is split so that only the lines it refuses
+/// are dropped.
+///
+/// A line belongs to the run whose span it is logged in: the flow run's span covers the flow's
+/// body, a task run's span the task's body, wherever that runs (a task run started inside
+/// `tokio::spawn` still names its flow run). Work the flow's body spawns itself runs outside
+/// every span unless it is given one: `tokio::spawn(fut.in_current_span())` (with
+/// `tracing::Instrument`) keeps its lines in the run; a plain `tokio::spawn(fut)` sends them to
+/// the other layers only.
 #[derive(Debug)]
 pub struct PrefectLogLayer {
     shipper: Arc<LogShipper>,
@@ -67,6 +75,7 @@ pub struct LogShipper {
     done: AtomicU64,
     sent: AtomicU64,
     dropped: AtomicU64,
+    unplaced: AtomicU64,
     flush_now: AtomicBool,
     progress: tokio::sync::Notify,
     max_line: usize,
@@ -74,6 +83,15 @@ pub struct LogShipper {
 
 /// Every live shipper, for runs to flush at their end.
 static SHIPPERS: Mutex<Vec<Weak<LogShipper>>> = Mutex::new(Vec::new());
+
+/// Lines queued by every shipper of the process so far: a task run that logged flushes before
+/// it reports its end.
+static QUEUED: AtomicU64 = AtomicU64::new(0);
+
+/// Lines queued by every shipper of the process so far.
+pub(crate) fn lines_queued() -> u64 {
+    QUEUED.load(Ordering::Relaxed)
+}
 
 impl PrefectLogLayer {
     /// A layer shipping to the server of `client`, with a queue of [`DEFAULT_LOG_QUEUE`]
@@ -92,6 +110,7 @@ impl PrefectLogLayer {
             done: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            unplaced: AtomicU64::new(0),
             flush_now: AtomicBool::new(false),
             progress: tokio::sync::Notify::new(),
             max_line: if cloud { MAX_LINE_CLOUD } else { MAX_LINE },
@@ -131,6 +150,12 @@ impl LogShipper {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Lines logged inside a flow or task run's span that could not be attributed to a run
+    /// (its span carried no readable run id): counted here, never shipped.
+    pub fn unplaced(&self) -> u64 {
+        self.unplaced.load(Ordering::Relaxed)
+    }
+
     /// Lines sent to the server so far.
     pub fn shipped(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
@@ -153,6 +178,7 @@ impl LogShipper {
         match self.queue.try_send(entry) {
             Ok(()) => {
                 self.queued.fetch_add(1, Ordering::SeqCst);
+                QUEUED.fetch_add(1, Ordering::Relaxed);
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -218,34 +244,61 @@ fn ship(client: Client, receiver: Receiver<LogEntry>, shipper: Weak<LogShipper>)
             continue;
         }
         let lines = batch.len() as u64;
-        let mut sent = false;
-        for attempt in 0..SEND_ATTEMPTS {
-            match runtime.block_on(client.logs().write(batch.iter().cloned())) {
-                Ok(()) => {
-                    sent = true;
-                    break;
-                }
-                Err(e) => {
-                    if attempt + 1 < SEND_ATTEMPTS {
-                        std::thread::sleep(LOG_RESEND_WAIT * (1 << attempt));
-                    } else {
-                        eprintln!("prefect-client: {lines} log line(s) not shipped to Prefect: {e}");
-                    }
-                }
-            }
+        let shipped = runtime.block_on(send(&client, &batch));
+        if shipped < lines {
+            eprintln!(
+                "prefect-client: {} of {lines} log line(s) not shipped to Prefect",
+                lines - shipped
+            );
         }
         batch.clear();
         bytes = 0;
         if let Some(shipper) = shipper.upgrade() {
-            if sent {
-                shipper.sent.fetch_add(lines, Ordering::Relaxed);
-            } else {
-                shipper.dropped.fetch_add(lines, Ordering::Relaxed);
-            }
+            shipper.sent.fetch_add(shipped, Ordering::Relaxed);
+            shipper.dropped.fetch_add(lines - shipped, Ordering::Relaxed);
             shipper.done.fetch_add(lines, Ordering::SeqCst);
             shipper.progress.notify_waiters();
         }
     }
+}
+
+/// Writes a batch, trying [`SEND_ATTEMPTS`] times; a batch the server refuses for its content
+/// (422) is split in halves until the lines it refuses are alone, so one bad line costs only
+/// itself. Returns how many lines were written.
+async fn send(client: &Client, batch: &[LogEntry]) -> u64 {
+    let mut pending: Vec<&[LogEntry]> = vec![batch];
+    let mut shipped = 0;
+    while let Some(part) = pending.pop() {
+        for attempt in 0..SEND_ATTEMPTS {
+            match client.logs().write(part.iter().cloned()).await {
+                Ok(()) => {
+                    shipped += part.len() as u64;
+                    break;
+                }
+                Err(e) if e.is_validation() && part.len() > 1 => {
+                    let (left, right) = part.split_at(part.len() / 2);
+                    pending.push(right);
+                    pending.push(left);
+                    break;
+                }
+                Err(e) if e.is_validation() => {
+                    eprintln!("prefect-client: Prefect refuses a log line: {e}");
+                    break;
+                }
+                Err(e) => {
+                    if attempt + 1 < SEND_ATTEMPTS {
+                        tokio::time::sleep(LOG_RESEND_WAIT * (1 << attempt)).await;
+                    } else {
+                        eprintln!(
+                            "prefect-client: {} log line(s) not shipped to Prefect: {e}",
+                            part.len()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    shipped
 }
 
 /// The flow and task run a span belongs to.
@@ -322,8 +375,10 @@ where
             return;
         };
         let mut run = RunIds::default();
+        let mut in_run = false;
         for span in scope {
             if let Some(ids) = span.extensions().get::<RunIds>() {
+                in_run = true;
                 run.task = run.task.or(ids.task);
                 run.flow = run.flow.or(ids.flow);
             }
@@ -332,6 +387,10 @@ where
             }
         }
         let Some(flow) = run.flow else {
+            // Outside every run: the other layers' line. Inside one whose ids cannot be read: counted.
+            if in_run {
+                self.shipper.unplaced.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         };
         let mut line = Line::default();
@@ -376,6 +435,87 @@ fn truncate(message: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback server that refuses (422) any batch of log lines holding the line `bad`, takes
+    /// every other (201), and counts the requests.
+    async fn refusing_bad_lines() -> (String, Arc<AtomicU64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        let head_end = loop {
+                            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break end + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..head_end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buffer.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body: Vec<u8> = buffer.drain(..head_end + length).skip(head_end).collect();
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let bad = String::from_utf8_lossy(&body).contains("\"message\":\"bad\"");
+                        let (status, text) = if bad {
+                            (
+                                "422 Unprocessable Entity",
+                                r#"{"exception_message":"Invalid request received.","exception_detail":[]}"#,
+                            )
+                        } else {
+                            ("201 Created", "null")
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, requests)
+    }
+
+    #[tokio::test]
+    async fn a_line_the_server_refuses_costs_only_itself() {
+        let (url, requests) = refusing_bad_lines().await;
+        let config = crate::Config::new(&url)
+            .unwrap()
+            .with_max_retries(0)
+            .with_csrf_support(false);
+        let client = Client::from_config(config).unwrap();
+        let batch: Vec<LogEntry> = ["a", "b", "bad", "c"]
+            .iter()
+            .map(|m| LogEntry::new(LogLevel::Info, "test", m))
+            .collect();
+        assert_eq!(send(&client, &batch).await, 3, "all but the refused line");
+        // The whole, its halves, then the refused half's lines one by one.
+        assert_eq!(requests.load(Ordering::SeqCst), 5);
+        let good: Vec<LogEntry> = batch.into_iter().filter(|l| l.message_len() != 3).collect();
+        assert_eq!(send(&client, &good).await, 3);
+    }
 
     #[test]
     fn long_lines_are_cut_at_a_character_boundary_with_a_note() {

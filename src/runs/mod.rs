@@ -41,3 +41,11 @@ pub(crate) async fn flush_logs() {
     #[cfg(feature = "tracing-layer")]
     log_layer::flush_all().await;
 }
+
+/// Lines the log layers of this process queued so far (0 without the layer).
+pub(crate) fn lines_queued() -> u64 {
+    #[cfg(feature = "tracing-layer")]
+    return log_layer::lines_queued();
+    #[cfg(not(feature = "tracing-layer"))]
+    0
+}

@@ -181,36 +181,61 @@ impl TaskScope {
                 }
             }
         }
-        let span =
-            tracing::info_span!("prefect_task_run", prefect.task_run_id = %id, prefect.task = %self.name);
+        // The flow run's id too: a task run started in a task of its own (`tokio::spawn`) has no
+        // flow span above it, and its lines still belong to the flow run.
+        let span = tracing::info_span!(
+            "prefect_task_run",
+            prefect.task_run_id = %id,
+            prefect.flow_run_id = %shared.flow_run_id,
+            prefect.task = %self.name
+        );
+        let lines_before = super::lines_queued();
         let result = body().instrument(span).await;
-        // Lines logged by the task go out before the task is reported done.
+        // Lines the task logged go out before the task is reported done.
+        if super::lines_queued() != lines_before {
+            let _ = tokio::time::timeout(TASK_LOG_FLUSH_BUDGET, super::flush_logs()).await;
+        }
         let (state, message) = match &result {
             Ok(_) => (StateType::Completed, None),
             Err(e) => (StateType::Failed, Some(e.to_string())),
         };
-        let answer = propose_with(client, Run::Task(id), state, message.as_deref(), force).await?;
-        set_active(&self.ctx, id, false);
+        let answer = propose_with(client, Run::Task(id), state.clone(), message.as_deref(), force).await;
         if let Some(slots) = slots
             && let Err(e) = slots.release().await
         {
             tracing::warn!(task_run_id = %id, error = %e, "releasing the task's tag slots failed; they come back when the lease expires");
         }
         match answer {
-            Answer::Accepted | Answer::Rejected(..) => {}
-            Answer::Aborted(reason) => {
+            Ok(Answer::Accepted | Answer::Rejected(..)) => set_active(&self.ctx, id, false),
+            Ok(Answer::Aborted(reason)) => {
+                set_active(&self.ctx, id, false);
                 return Err(TaskError::Prefect(Error::RunAborted { run_id: id, reason }));
+            }
+            // The body's result is not lost for a failed report: the flow run reports the
+            // task's end at its own end, and the caller gets what the body returned.
+            Err(e) => {
+                tracing::warn!(task_run_id = %id, error = %e, "reporting the task run's end failed; the flow run reports it when it ends");
+                intend(&self.ctx, id, state, message);
             }
         }
         result.map_err(TaskError::Failed)
     }
 }
 
+/// How long the end of a task run that logged waits for its lines to reach the server.
+const TASK_LOG_FLUSH_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Records the end a task run could not report, for its flow run to report at its own end.
+fn intend(ctx: &RunContext, id: Uuid, state: StateType, message: Option<String>) {
+    let mut tasks = ctx.shared.active_tasks.lock().unwrap_or_else(|p| p.into_inner());
+    tasks.insert(id, Some((state, message)));
+}
+
 fn set_active(ctx: &RunContext, id: Uuid, active: bool) {
-    let mut set = ctx.shared.active_tasks.lock().unwrap_or_else(|p| p.into_inner());
+    let mut tasks = ctx.shared.active_tasks.lock().unwrap_or_else(|p| p.into_inner());
     if active {
-        set.insert(id);
+        tasks.insert(id, None);
     } else {
-        set.remove(&id);
+        tasks.remove(&id);
     }
 }

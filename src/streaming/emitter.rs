@@ -100,7 +100,13 @@ impl EventEmitter {
 
     /// Queues an event (waits while 10,000 are queued). Fails once the emitter has
     /// stopped; [`close`](EventEmitter::close) then returns the event among the unsent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an event Prefect would refuse
+    /// ([`check_event`](crate::resources::events::check_event)): it is not queued, and the
+    /// events after it still reach the server; the emitter's error once it has stopped.
     pub async fn emit(&self, event: Event) -> Result<(), Error> {
+        crate::resources::events::check_event(&event)?;
         match self.commands.send(Command::Event(Box::new(event))).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendError(command)) => {

@@ -184,6 +184,7 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
             late_catch_up: None,
             held: Vec::new(),
             opened_at: tokio::time::Instant::now(),
+            started: Utc::now(),
             heard: false,
             quick_drops: 0,
         };
@@ -329,6 +330,8 @@ struct State<T> {
     held: Vec<T>,
     /// When the current socket's filter was sent, and whether any frame came since.
     opened_at: tokio::time::Instant,
+    /// When the subscription began: what a reconnect catches up from before any item came.
+    started: DateTime<Utc>,
     heard: bool,
     /// Sockets in a row that broke at once after the filter, before any frame.
     quick_drops: u32,
@@ -415,8 +418,10 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                         kind,
                         item: Some(item),
                     }) if kind == self.feed.frame() => {
-                        self.failures = 0;
                         if self.remember(&item) {
+                            // Only a new item proves the connection serves: repeats of a
+                            // backfill do not reset the count of failed reconnects.
+                            self.failures = 0;
                             if self.catching_up.is_some() {
                                 self.held.push(item);
                                 continue;
@@ -434,6 +439,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                         self.drop_socket(socket::closed(&self.path, detail));
                     }
                 },
+                // A pong proves a quiet connection alive.
                 Message::Pong(_) => self.failures = 0,
                 Message::Close(frame) => {
                     let error = socket::close_error(&self.path, frame);
@@ -498,19 +504,19 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
             self.failures += 1;
             let pause = self.backoff.next_delay().unwrap_or(MAX_RECONNECT_DELAY);
             tokio::time::sleep(pause).await;
-            let resume_from = self.recent.newest;
-            match self.connect(resume_from).await {
+            // From the newest item seen, or, before any came, from when the subscription
+            // began: what was published while the socket was down is read back either way.
+            let resume_from = self.recent.newest.unwrap_or(self.started);
+            match self.connect(Some(resume_from)).await {
                 Ok(socket) => {
                     tracing::info!(path = %self.path, attempt = self.failures, "subscription reconnected");
                     self.socket = Some(socket);
-                    if let Some(newest) = resume_from {
-                        let since = newest - chrono::Duration::from_std(RESUME_MARGIN).unwrap_or_default();
-                        let delay = self.feed.catch_up_delay();
-                        let now = tokio::time::Instant::now();
-                        self.catching_up = Some((now + delay, since));
-                        if !delay.is_zero() {
-                            self.late_catch_up = Some((now + delay * LATE_CATCH_UP_FACTOR, since));
-                        }
+                    let since = resume_from - chrono::Duration::from_std(RESUME_MARGIN).unwrap_or_default();
+                    let delay = self.feed.catch_up_delay();
+                    let now = tokio::time::Instant::now();
+                    self.catching_up = Some((now + delay, since));
+                    if !delay.is_zero() {
+                        self.late_catch_up = Some((now + delay * LATE_CATCH_UP_FACTOR, since));
                     }
                     return Ok(());
                 }

@@ -1,0 +1,176 @@
+//! Flow and task runs that lose nothing, against a real server on a multi-threaded runtime:
+//! a flow run whose future is dropped ends (its body and heartbeats stopped), and every line of
+//! a task run reaches it wherever the task was spawned. This binary installs the log layer as
+//! the global subscriber (spawned tasks run on other threads), so it holds these tests only.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use prefect_client::query::{EventQuery, TaskRunFilter, TaskRunFilterFlowRunId, TaskRunQuery};
+use prefect_client::runs::{LogShipper, PrefectLogLayer};
+use prefect_client::types::{
+    EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter, StateType,
+};
+use tokio::sync::OnceCell;
+use tracing_subscriber::prelude::*;
+
+use common::{client, unique};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+static SHIPPER: OnceCell<Arc<LogShipper>> = OnceCell::const_new();
+
+/// The log layer, installed once for the whole binary as the global subscriber.
+async fn shipper() -> Arc<LogShipper> {
+    SHIPPER
+        .get_or_init(|| async {
+            let layer = PrefectLogLayer::new(&client().await);
+            let shipper = layer.handle();
+            tracing_subscriber::registry().with(layer).init();
+            shipper
+        })
+        .await
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_run_future_stops_its_body_and_heartbeats_and_ends_the_run_cancelled() {
+    let client = client().await;
+    let finished = Arc::new(AtomicBool::new(false));
+    let (id_sender, id) = tokio::sync::oneshot::channel();
+    let run = client
+        .new_flow_run(&unique("rust-dropped"))
+        .heartbeat(Duration::from_secs(1))
+        .run({
+            let finished = finished.clone();
+            move |ctx| async move {
+                let _ = id_sender.send(ctx.flow_run_id());
+                let task = ctx.task("long").run(|| async {
+                    tokio::time::sleep(Duration::from_secs(8)).await;
+                    Ok::<_, BoxError>(())
+                });
+                task.await?;
+                finished.store(true, Ordering::SeqCst);
+                Ok::<_, BoxError>(())
+            }
+        });
+    // What the issue measured: a timeout around the run fires while the body sleeps (here 2 s
+    // after the body started, however long the server took to start the run).
+    let id = tokio::select! {
+        ended = run => panic!("the run ended before its future was dropped: {:?}", ended.map(|r| r.flow_run_id)),
+        id = async {
+            let id = id.await.expect("the body starts");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            id
+        } => id,
+    };
+    let dropped_at = chrono::Utc::now();
+    let ended = client
+        .flow_runs()
+        .wait_for_completion(id, Duration::from_secs(20))
+        .await
+        .expect("the run ends soon after its future is dropped");
+    assert_eq!(ended.state_type, Some(StateType::Cancelled));
+    let state = client.flow_runs().states(id).await.unwrap();
+    let message = state.last().and_then(|s| s.message.clone()).unwrap_or_default();
+    assert!(message.contains("dropped"), "{message}");
+    // Its task run is not left running.
+    let tasks: Vec<_> = client
+        .task_runs()
+        .stream(TaskRunQuery {
+            task_runs: Some(TaskRunFilter {
+                flow_run_id: Some(TaskRunFilterFlowRunId {
+                    any: Some(vec![id]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].state_type, Some(StateType::Cancelled));
+    // The body was stopped: 10 s after the drop it has not run on to its end.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(!finished.load(Ordering::SeqCst), "the body ran on after the drop");
+    // And the heartbeats stopped: none stored from a second after the drop.
+    let beats: Vec<_> = client
+        .events()
+        .stream(EventQuery {
+            filter: Some(EventFilter {
+                event: Some(EventNameFilter {
+                    name: Some(vec!["prefect.flow-run.heartbeat".into()]),
+                    ..Default::default()
+                }),
+                resource: Some(EventResourceFilter {
+                    id: Some(vec![format!("prefect.flow-run.{id}")]),
+                    ..Default::default()
+                }),
+                occurred: Some(EventOccurredFilter {
+                    since: Some(dropped_at + chrono::Duration::seconds(2)),
+                    until: None,
+                }),
+                ..Default::default()
+            }),
+            limit: 50,
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(beats.is_empty(), "{} heartbeats after the drop", beats.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_line_of_a_task_run_started_in_a_spawned_task_reaches_it() {
+    let client = client().await;
+    let shipper = shipper().await;
+    const TASKS: usize = 4;
+    const LINES: usize = 25;
+    let report = client
+        .new_flow_run(&unique("rust-spawned-logs"))
+        .run(|ctx| async move {
+            let spawned: Vec<_> = (0..TASKS)
+                .map(|t| {
+                    let ctx = ctx.clone();
+                    // No span of the flow goes with a plain spawn: the task run's own span
+                    // must name the flow run.
+                    tokio::spawn(async move {
+                        ctx.task("spawned")
+                            .run(|| async move {
+                                for n in 0..LINES {
+                                    tracing::info!("task {t} line {n}");
+                                }
+                                Ok::<_, BoxError>(())
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            for task in spawned {
+                task.await??;
+            }
+            Ok::<_, BoxError>(())
+        })
+        .await
+        .unwrap();
+    assert!(report.outcome.is_completed());
+    tokio::time::timeout(Duration::from_secs(60), shipper.flush())
+        .await
+        .unwrap();
+    let logs: Vec<_> = client
+        .flow_runs()
+        .logs(report.flow_run_id)
+        .try_collect()
+        .await
+        .unwrap();
+    let task_lines = logs.iter().filter(|l| l.task_run_id.is_some()).count();
+    assert_eq!(task_lines, TASKS * LINES, "every line reached its task run");
+    assert_eq!(shipper.unplaced(), 0);
+    assert_eq!(shipper.dropped(), 0);
+}
