@@ -1,4 +1,4 @@
-//! Rust work as Prefect runs: a flow run around a future ([`Client::flow`](crate::Client::flow)),
+//! Rust work as Prefect runs: a flow run around a future ([`Client::new_flow_run`](crate::Client::new_flow_run)),
 //! task runs nested under it ([`RunContext::task`]), and a `tracing` layer that ships the
 //! runs' log events ([`PrefectLogLayer`]). The runs show in Prefect's UI like Python's `@flow`
 //! and `@task`: states, parameters, tags, logs; tag concurrency limits hold task runs back, and

@@ -176,10 +176,9 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
             socket: None,
             ping_outstanding: false,
             recent: RecentIds::default(),
-            pending: VecDeque::new(),
+            ready: Ready::default(),
             failures: 0,
             last_error: None,
-            done: false,
             catching_up: None,
             late_catch_up: None,
             held: Vec::new(),
@@ -210,9 +209,8 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
             interval,
             start,
             recent: RecentIds::default(),
-            pending: VecDeque::new(),
+            ready: Ready::default(),
             failures: 0,
-            done: false,
             first: true,
         };
         // The first read checks the server answers; its errors are returned at once.
@@ -233,33 +231,29 @@ struct Polling<T> {
     interval: Duration,
     start: DateTime<Utc>,
     recent: RecentIds,
-    pending: VecDeque<T>,
+    ready: Ready<T>,
     failures: u32,
-    done: bool,
     first: bool,
 }
 
 impl<T: Send + 'static> Polling<T> {
     async fn next(&mut self) -> Option<Result<T, Error>> {
         loop {
-            if let Some(item) = self.pending.pop_front() {
-                return Some(Ok(item));
-            }
-            if self.done {
-                return None;
+            if let Some(next) = self.ready.take() {
+                return next;
             }
             if !std::mem::take(&mut self.first) {
                 tokio::time::sleep(self.interval).await;
             }
             if let Err(e) = self.read().await {
                 if socket::is_permanent(&e) {
-                    self.done = true;
+                    self.ready.done = true;
                     return Some(Err(e));
                 }
                 self.failures += 1;
                 tracing::warn!(path = %self.path, error = %e, "polling failed; trying again");
                 if self.failures > self.max_failures {
-                    self.done = true;
+                    self.ready.done = true;
                     return Some(Err(Error::SocketLost {
                         path: self.path.clone(),
                         attempts: self.failures,
@@ -286,7 +280,7 @@ impl<T: Send + 'static> Polling<T> {
                 .recent
                 .insert(self.feed.id(&item), self.feed.timestamp(&item))
             {
-                self.pending.push_back(item);
+                self.ready.pending.push_back(item);
             }
         }
         self.failures = 0;
@@ -315,12 +309,11 @@ struct State<T> {
     socket: Option<Socket>,
     ping_outstanding: bool,
     recent: RecentIds,
-    pending: VecDeque<T>,
+    ready: Ready<T>,
     /// Reconnection attempts since the connection last proved alive.
     failures: u32,
     backoff: Backoff,
     last_error: Option<Error>,
-    done: bool,
     /// After a reconnect: until when items are held for the catch-up, and from when it reads.
     catching_up: Option<(tokio::time::Instant, DateTime<Utc>)>,
     /// A second catch-up, later, for items the server stored later still (a loaded server);
@@ -345,11 +338,8 @@ const QUICK_DROPS_FOR_REFUSAL: u32 = 3;
 impl<T: DeserializeOwned + Send + 'static> State<T> {
     async fn next(&mut self) -> Option<Result<T, Error>> {
         loop {
-            if let Some(item) = self.pending.pop_front() {
-                return Some(Ok(item));
-            }
-            if self.done {
-                return None;
+            if let Some(next) = self.ready.take() {
+                return next;
             }
             if let Some((until, since)) = self.catching_up
                 && tokio::time::Instant::now() >= until
@@ -367,7 +357,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
             }
             let Some(socket) = self.socket.as_mut() else {
                 if let Err(e) = self.reconnect().await {
-                    self.done = true;
+                    self.ready.done = true;
                     return Some(Err(e));
                 }
                 continue;
@@ -444,7 +434,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                 Message::Close(frame) => {
                     let error = socket::close_error(&self.path, frame);
                     if socket::is_permanent(&error) {
-                        self.done = true;
+                        self.ready.done = true;
                         return Some(Err(error));
                     }
                     self.drop_socket(error);
@@ -547,7 +537,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
             }
         }
         items.sort_by_key(|item| self.feed.timestamp(item));
-        self.pending.extend(items);
+        self.ready.pending.extend(items);
     }
 
     /// Opens and authenticates a socket and sends the filter.
@@ -558,6 +548,31 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
         self.opened_at = tokio::time::Instant::now();
         self.heard = false;
         Ok(socket)
+    }
+}
+
+/// Items ready to hand out, and whether the stream is over.
+struct Ready<T> {
+    pending: VecDeque<T>,
+    done: bool,
+}
+
+impl<T> Default for Ready<T> {
+    fn default() -> Self {
+        Ready {
+            pending: VecDeque::new(),
+            done: false,
+        }
+    }
+}
+
+impl<T> Ready<T> {
+    /// The next item, or the stream's end, when either is at hand (`None`: read on).
+    fn take(&mut self) -> Option<Option<Result<T, Error>>> {
+        if let Some(item) = self.pending.pop_front() {
+            return Some(Some(Ok(item)));
+        }
+        self.done.then_some(None)
     }
 }
 
