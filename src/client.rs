@@ -39,6 +39,10 @@ pub struct Client {
 
 impl Client {
     /// A client for the API at `api_url` with Prefect's defaults and no credentials.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a URL that is not an http(s) URL with a host, or carries
+    /// credentials, a query or a fragment.
     pub fn new(api_url: &str) -> Result<Client, Error> {
         Client::builder(api_url).build()
     }
@@ -53,6 +57,9 @@ impl Client {
     }
 
     /// A client from explicit settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a setting that cannot be used (see [`ClientBuilder::build`]).
     pub fn from_config(config: Config) -> Result<Client, Error> {
         ClientBuilder::from_config(config).build()
     }
@@ -237,6 +244,10 @@ impl Client {
     }
 
     /// `GET /health`: `Ok(())` when the server is up and answers it is healthy.
+    ///
+    /// # Errors
+    /// [`Error::Unhealthy`] when the server answers that it is not healthy; any other error of
+    /// the request ([`Error::Connect`] when nothing answers).
     pub async fn health(&self) -> Result<(), Error> {
         let healthy = crate::resources::call!(self, health_check())?;
         if healthy {
@@ -249,6 +260,10 @@ impl Client {
     }
 
     /// `GET /admin/version`: the server's Prefect version.
+    ///
+    /// # Errors
+    /// Any error of the request ([`Error::Connect`] when nothing answers,
+    /// [`Error::NotFound`] when the URL is not Prefect's API).
     pub async fn server_version(&self) -> Result<String, Error> {
         crate::resources::call!(self, read_version())
     }

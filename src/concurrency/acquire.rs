@@ -122,6 +122,10 @@ impl Acquire {
     /// `Ok`: while `work` runs it is dropped (cancelled) at once, so it never runs on beyond the
     /// limit. Another failure to release afterwards is logged, not returned: the output is not
     /// lost, and the server frees the slots when the lease expires.
+    ///
+    /// # Errors
+    /// Those of [`acquire`](Acquire::acquire), and [`Error::LeaseLost`] when the lease was lost
+    /// before `work` finished.
     pub async fn run<F: Future>(self, work: F) -> Result<F::Output, Error> {
         let guard = self.acquire().await?;
         let output = tokio::select! {
@@ -145,6 +149,12 @@ impl Acquire {
     /// them; nothing is released afterwards, the slots decay. Prefect's `rate_limit()`.
     /// Strict by default, as [`acquire`](Acquire::acquire): a name without an active limit is
     /// [`Error::MissingLimits`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for no names, a bad name or 0 slots (nothing sent);
+    /// [`Error::MissingLimits`] (strict) for a name without an active limit;
+    /// [`Error::AcquireTimeout`] when the timeout passes; [`Error::SlotsUnavailable`] after
+    /// `max_retries` refusals; the error of a request that failed for good.
     pub async fn rate_limit(self) -> Result<(), Error> {
         let names = checked_names(&self.names)?;
         checked_slots(self.terms.slots)?;

@@ -152,6 +152,11 @@ impl SlotGuard {
     /// Returns [`Error::LeaseLost`] if the lease had been lost meanwhile (the work may have
     /// over-run the limit), after releasing what is left. Cancelling this future does not
     /// cancel the release: it goes on in the background.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] when the lease was lost while held; the error of the release when
+    /// the server failed it for 10 s (the slots then come back when the lease expires);
+    /// [`Error::RuntimeShutdown`] when the runtime stopped meanwhile.
     pub async fn release(mut self) -> Result<(), Error> {
         let lost = self.check();
         if let Some(held) = self.held.take() {

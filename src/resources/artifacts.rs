@@ -55,17 +55,29 @@ impl<'a> Artifacts<'a> {
     }
 
     /// The latest version of the artifact `key`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn get_latest(&self, key: &str) -> Result<Artifact, Error> {
         check_key(key)?;
         call!(self.client, read_latest_artifact(key))
     }
 
     /// One page of artifacts matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadArtifactsBody) -> Result<Vec<Artifact>, Error> {
         pagination::page(self.client, filter).await
     }
 
     /// Every artifact (every version) matching `filter` (`ReadArtifactsBody::default()` for all).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadArtifactsBody,

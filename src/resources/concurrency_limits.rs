@@ -37,6 +37,10 @@ impl<'a> ConcurrencyLimits<'a> {
     ///
     /// `limit` is 0 to 2,147,483,647; an empty tag or one with `/ % & > <` is rejected before
     /// any request is sent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad tag or a limit out of range (nothing
+    /// sent); any other error of the request.
     pub async fn create(&self, tag: &str, limit: i64) -> Result<ConcurrencyLimit, Error> {
         check_name("tag", tag)?;
         check_limit(limit)?;
@@ -48,17 +52,28 @@ impl<'a> ConcurrencyLimits<'a> {
     }
 
     /// The limit with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no limit has this id; any other error of the request.
     pub async fn get(&self, id: Uuid) -> Result<ConcurrencyLimit, Error> {
         call!(self.client, read_concurrency_limit(&id))
     }
 
     /// The limit of `tag`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn get_by_tag(&self, tag: &str) -> Result<ConcurrencyLimit, Error> {
         check_name("tag", tag)?;
         call!(self.client, read_concurrency_limit_by_tag(tag))
     }
 
     /// One page of limits (the body's `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(
         &self,
         filter: &ReadConcurrencyLimitsBody,
@@ -67,6 +82,10 @@ impl<'a> ConcurrencyLimits<'a> {
     }
 
     /// Every limit (`ReadConcurrencyLimitsBody::default()`), page after page as consumed.
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadConcurrencyLimitsBody,
@@ -75,11 +94,19 @@ impl<'a> ConcurrencyLimits<'a> {
     }
 
     /// Deletes the limit with this id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
         call!(self.client, delete_concurrency_limit(&id)).map(drop)
     }
 
     /// Deletes the limit of `tag`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn delete_by_tag(&self, tag: &str) -> Result<(), Error> {
         check_name("tag", tag)?;
         call!(self.client, delete_concurrency_limit_by_tag(tag)).map(drop)
@@ -87,6 +114,10 @@ impl<'a> ConcurrencyLimits<'a> {
 
     /// Frees every slot of `tag`'s limit (to set its holders instead, call
     /// `reset_concurrency_limit_by_tag` on [`Client::raw`] with a `slot_override`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn reset_by_tag(&self, tag: &str) -> Result<(), Error> {
         check_name("tag", tag)?;
         let body = types::ResetConcurrencyLimitByTagBody { slot_override: None };

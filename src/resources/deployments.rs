@@ -42,6 +42,9 @@ impl<'a> Deployments<'a> {
 
     /// Creates (or updates, by flow and name) a deployment of `flow_id` with no schedule and no
     /// infrastructure: runs of it wait for a worker, or are driven through the API.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent); any other error of the request.
     pub async fn create(&self, flow_id: Uuid, name: &str) -> Result<DeploymentResponse, Error> {
         check_name("deployment name", name)?;
         let body = DeploymentCreate {
@@ -73,11 +76,18 @@ impl<'a> Deployments<'a> {
     }
 
     /// The deployment with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no deployment has this id; any other error of the request.
     pub async fn get(&self, id: Uuid) -> Result<DeploymentResponse, Error> {
         call!(self.client, read_deployment(&id))
     }
 
     /// The deployment named `"flow-name/deployment-name"`, as Prefect's CLI names them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn get_by_name(&self, full_name: &str) -> Result<DeploymentResponse, Error> {
         let Some((flow, deployment)) = full_name.split_once('/') else {
             return Err(Error::invalid(
@@ -91,11 +101,19 @@ impl<'a> Deployments<'a> {
     }
 
     /// One page of deployments matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadDeploymentsBody) -> Result<Vec<DeploymentResponse>, Error> {
         pagination::page(self.client, filter).await
     }
 
     /// Every deployment matching `filter` (`ReadDeploymentsBody::default()` for all).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadDeploymentsBody,

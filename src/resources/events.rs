@@ -72,6 +72,10 @@ impl<'a> Events<'a> {
 
     /// The first page of events matching `filter` (newest first by default; `limit` 1 to 50),
     /// with the total count and the next page's URL.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadEventsBody) -> Result<EventPage, Error> {
         if !(1..=EVENT_PAGE_SIZE).contains(&filter.limit) {
             return Err(Error::invalid(
@@ -88,6 +92,10 @@ impl<'a> Events<'a> {
     /// Every event matching `filter`, following the server's page tokens. The tokens are sent
     /// to this client's API URL (the server's own `next_page` URL may name another host behind
     /// a proxy).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         mut filter: ReadEventsBody,
@@ -161,6 +169,9 @@ impl Events<'_> {
 
     /// Opens an [`EventEmitter`]: many events over one websocket, with nothing lost or stored
     /// twice across reconnects.
+    ///
+    /// # Errors
+    /// Those of opening the socket, as for [`Subscribe::open`](crate::streaming::Subscribe::open).
     pub async fn emitter(&self) -> Result<EventEmitter, Error> {
         EventEmitter::open(self.client).await
     }
@@ -311,6 +322,11 @@ impl EmitEvent {
     }
 
     /// Emits the event; returns its id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty name or resource id, a payload that is not a JSON
+    /// object, or an event Prefect would refuse ([`check_event`]); any other error of the
+    /// request.
     pub async fn send(self) -> Result<Uuid, Error> {
         if self.name.is_empty() || self.resource_id.is_empty() {
             return Err(Error::invalid(

@@ -55,16 +55,27 @@ impl<'a> FlowRuns<'a> {
     }
 
     /// The flow run with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no flow run has this id; any other error of the request.
     pub async fn get(&self, id: Uuid) -> Result<FlowRunResponse, Error> {
         call!(self.client, read_flow_run(&id))
     }
 
     /// One page of flow runs matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadFlowRunsBody) -> Result<Vec<FlowRunResponse>, Error> {
         pagination::page(self.client, filter).await
     }
 
     /// Every flow run matching `filter` (`ReadFlowRunsBody::default()` for all).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadFlowRunsBody,
@@ -85,6 +96,9 @@ impl<'a> FlowRuns<'a> {
 
     /// Waits until the run is in one of `states` (or in a final state, which it cannot leave)
     /// and returns it, as [`wait_for_completion`](FlowRuns::wait_for_completion) does.
+    ///
+    /// # Errors
+    /// As [`wait_for_completion`](FlowRuns::wait_for_completion).
     pub async fn wait_for_state(
         &self,
         id: Uuid,
@@ -219,6 +233,9 @@ impl<'a> FlowRuns<'a> {
     }
 
     /// The states the run went through, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no flow run has this id; any other error of the request.
     pub async fn states(&self, id: Uuid) -> Result<Vec<State>, Error> {
         let mut states: Vec<State> = call!(self.client, read_flow_run_states(&id))?;
         states.sort_by_key(|s| s.timestamp);
@@ -226,6 +243,10 @@ impl<'a> FlowRuns<'a> {
     }
 
     /// Deletes the run.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
         call!(self.client, delete_flow_run(&id))
     }

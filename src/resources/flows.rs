@@ -26,6 +26,9 @@ impl<'a> Flows<'a> {
     }
 
     /// Creates the flow `name`, or returns the existing one (the server upserts by name).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent); any other error of the request.
     pub async fn create(&self, name: &str) -> Result<Flow, Error> {
         let body = FlowCreate {
             labels: None,
@@ -36,22 +39,37 @@ impl<'a> Flows<'a> {
     }
 
     /// The flow with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no flow has this id; any other error of the request.
     pub async fn get(&self, id: Uuid) -> Result<Flow, Error> {
         call!(self.client, read_flow(&id))
     }
 
     /// The flow named `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn get_by_name(&self, name: &str) -> Result<Flow, Error> {
         check_name("flow name", name)?;
         call!(self.client, read_flow_by_name(name))
     }
 
     /// One page of flows matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadFlowsBody) -> Result<Vec<Flow>, Error> {
         pagination::page(self.client, filter).await
     }
 
     /// Every flow matching `filter` (`ReadFlowsBody::default()` for all), paged as needed.
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(&self, filter: ReadFlowsBody) -> impl Stream<Item = Result<Flow, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }

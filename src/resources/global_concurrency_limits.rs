@@ -51,11 +51,18 @@ impl<'a> GlobalConcurrencyLimits<'a> {
     }
 
     /// The limit with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no limit has this id; any other error of the request.
     pub async fn get(&self, id: Uuid) -> Result<GlobalConcurrencyLimitResponse, Error> {
         call!(self.client, read_concurrency_limit_v2(&id.to_string()))
     }
 
     /// The limit named `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn get_by_name(&self, name: &str) -> Result<GlobalConcurrencyLimitResponse, Error> {
         check_name("limit name", name)?;
         call!(self.client, read_concurrency_limit_v2(name))
@@ -72,17 +79,29 @@ impl<'a> GlobalConcurrencyLimits<'a> {
     }
 
     /// Deletes the limit with this id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
         call!(self.client, delete_concurrency_limit_v2(&id.to_string())).map(drop)
     }
 
     /// Deletes the limit named `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn delete_by_name(&self, name: &str) -> Result<(), Error> {
         check_name("limit name", name)?;
         call!(self.client, delete_concurrency_limit_v2(name)).map(drop)
     }
 
     /// One page of limits (the body's `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(
         &self,
         filter: &ReadAllConcurrencyLimitsV2Body,
@@ -91,6 +110,10 @@ impl<'a> GlobalConcurrencyLimits<'a> {
     }
 
     /// Every limit (`ReadAllConcurrencyLimitsV2Body::default()`), page after page as consumed.
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadAllConcurrencyLimitsV2Body,
@@ -173,6 +196,9 @@ impl<'a> GlobalConcurrencyLimits<'a> {
     }
 
     /// Gives back the slots of a lease and ends it.
+    ///
+    /// # Errors
+    /// [`Error::ServerTooOld`] on a server without leases; any other error of the request.
     pub async fn decrement_with_lease(&self, lease_id: Uuid) -> Result<(), Error> {
         let body = types::BulkDecrementActiveSlotsWithLeaseBody { lease_id };
         call!(self.client, bulk_decrement_active_slots_with_lease(&body))

@@ -121,6 +121,10 @@ impl<'a> Logs<'a> {
 
     /// Writes a batch of log lines in one request (not retried after a broken connection: it
     /// could write them twice).
+    ///
+    /// # Errors
+    /// The error of the request: it is not repeated after a broken connection
+    /// ([`Error::ConnectionLost`]: the lines may have been written).
     pub async fn write(&self, entries: impl IntoIterator<Item = LogEntry>) -> Result<(), Error> {
         let body: Vec<LogCreate> = entries.into_iter().map(LogEntry::into_create).collect();
         if body.is_empty() {
@@ -130,11 +134,19 @@ impl<'a> Logs<'a> {
     }
 
     /// One page of logs matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadLogsBody) -> Result<Vec<Log>, Error> {
         pagination::page(self.client, filter).await
     }
 
     /// Every log line matching `filter` (`ReadLogsBody::default()` for all).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(&self, filter: ReadLogsBody) -> impl Stream<Item = Result<Log, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }

@@ -35,16 +35,27 @@ impl<'a> TaskRuns<'a> {
     }
 
     /// The task run with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no task run has this id; any other error of the request.
     pub async fn get(&self, id: Uuid) -> Result<TaskRun, Error> {
         call!(self.client, read_task_run(&id))
     }
 
     /// One page of task runs matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadTaskRunsBody) -> Result<Vec<TaskRun>, Error> {
         pagination::page(self.client, filter).await
     }
 
     /// Every task run matching `filter` (`Default::default()` for all).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadTaskRunsBody,
@@ -53,6 +64,9 @@ impl<'a> TaskRuns<'a> {
     }
 
     /// The states the task run went through, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no task run has this id; any other error of the request.
     pub async fn states(&self, id: Uuid) -> Result<Vec<State>, Error> {
         let mut states: Vec<State> = call!(self.client, read_task_run_states(&id))?;
         states.sort_by_key(|s| s.timestamp);

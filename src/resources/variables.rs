@@ -36,12 +36,20 @@ impl<'a> Variables<'a> {
     }
 
     /// The variable named `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn get_by_name(&self, name: &str) -> Result<Variable, Error> {
         check_variable_name(name)?;
         call!(self.client, read_variable_by_name(name))
     }
 
     /// The value of the variable `name`, as `T`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; [`Error::InvalidInput`] when it does not hold the type asked for; any other error of the request.
     pub async fn value<T: DeserializeOwned>(&self, name: &str) -> Result<T, Error> {
         let variable = self.get_by_name(name).await?;
         let value = serde_json::to_value(&variable.value).unwrap_or(serde_json::Value::Null);
@@ -92,17 +100,29 @@ impl<'a> Variables<'a> {
     }
 
     /// Deletes the variable named `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn delete_by_name(&self, name: &str) -> Result<(), Error> {
         check_variable_name(name)?;
         call!(self.client, delete_variable_by_name(name))
     }
 
     /// One page of variables matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadVariablesBody) -> Result<Vec<Variable>, Error> {
         pagination::page(self.client, filter).await
     }
 
     /// Every variable matching `filter` (`ReadVariablesBody::default()` for all).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadVariablesBody,

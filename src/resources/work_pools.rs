@@ -52,17 +52,29 @@ impl<'a> WorkPools<'a> {
     }
 
     /// The work pool named `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn get_by_name(&self, name: &str) -> Result<WorkPoolResponse, Error> {
         check_pool(name)?;
         call!(self.client, read_work_pool(name))
     }
 
     /// One page of work pools matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(&self, filter: &ReadWorkPoolsBody) -> Result<Vec<WorkPoolResponse>, Error> {
         pagination::page(self.client, filter).await
     }
 
     /// Every work pool matching `filter` (`ReadWorkPoolsBody::default()` for all).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadWorkPoolsBody,
@@ -71,17 +83,29 @@ impl<'a> WorkPools<'a> {
     }
 
     /// Deletes the work pool named `name` (and its queues).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn delete_by_name(&self, name: &str) -> Result<(), Error> {
         check_pool(name)?;
         call!(self.client, delete_work_pool(name))
     }
 
     /// Stops workers of the pool from picking up runs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn pause(&self, name: &str) -> Result<(), Error> {
         self.set_paused(name, true).await
     }
 
     /// Lets workers of the pool pick up runs again.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn resume(&self, name: &str) -> Result<(), Error> {
         self.set_paused(name, false).await
     }
@@ -143,12 +167,20 @@ impl WorkQueues<'_> {
     }
 
     /// The work queue `name` of the pool.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn get_by_name(&self, name: &str) -> Result<WorkQueueResponse, Error> {
         self.check(name)?;
         call!(self.client, read_work_queue_in_work_pools(&self.pool, name))
     }
 
     /// One page of the pool's work queues matching `filter` (its `limit` and `offset` apply).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
+    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(
         &self,
         filter: &ReadWorkQueuesInWorkPoolsBody,
@@ -158,6 +190,10 @@ impl WorkQueues<'_> {
     }
 
     /// Every work queue of the pool matching `filter` (`Default::default()` for all).
+    ///
+    /// # Errors
+    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
+    /// of any page after the first.
     pub fn stream(
         &self,
         filter: ReadWorkQueuesInWorkPoolsBody,
@@ -180,17 +216,29 @@ impl WorkQueues<'_> {
     }
 
     /// Deletes the work queue `name` of the pool.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn delete_by_name(&self, name: &str) -> Result<(), Error> {
         self.check(name)?;
         call!(self.client, delete_work_queue_in_work_pools(&self.pool, name))
     }
 
     /// Pauses a work queue of the pool: workers do not pick up its runs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn pause(&self, name: &str) -> Result<(), Error> {
         self.set_paused(name, true).await
     }
 
     /// Resumes a work queue of the pool.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name (nothing sent);
+    /// [`Error::NotFound`] when there is none; any other error of the request.
     pub async fn resume(&self, name: &str) -> Result<(), Error> {
         self.set_paused(name, false).await
     }

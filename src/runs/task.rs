@@ -105,6 +105,11 @@ impl TaskScope {
     /// as its message): two requests, three with tags. Its `tracing`
     /// events go to the task run's logs when a [`PrefectLogLayer`](super::PrefectLogLayer) is
     /// installed.
+    ///
+    /// # Errors
+    /// [`TaskError::Failed`] with the body's error; [`TaskError::NotStarted`] when Prefect kept
+    /// the task from running; [`TaskError::Prefect`] when the task run could not be created or
+    /// its slots taken (a failed report of its end is not an error: the flow run reports it).
     pub async fn run<F, Fut, T, E>(self, body: F) -> Result<T, TaskError<E>>
     where
         F: FnOnce() -> Fut,

@@ -121,6 +121,11 @@ impl EventEmitter {
     }
 
     /// Waits until every event emitted so far is confirmed by the server.
+    ///
+    /// # Errors
+    /// The emitter's error once it stopped ([`Error::SocketLost`] after its reconnects,
+    /// [`Error::SocketUnauthorized`]): [`close`](EventEmitter::close) then returns what was
+    /// not confirmed.
     pub async fn flush(&self) -> Result<(), Error> {
         let (done, answer) = oneshot::channel();
         self.commands
@@ -131,6 +136,9 @@ impl EventEmitter {
     }
 
     /// Sends everything queued, waits for the server to confirm it, and closes the socket.
+    ///
+    /// # Errors
+    /// An [`EmitFailure`]: why the emitter stopped, and the events the server did not confirm.
     pub async fn close(self) -> Result<EmitReport, EmitFailure> {
         let EventEmitter {
             commands,

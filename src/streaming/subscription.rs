@@ -157,6 +157,11 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
     }
 
     /// Connects and authenticates; errors of this first connection are returned as they are.
+    ///
+    /// # Errors
+    /// Those of the first connection: [`Error::Connect`], [`Error::Tls`],
+    /// [`Error::SocketUnauthorized`] (refused credentials), [`Error::SocketRejected`] (a
+    /// refused upgrade), [`Error::SocketClosed`] (a handshake that did not finish in time).
     pub async fn open(self) -> Result<Subscription<T>, Error> {
         if let Some(open_with) = self.open_with {
             return open_with(self).await;
