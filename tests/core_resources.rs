@@ -411,3 +411,97 @@ async fn server_health_and_version() {
         .unwrap_or_else(|_| prefect_client::PREFECT_VERSION.to_string());
     assert_eq!(client.server_version().await.unwrap(), expected);
 }
+
+#[tokio::test]
+async fn the_verb_table_holds_on_every_handle() {
+    let client = client().await;
+    // Both create forms, awaited directly (a builder is awaited as `.send()` would).
+    let tag = unique("verbs");
+    client.concurrency_limits().create(&tag, 2).await.unwrap();
+    client.global_concurrency_limits().create(&tag, 2).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .update_by_name(&tag)
+        .limit(3)
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .global_concurrency_limits()
+            .get_by_name(&tag)
+            .await
+            .unwrap()
+            .limit,
+        3
+    );
+
+    let flow = client.flows().create(&unique("verbs-flow")).await.unwrap();
+    assert_eq!(client.flows().get(flow.id).await.unwrap().id, flow.id);
+    let deployment = client.deployments().create(flow.id, "verbs").await.unwrap();
+    assert_eq!(
+        client.deployments().get(deployment.id).await.unwrap().id,
+        deployment.id
+    );
+    let run = client.deployments().run(deployment.id).await.unwrap();
+    assert_eq!(client.flow_runs().get(run.id).await.unwrap().id, run.id);
+    assert!(!client.flow_runs().states(run.id).await.unwrap().is_empty());
+
+    let key = unique("verbs-artifact");
+    let artifact = client
+        .artifacts()
+        .create_markdown(&key, "# hi")
+        .flow_run(run.id)
+        .await
+        .unwrap();
+    let id = artifact.id.unwrap();
+    assert_eq!(
+        client.artifacts().get(id).await.unwrap().key.as_deref(),
+        Some(key.as_str())
+    );
+    client.artifacts().delete(id).await.unwrap();
+    assert!(client.artifacts().get(id).await.unwrap_err().is_not_found());
+
+    let name = unique("verbs_variable").replace('-', "_");
+    client.variables().set(&name, &1).await.unwrap();
+    let variable = client.variables().get_by_name(&name).await.unwrap();
+    assert_eq!(
+        client
+            .variables()
+            .get(variable.id)
+            .await
+            .unwrap()
+            .name
+            .to_string(),
+        name
+    );
+    client.variables().delete(variable.id).await.unwrap();
+    assert_eq!(
+        client
+            .variables()
+            .get(variable.id)
+            .await
+            .optional()
+            .unwrap()
+            .map(|v| v.id),
+        None
+    );
+
+    client.flow_runs().delete(run.id).await.unwrap();
+    client.deployments().delete(deployment.id).await.unwrap();
+    assert!(
+        client
+            .deployments()
+            .get(deployment.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    client.flows().delete(flow.id).await.unwrap();
+    assert!(client.flows().get(flow.id).await.optional().unwrap().is_none());
+    client.concurrency_limits().delete_by_tag(&tag).await.unwrap();
+    client
+        .global_concurrency_limits()
+        .delete_by_name(&tag)
+        .await
+        .unwrap();
+}

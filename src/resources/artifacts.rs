@@ -54,6 +54,22 @@ impl<'a> Artifacts<'a> {
         create
     }
 
+    /// The artifact with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no artifact has this id; any other error of the request.
+    pub async fn get(&self, id: Uuid) -> Result<Artifact, Error> {
+        call!(self.client, read_artifact(&id))
+    }
+
+    /// Deletes the artifact with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no artifact has this id; any other error of the request.
+    pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
+        call!(self.client, delete_artifact(&id))
+    }
+
     /// The latest version of the artifact `key`.
     ///
     /// # Errors

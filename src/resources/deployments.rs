@@ -121,6 +121,14 @@ impl<'a> Deployments<'a> {
         pagination::stream(self.client, filter)
     }
 
+    /// Deletes the deployment with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no deployment has this id; any other error of the request.
+    pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
+        call!(self.client, delete_deployment(&id))
+    }
+
     /// Starts a run of the deployment; set its options, then await it (or
     /// [`send`](RunDeployment::send) it).
     pub fn run(&self, id: Uuid) -> RunDeployment {

@@ -56,6 +56,14 @@ impl<'a> Flows<'a> {
         call!(self.client, read_flow_by_name(name))
     }
 
+    /// Deletes the flow (and its deployments and runs) with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no flow (and its deployments and runs) has this id; any other error of the request.
+    pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
+        call!(self.client, delete_flow(&id))
+    }
+
     /// One page of flows matching `filter` (its `limit` and `offset` apply).
     ///
     /// # Errors

@@ -63,6 +63,14 @@ impl<'a> TaskRuns<'a> {
         pagination::stream(self.client, filter)
     }
 
+    /// Deletes the task run with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no task run has this id; any other error of the request.
+    pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
+        call!(self.client, delete_task_run(&id))
+    }
+
     /// The states the task run went through, oldest first.
     ///
     /// # Errors

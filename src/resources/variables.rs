@@ -4,6 +4,7 @@ use futures_core::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::resources::{call, pagination};
 use crate::types::{ReadVariablesBody, Variable, VariableCreate, VariableUpdate};
@@ -33,6 +34,22 @@ pub struct Variables<'a> {
 impl<'a> Variables<'a> {
     pub(crate) fn new(client: &'a Client) -> Self {
         Variables { client }
+    }
+
+    /// The variable with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no variable has this id; any other error of the request.
+    pub async fn get(&self, id: Uuid) -> Result<Variable, Error> {
+        call!(self.client, read_variable(&id))
+    }
+
+    /// Deletes the variable with this id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no variable has this id; any other error of the request.
+    pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
+        call!(self.client, delete_variable(&id))
     }
 
     /// The variable named `name`.
