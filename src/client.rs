@@ -235,6 +235,26 @@ impl Client {
         crate::runs::FlowScope::new(self, flow)
     }
 
+    /// Serves deployments of these flows from this process, as Prefect's `flow.serve()`: add
+    /// them with [`Serve::deployment`](crate::serve::Serve::deployment), then await it; see
+    /// [`serve`](crate::serve).
+    pub fn serve<'a>(
+        &self,
+        flows: impl IntoIterator<Item = &'a crate::serve::RustFlow>,
+    ) -> crate::serve::Serve {
+        crate::serve::Serve::new(self, flows)
+    }
+
+    /// A worker on the work pool `pool`, executing the pool's runs of these flows in this
+    /// process; await it. See [`serve`](crate::serve).
+    pub fn worker<'a>(
+        &self,
+        pool: &str,
+        flows: impl IntoIterator<Item = &'a crate::serve::RustFlow>,
+    ) -> crate::serve::Worker {
+        crate::serve::Worker::new(self, pool, flows)
+    }
+
     /// HTTP requests this client (and its clones) sent so far, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.raw

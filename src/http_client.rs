@@ -31,6 +31,21 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// The setting naming the extra certificates.
 const SSL_CERT_FILE: &str = "PREFECT_API_SSL_CERT_FILE";
 
+/// The User-Agent every request carries: Prefect's own form, `prefect/<version> (API
+/// <api version>)`, with this SDK named in the version's local part (`3.8.8+rs.0.1.0`). The
+/// server reads the client's version from it (`server/api/dependencies.py`): for a client it
+/// cannot read, or one older than 3.4.11, it revokes a deployment run's concurrency lease at
+/// RUNNING and holds the slot without a lease until the run ends, so a process that dies keeps
+/// it. This SDK renews that lease as Prefect's own engine does.
+pub(crate) fn user_agent() -> String {
+    format!(
+        "prefect/{}+rs.{} (API {})",
+        crate::PREFECT_VERSION,
+        env!("CARGO_PKG_VERSION"),
+        crate::PREFECT_API_VERSION
+    )
+}
+
 /// Builds the HTTP client the SDK uses when the caller brings none: rustls (ring), the
 /// configured timeouts, User-Agent, extra certificates and certificate checking.
 pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Error> {
@@ -50,7 +65,7 @@ fn build(config: &Config, builder: reqwest::ClientBuilder, alpn: &[&str]) -> Res
     install_tls_provider();
     let mut builder = builder
         .connect_timeout(config.connect_timeout)
-        .user_agent(concat!("prefect-client-rust/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true);
     if config.tls_insecure_skip_verify {

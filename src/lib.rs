@@ -11,6 +11,8 @@
 //! - Slot guards, the Rust form of Prefect's `concurrency()`: [`Client::concurrency`] (see
 //!   [`concurrency`] and the vocabulary in [`lease`]).
 //! - Rust work as Prefect flow and task runs: [`Client::new_flow_run`] (see [`runs`]).
+//! - Prefect runs Rust code: deployments served by this process ([`Client::serve`]), a worker
+//!   ([`Client::worker`]), runs handed over by Prefect's own workers (see [`serve`]).
 //! - Live events and logs over Prefect's websockets: [`streaming`].
 //! - Every operation of the API, generated: [`Client::raw`] and [`types`].
 //! - One [`Error`] with typed variants and `is_*` helpers; messages say what to do.
@@ -57,6 +59,7 @@ pub mod resources;
 mod response;
 mod retry;
 pub mod runs;
+pub mod serve;
 pub mod streaming;
 mod transport;
 mod waits;

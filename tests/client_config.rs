@@ -23,10 +23,12 @@ async fn api_key_is_sent_as_bearer_with_prefect_headers() {
         seen.header("x-prefect-api-version"),
         Some(prefect_client::PREFECT_API_VERSION)
     );
+    // Prefect's own form, so the server reads the client's version (it decides how deployment
+    // concurrency leases are kept from it); the SDK is the version's local part.
+    let agent = seen.header("user-agent").unwrap();
     assert!(
-        seen.header("user-agent")
-            .unwrap()
-            .starts_with("prefect-client-rust/")
+        agent.starts_with("prefect/3.8.8+rs.") && agent.ends_with(" (API 0.8.4)"),
+        "{agent}"
     );
     assert_eq!(
         seen.header("api-version"),

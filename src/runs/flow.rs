@@ -9,15 +9,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tracing::Instrument;
 use uuid::Uuid;
 
-use super::orchestration::{Answer, Run, propose, propose_with};
+use super::execution::Execution;
 use super::task::TaskScope;
 use crate::resources::call;
 use crate::resources::flow_runs::state_create;
 use crate::types::{FlowRunCreate, StateType};
-use crate::waits::{CANCELLATION_WATCH_RETRY, LOG_FLUSH_BUDGET};
 use crate::{Client, Error};
 
 /// A flow run to start; from [`Client::new_flow_run`]. Set its options, then
@@ -48,6 +46,7 @@ pub struct FlowScope {
     parameters: Result<Map<String, Value>, String>,
     tags: Vec<String>,
     heartbeat: Option<Duration>,
+    timeout: Option<Duration>,
 }
 
 /// How a run ended.
@@ -63,6 +62,18 @@ pub enum Outcome<T, E> {
     /// The run was cancelled from outside (the UI or the API) and the future stopped; the run
     /// is CANCELLED.
     Cancelled,
+    /// One attempt took longer than the run's timeout and was stopped; the run is FAILED,
+    /// named "TimedOut".
+    TimedOut(Duration),
+    /// The run was stopped from outside its own code (the process serving it shutting down,
+    /// its deployment's concurrency slot lost) and the future dropped; the run is in `state`:
+    /// SCHEDULED again (for another process), CANCELLED or CRASHED.
+    Stopped {
+        /// The state the run was left in.
+        state: StateType,
+        /// Why.
+        message: String,
+    },
     /// The server did not let the run start: it keeps the run in this state (with its
     /// message); the future never ran.
     NotStarted {
@@ -153,6 +164,7 @@ impl FlowScope {
             parameters: Ok(Map::new()),
             tags: Vec::new(),
             heartbeat: None,
+            timeout: None,
         }
     }
 
@@ -177,6 +189,13 @@ impl FlowScope {
     /// crashed. Prefect's own runs beat every 30 s or more.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = Some(every.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// Stops the future if it runs longer than this, and ends the run FAILED, named
+    /// "TimedOut" ([`Outcome::TimedOut`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 
@@ -227,256 +246,12 @@ impl FlowScope {
             flow_run_id: run.id,
             flow_name: self.name,
             heartbeat: self.heartbeat,
+            timeout: self.timeout,
+            stop: None,
         };
-        execution.run(body).await
-    }
-}
-
-/// Executing one flow run that exists already (created here, or by Prefect for a deployment):
-/// RUNNING, the body in a task of its own, the cancellation watch and heartbeats, the end.
-pub(crate) struct Execution {
-    pub(crate) client: Client,
-    pub(crate) flow_run_id: Uuid,
-    pub(crate) flow_name: String,
-    pub(crate) heartbeat: Option<Duration>,
-}
-
-impl Execution {
-    /// Proposes RUNNING (waiting while the server says WAIT), runs `body` and reports its end.
-    /// Dropping this future before the end is reported stops the body and the heartbeats and
-    /// ends the run CANCELLED (see [`Abandon`]).
-    pub(crate) async fn run<F, Fut, T, E>(self, body: F) -> Result<FlowRunReport<T, E>, Error>
-    where
-        F: FnOnce(RunContext) -> Fut,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-        E: Display + Send + 'static,
-    {
-        let Execution {
-            client,
-            flow_run_id: id,
-            flow_name,
-            heartbeat,
-        } = self;
-        let url = ui_url(client.api_url(), "flow-run", id);
-        let report = |outcome| FlowRunReport {
-            flow_run_id: id,
-            url: url.clone(),
-            outcome,
-        };
-        match propose(&client, Run::Flow(id), StateType::Running, None).await? {
-            Answer::Accepted => {}
-            Answer::Rejected(state, message) => return Ok(report(Outcome::NotStarted { state, message })),
-            Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
-        }
-        let ctx = RunContext {
-            shared: Arc::new(Shared {
-                client: client.clone(),
-                flow_run_id: id,
-                flow_name: flow_name.clone(),
-                url: url.clone(),
-                task_counts: Mutex::default(),
-                active_tasks: Mutex::default(),
-            }),
-        };
-        let span =
-            tracing::info_span!("prefect_flow_run", prefect.flow_run_id = %id, prefect.flow = %flow_name);
-        let work = tokio::spawn(body(ctx.clone()).instrument(span));
-        let heartbeat = heartbeat.map(|every| tokio::spawn(beat(client.clone(), id, every)));
-        let mut abandon = Abandon {
-            shared: ctx.shared.clone(),
-            work: work.abort_handle(),
-            heartbeat: heartbeat.as_ref().map(|h| h.abort_handle()),
-            end: Some((StateType::Cancelled, DROPPED.to_string())),
-        };
-        let outcome = watch(&client, id, work).await;
-        if let Some(heartbeat) = heartbeat {
-            heartbeat.abort();
-        }
-        let (state, message) = match &outcome {
-            Outcome::Completed(_) => (StateType::Completed, None),
-            Outcome::Failed(e) => (StateType::Failed, Some(e.to_string())),
-            Outcome::Panicked(message) => (
-                StateType::Crashed,
-                Some(format!("the Rust future panicked: {message}")),
-            ),
-            Outcome::Cancelled => (
-                StateType::Cancelled,
-                Some("cancelled; the Rust future was stopped".to_string()),
-            ),
-            Outcome::NotStarted { .. } => {
-                abandon.disarm();
-                return Ok(report(outcome));
-            }
-        };
-        // Dropped from here on, the run still ends as the body did.
-        abandon.end = Some((state.clone(), message.clone().unwrap_or_default()));
-        end_tasks(&ctx.shared, &outcome).await;
-        let _ = tokio::time::timeout(LOG_FLUSH_BUDGET, super::flush_logs()).await;
-        let answer = propose(&client, Run::Flow(id), state, message.as_deref()).await;
-        abandon.disarm();
-        match answer? {
-            Answer::Accepted | Answer::Rejected(..) => Ok(report(outcome)),
-            Answer::Aborted(reason) => Err(Error::RunAborted { run_id: id, reason }),
-        }
-    }
-}
-
-/// The message of a run whose future was dropped before it ended.
-const DROPPED: &str = "the Rust future running this flow run was dropped before it finished \
-                       (cancelled by its caller, e.g. a timeout around it); its work was stopped";
-
-/// A flow run under way whose end has not been reported. Dropped so (the future of
-/// [`FlowScope::run`] dropped by a timeout or a `select!`, or its runtime shutting down), it
-/// stops the body and the heartbeats, ends the task runs left running, and ends the flow run
-/// with `end` (CANCELLED, saying why, unless the body had ended already), on the runtime while
-/// it runs and from a thread of its own at program end.
-struct Abandon {
-    shared: Arc<Shared>,
-    work: tokio::task::AbortHandle,
-    heartbeat: Option<tokio::task::AbortHandle>,
-    end: Option<(StateType, String)>,
-}
-
-impl Abandon {
-    fn disarm(&mut self) {
-        self.end = None;
-    }
-}
-
-impl Drop for Abandon {
-    fn drop(&mut self) {
-        let Some((state, message)) = self.end.take() else {
-            return;
-        };
-        self.work.abort();
-        if let Some(heartbeat) = &self.heartbeat {
-            heartbeat.abort();
-        }
-        let shared = self.shared.clone();
-        tracing::warn!(flow_run_id = %shared.flow_run_id, %state, "the flow run's future was dropped before its end was reported; ending it");
-        crate::detached::finish(
-            &shared.client.clone(),
-            "ending a flow run whose future was dropped",
-            Box::new(move |client| {
-                let (shared, state, message) = (shared.clone(), state.clone(), message.clone());
-                Box::pin(async move {
-                    end_active_tasks(&client, &shared, StateType::Cancelled, DROPPED_TASK).await;
-                    let message = (!message.is_empty()).then_some(message.as_str());
-                    propose_with(&client, Run::Flow(shared.flow_run_id), state, message, true)
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                })
-            }),
-        );
-    }
-}
-
-/// The message of a task run whose flow run's future was dropped while it ran.
-const DROPPED_TASK: &str = "the flow run's future was dropped while this task ran";
-
-/// Runs the work until it ends or the run is set cancelling (seen by its events, or by polls
-/// when the event socket cannot be used).
-async fn watch<T, E>(
-    client: &Client,
-    id: Uuid,
-    mut work: tokio::task::JoinHandle<Result<T, E>>,
-) -> Outcome<T, E> {
-    let far = Duration::from_secs(365 * 24 * 3600);
-    let client = client.clone();
-    let cancelled = async move {
-        loop {
-            match client
-                .flow_runs()
-                .wait_for_state(id, &[StateType::Cancelling, StateType::Cancelled], far)
-                .await
-            {
-                Ok(run) if matches!(run.state_type, Some(StateType::Cancelling | StateType::Cancelled)) => {
-                    return;
-                }
-                // Another final state was forced from outside: the work goes on to its end.
-                Ok(_) => std::future::pending::<()>().await,
-                Err(e) => {
-                    tracing::warn!(flow_run_id = %id, error = %e, "watching the flow run for cancellation failed; trying again");
-                    tokio::time::sleep(CANCELLATION_WATCH_RETRY).await;
-                }
-            }
-        }
-    };
-    tokio::select! {
-        joined = &mut work => match joined {
-            Ok(Ok(value)) => Outcome::Completed(value),
-            Ok(Err(error)) => Outcome::Failed(error),
-            Err(e) if e.is_panic() => Outcome::Panicked(panic_message(e.into_panic())),
-            Err(_) => Outcome::Cancelled,
-        },
-        () = cancelled => {
-            work.abort();
-            let _ = work.await;
-            Outcome::Cancelled
-        }
-    }
-}
-
-/// Ends task runs the flow left running: CANCELLED when the flow was cancelled, CRASHED when it
-/// panicked, else CANCELLED (the flow returned before they ended).
-async fn end_tasks<T, E>(shared: &Shared, outcome: &Outcome<T, E>) {
-    let (state, message) = match outcome {
-        Outcome::Panicked(_) => (
-            StateType::Crashed,
-            "the flow run's future panicked while this task ran",
-        ),
-        Outcome::Cancelled => (
-            StateType::Cancelled,
-            "the flow run was cancelled while this task ran",
-        ),
-        _ => (StateType::Cancelled, "the flow run ended while this task ran"),
-    };
-    end_active_tasks(&shared.client, shared, state, message).await;
-}
-
-/// Ends every task run of the flow run that started and has not ended, with `state` (forced:
-/// the flow ends its own task runs, and a tagged one's rule could hang, see task.rs); a task run
-/// whose own end could not be reported ends with the state it meant to report.
-async fn end_active_tasks(client: &Client, shared: &Shared, state: StateType, message: &str) {
-    let active: Vec<(Uuid, Option<TaskEnd>)> = shared
-        .active_tasks
-        .lock()
-        .map(|mut tasks| tasks.drain().collect())
-        .unwrap_or_default();
-    for (task, intended) in active {
-        let (state, message) = match intended {
-            Some((state, message)) => (state, message),
-            None => (state.clone(), Some(message.to_string())),
-        };
-        if let Err(e) = propose_with(client, Run::Task(task), state, message.as_deref(), true).await {
-            tracing::warn!(task_run_id = %task, error = %e, "could not end a task run the flow left running");
-        }
-    }
-}
-
-async fn beat(client: Client, id: Uuid, every: Duration) {
-    loop {
-        let event = client
-            .events()
-            .emit("prefect.flow-run.heartbeat", &format!("prefect.flow-run.{id}"))
-            .send()
-            .await;
-        if let Err(e) = event {
-            tracing::debug!(flow_run_id = %id, error = %e, "a heartbeat failed");
-        }
-        tokio::time::sleep(every).await;
-    }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(message) => *message,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(message) => (*message).to_string(),
-            Err(_) => "a panic without a message".to_string(),
-        },
+        // One attempt: a run made here has no retries, and a body is run once.
+        let mut body = Some(body);
+        execution.run(move |ctx| body.take().map(|body| body(ctx))).await
     }
 }
 
@@ -519,10 +294,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn panic_messages_are_read_from_either_payload() {
-        assert_eq!(panic_message(Box::new("static")), "static");
-        assert_eq!(panic_message(Box::new(String::from("owned"))), "owned");
-        assert_eq!(panic_message(Box::new(7)), "a panic without a message");
-    }
 }

@@ -5,19 +5,24 @@
 //! a cancellation from the UI stops the future.
 //!
 //! - `orchestration`: proposing states and acting on ACCEPT / REJECT / WAIT / ABORT.
-//! - `flow`: the flow run, its cancellation watch and heartbeats.
+//! - `flow`: a new flow run around a future, what its code sees, how it ended.
+//! - `execution`: executing a flow run that exists: RUNNING, the body, its cancellation watch,
+//!   heartbeats, timeout, the server's retries, stops from outside, the end.
 //! - `task`: task runs.
 //! - `log_layer`: the `tracing` layer and its shipper thread.
 
+mod execution;
 mod flow;
 #[cfg(feature = "tracing-layer")]
 mod log_layer;
 mod orchestration;
 mod task;
 
+pub(crate) use execution::{Execution, Stop};
 pub use flow::{FlowRunReport, FlowScope, Outcome, RunContext};
 #[cfg(feature = "tracing-layer")]
 pub use log_layer::{DEFAULT_LOG_QUEUE, LogShipper, PrefectLogLayer};
+pub(crate) use orchestration::{Answer, Proposal, Run, propose_state};
 pub use task::{TaskError, TaskScope};
 
 use crate::Error;

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::resources::call;
-use crate::resources::flow_runs::state_create;
 use crate::types::{
-    OrchestrationResult, SetFlowRunStateBody, SetStateStatus, SetTaskRunStateBody, StateType,
+    OrchestrationResult, SetFlowRunStateBody, SetStateStatus, SetTaskRunStateBody, State, StateCreate,
+    StateDetails, StateType,
 };
 use crate::waits::{DEFAULT_ORCHESTRATION_WAIT, MAX_ORCHESTRATION_WAIT};
 use crate::{Client, Error};
@@ -21,30 +22,109 @@ pub(crate) enum Run {
     Task(Uuid),
 }
 
+/// A state to propose: its type, name, message and details, and whether the server's rules
+/// are skipped.
+#[derive(Debug, Clone)]
+pub(crate) struct Proposal {
+    pub(crate) state: StateType,
+    pub(crate) name: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) details: Option<StateDetails>,
+    pub(crate) force: bool,
+}
+
+impl Proposal {
+    /// A state of this type, with its type's name, no message, under the server's rules.
+    pub(crate) fn new(state: StateType) -> Proposal {
+        Proposal {
+            state,
+            name: None,
+            message: None,
+            details: None,
+            force: false,
+        }
+    }
+
+    /// The state's name (`"TimedOut"`, `"AwaitingRetry"`, …).
+    pub(crate) fn named(mut self, name: &str) -> Proposal {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// The state's message.
+    pub(crate) fn message(mut self, message: Option<impl Into<String>>) -> Proposal {
+        self.message = message.map(Into::into);
+        self
+    }
+
+    /// Skips the server's rules.
+    pub(crate) fn forced(mut self, force: bool) -> Proposal {
+        self.force = force;
+        self
+    }
+
+    /// A scheduled state's time.
+    pub(crate) fn at(mut self, when: DateTime<Utc>) -> Proposal {
+        self.details
+            .get_or_insert_with(StateDetails::default)
+            .scheduled_time = Some(when);
+        self
+    }
+
+    /// The transition's id: the server answers a repeat of the same transition (a proposal
+    /// whose answer was lost, sent again) with the state it already took.
+    pub(crate) fn transition(mut self, id: Uuid) -> Proposal {
+        self.details
+            .get_or_insert_with(StateDetails::default)
+            .transition_id = Some(id);
+        self
+    }
+
+    fn body(&self) -> StateCreate {
+        StateCreate {
+            data: None,
+            message: self.message.clone(),
+            name: self.name.clone(),
+            state_details: self.details.clone(),
+            type_: self.state.clone(),
+        }
+    }
+}
+
 /// What the server made of a proposal, once it stopped asking to wait.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// The state was taken.
-    Accepted,
-    /// The server kept (or set) another state: its type and message.
-    Rejected(StateType, Option<String>),
+    /// The state was taken (as the server stored it).
+    Accepted(Option<Box<State>>),
+    /// The server kept (or set) another state.
+    Rejected(Option<Box<State>>),
     /// The server refuses to orchestrate the run any further.
     Aborted(String),
 }
 
-/// Proposes `state` (with `message`), waiting and proposing again as long as the server
-/// answers WAIT.
+impl Answer {
+    /// The type and message of a rejection's state.
+    pub(crate) fn rejected_state(state: &Option<Box<State>>) -> (StateType, Option<String>) {
+        match state {
+            Some(state) => (state.type_.clone(), state.message.clone()),
+            None => (StateType::Unknown("none".into()), None),
+        }
+    }
+}
+
+/// Proposes `state` (with `message`) under the server's rules, waiting and proposing again as
+/// long as the server answers WAIT.
 pub(crate) async fn propose(
     client: &Client,
     run: Run,
     state: StateType,
     message: Option<&str>,
 ) -> Result<Answer, Error> {
-    propose_with(client, run, state, message, false).await
+    propose_state(client, run, &Proposal::new(state).message(message)).await
 }
 
 /// [`propose`], with `force`: the server skips its orchestration rules (used for task runs
-/// whose tag limits the client holds itself).
+/// whose tag limits the client holds itself, and for ends the client sets).
 pub(crate) async fn propose_with(
     client: &Client,
     run: Run,
@@ -52,39 +132,37 @@ pub(crate) async fn propose_with(
     message: Option<&str>,
     force: bool,
 ) -> Result<Answer, Error> {
-    let proposal = || state_create(state.clone(), None, message.map(str::to_string));
+    propose_state(client, run, &Proposal::new(state).message(message).forced(force)).await
+}
+
+/// Proposes `proposal`, waiting and proposing again as long as the server answers WAIT.
+pub(crate) async fn propose_state(client: &Client, run: Run, proposal: &Proposal) -> Result<Answer, Error> {
     loop {
         let result: OrchestrationResult = match run {
             Run::Flow(id) => {
                 let body = SetFlowRunStateBody {
-                    force,
-                    state: proposal(),
+                    force: proposal.force,
+                    state: proposal.body(),
                 };
                 call!(client, set_flow_run_state(&id, &body))?
             }
             Run::Task(id) => {
                 let body = SetTaskRunStateBody {
-                    force,
-                    state: proposal(),
+                    force: proposal.force,
+                    state: proposal.body(),
                 };
                 call!(client, set_task_run_state(&id, &body))?
             }
         };
         let details = serde_json::to_value(&result.details).unwrap_or(Value::Null);
         match result.status {
-            SetStateStatus::Accept => return Ok(Answer::Accepted),
+            SetStateStatus::Accept => return Ok(Answer::Accepted(result.state.map(Box::new))),
             SetStateStatus::Wait => {
                 let delay = wait_delay(details.get("delay_seconds").and_then(Value::as_f64));
-                tracing::debug!(?run, ?state, ?delay, reason = ?details.get("reason"), "the server asks to wait");
+                tracing::debug!(?run, state = ?proposal.state, ?delay, reason = ?details.get("reason"), "the server asks to wait");
                 tokio::time::sleep(delay).await;
             }
-            SetStateStatus::Reject => {
-                let (kept, message) = match result.state {
-                    Some(state) => (state.type_, state.message),
-                    None => (StateType::Unknown("none".into()), None),
-                };
-                return Ok(Answer::Rejected(kept, message));
-            }
+            SetStateStatus::Reject => return Ok(Answer::Rejected(result.state.map(Box::new))),
             SetStateStatus::Abort | SetStateStatus::Unknown(_) => {
                 let reason = details
                     .get("reason")
@@ -123,5 +201,21 @@ mod tests {
         assert_eq!(wait_delay(Some(f64::INFINITY)), MAX_ORCHESTRATION_WAIT);
         assert_eq!(wait_delay(Some(f64::NAN)), DEFAULT_ORCHESTRATION_WAIT);
         assert_eq!(wait_delay(None), DEFAULT_ORCHESTRATION_WAIT);
+    }
+
+    #[test]
+    fn proposals_carry_their_name_time_and_transition() {
+        let at: DateTime<Utc> = "2026-12-01T12:00:00Z".parse().unwrap();
+        let id = Uuid::nil();
+        let body = Proposal::new(StateType::Scheduled)
+            .named("AwaitingRetry")
+            .at(at)
+            .transition(id)
+            .body();
+        let json = serde_json::to_value(body).unwrap();
+        assert_eq!(json["name"], "AwaitingRetry");
+        assert_eq!(json["type"], "SCHEDULED");
+        assert_eq!(json["state_details"]["scheduled_time"], "2026-12-01T12:00:00Z");
+        assert_eq!(json["state_details"]["transition_id"], id.to_string());
     }
 }

@@ -175,8 +175,9 @@ impl TaskScope {
         if force {
             let answer = propose_with(client, Run::Task(id), StateType::Running, None, force).await?;
             match answer {
-                Answer::Accepted => {}
-                Answer::Rejected(state, message) => {
+                Answer::Accepted(_) => {}
+                Answer::Rejected(returned) => {
+                    let (state, message) = Answer::rejected_state(&returned);
                     set_active(&self.ctx, id, false);
                     return Err(TaskError::NotStarted { state, message });
                 }
@@ -211,7 +212,7 @@ impl TaskScope {
             tracing::warn!(task_run_id = %id, error = %e, "releasing the task's tag slots failed; they come back when the lease expires");
         }
         match answer {
-            Ok(Answer::Accepted | Answer::Rejected(..)) => set_active(&self.ctx, id, false),
+            Ok(Answer::Accepted(_) | Answer::Rejected(_)) => set_active(&self.ctx, id, false),
             Ok(Answer::Aborted(reason)) => {
                 set_active(&self.ctx, id, false);
                 return Err(TaskError::Prefect(Error::RunAborted { run_id: id, reason }));

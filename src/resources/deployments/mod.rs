@@ -1,4 +1,9 @@
-//! Deployments: create, get by id or `flow/deployment` name, list, and run.
+//! Deployments: create, or apply from code ([`DeploymentSpec`]), get by id or
+//! `flow/deployment` name, list, pause and resume, their schedules, and run.
+
+mod spec;
+
+pub use spec::{CollisionStrategy, DeploymentSpec, Schedule};
 
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
@@ -6,10 +11,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::OptionalExt;
 use crate::resources::{call, check_name, pagination, send_on_await};
 use crate::types::{
-    DeploymentCreate, DeploymentFlowRunCreate, DeploymentResponse, FlowRunResponse, ReadDeploymentsBody,
-    StateCreate, StateDetails, StateType,
+    DeploymentCreate, DeploymentFlowRunCreate, DeploymentResponse, DeploymentSchedule,
+    DeploymentScheduleUpdate, FlowRunResponse, ReadDeploymentsBody, StateCreate, StateDetails, StateType,
 };
 use crate::{Client, Error};
 
@@ -129,6 +135,62 @@ impl<'a> Deployments<'a> {
         call!(self.client, delete_deployment(&id))
     }
 
+    /// Creates the deployment `spec` describes, or, for a deployment of that flow and name that
+    /// exists, makes it what the spec says (the server upserts by flow and name): the flow is
+    /// created when missing, the schedules become the spec's, the concurrency limit is removed
+    /// when the spec sets none. For a worker deployment the job variables are checked against
+    /// the work pool's variables first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad option or a job variable the pool does not have
+    /// (nothing sent, or nothing changed); [`Error::NotFound`] for a work pool that does not
+    /// exist; [`Error::Validation`] for a schedule the server refuses (a bad time zone or cron
+    /// expression); any other error of the requests.
+    pub async fn apply(&self, spec: &DeploymentSpec) -> Result<DeploymentResponse, Error> {
+        let flow = self.client.flows().create(&spec.flow).await?;
+        let body = spec.create_body(flow.id)?;
+        if let Some(pool) = &spec.work_pool {
+            check_job_variables(self.client, pool, &spec.job_variables).await?;
+        }
+        let deployment = call!(self.client, create_deployment(&body))?;
+        if spec.concurrency.is_none() && deployment.global_concurrency_limit.is_some() {
+            // Set by an earlier apply and not by this one: the limit goes, as Prefect's runner
+            // does it (deleting the limit clears the deployment's reference to it).
+            let name = format!("deployment:{}", deployment.id);
+            self.client
+                .global_concurrency_limits()
+                .delete_by_name(&name)
+                .await
+                .optional()?;
+            return self.get(deployment.id).await;
+        }
+        Ok(deployment)
+    }
+
+    /// Pauses the deployment: no runs are scheduled (those scheduled already are removed).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such deployment; any other error of the request.
+    pub async fn pause(&self, id: Uuid) -> Result<(), Error> {
+        call!(self.client, pause_deployment(&id)).map(drop)
+    }
+
+    /// Resumes a paused deployment: its schedules schedule runs again.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such deployment; any other error of the request.
+    pub async fn resume(&self, id: Uuid) -> Result<(), Error> {
+        call!(self.client, resume_deployment(&id)).map(drop)
+    }
+
+    /// The schedules of the deployment with this id: list, add, switch on and off, remove.
+    pub fn schedules(&self, id: Uuid) -> DeploymentSchedules<'a> {
+        DeploymentSchedules {
+            client: self.client,
+            deployment: id,
+        }
+    }
+
     /// Starts a run of the deployment; set its options, then await it (or
     /// [`send`](RunDeployment::send) it).
     pub fn run(&self, id: Uuid) -> RunDeployment {
@@ -138,6 +200,100 @@ impl<'a> Deployments<'a> {
             body: DeploymentFlowRunCreate::default(),
             invalid: None,
         }
+    }
+}
+
+/// Checks job variables against the variables of the work pool `pool`'s base job template: a
+/// key the pool does not have (a misspelt `comand`) is refused, since the server would keep it
+/// and every worker ignore it. A pool whose template declares no variables takes any.
+async fn check_job_variables(
+    client: &Client,
+    pool: &str,
+    variables: &Map<String, Value>,
+) -> Result<(), Error> {
+    if variables.is_empty() {
+        return Ok(());
+    }
+    let pool = client.work_pools().get_by_name(pool).await?;
+    let known: Vec<&String> = pool
+        .base_job_template
+        .get("variables")
+        .and_then(|v| v.get("properties"))
+        .and_then(Value::as_object)
+        .map(|properties| properties.keys().collect())
+        .unwrap_or_default();
+    if known.is_empty() {
+        return Ok(());
+    }
+    if let Some(unknown) = variables.keys().find(|key| !known.contains(key)) {
+        let known: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+        return Err(Error::invalid(
+            "job variables",
+            format!(
+                "{unknown:?} is not a variable of work pool {:?} (its variables: {}); the server would keep it and its workers ignore it",
+                pool.name.to_string(),
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The schedules of one deployment; from [`Deployments::schedules`]. Applying a
+/// [`DeploymentSpec`] again sets them all at once; these change one.
+#[derive(Clone, Copy, Debug)]
+pub struct DeploymentSchedules<'a> {
+    client: &'a Client,
+    deployment: Uuid,
+}
+
+impl DeploymentSchedules<'_> {
+    /// The deployment's schedules.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such deployment; any other error of the request.
+    pub async fn list(&self) -> Result<Vec<DeploymentSchedule>, Error> {
+        call!(self.client, read_deployment_schedules(&self.deployment))
+    }
+
+    /// Adds a schedule.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an interval under a second (nothing sent);
+    /// [`Error::Validation`] for a schedule the server refuses; [`Error::Conflict`] for a slug
+    /// the deployment has; any other error of the request.
+    pub async fn add(&self, schedule: &Schedule) -> Result<DeploymentSchedule, Error> {
+        let body = vec![schedule.create_body()?];
+        let mut created = call!(self.client, create_deployment_schedules(&self.deployment, &body))?;
+        created
+            .pop()
+            .ok_or_else(|| Error::invalid("schedule", "the server created no schedule"))
+    }
+
+    /// Switches a schedule on or off.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such deployment or schedule; any other error of the request.
+    pub async fn set_active(&self, schedule: Uuid, active: bool) -> Result<(), Error> {
+        let body = DeploymentScheduleUpdate {
+            active: Some(active),
+            ..Default::default()
+        };
+        call!(
+            self.client,
+            update_deployment_schedule(&self.deployment, &schedule, &body)
+        )
+    }
+
+    /// Removes a schedule (and the runs it scheduled that have not started).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such deployment or schedule; any other error of the request.
+    pub async fn delete(&self, schedule: Uuid) -> Result<(), Error> {
+        call!(
+            self.client,
+            delete_deployment_schedule(&self.deployment, &schedule)
+        )
     }
 }
 

@@ -1,0 +1,391 @@
+//! Executing one flow run that exists already (created by [`FlowScope`](super::FlowScope), or by
+//! Prefect for a deployment): RUNNING, the body in a task of its own, the cancellation watch and
+//! heartbeats, a timeout, the server's retries, a stop from outside, and the end.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::flow::{FlowRunReport, Outcome, RunContext, Shared, ui_url};
+use super::orchestration::{Answer, Proposal, Run, propose, propose_state, propose_with};
+use crate::types::StateType;
+use crate::waits::{CANCELLATION_WATCH_RETRY, LOG_FLUSH_BUDGET};
+use crate::{Client, Error};
+
+/// Why a run is stopped from outside its own code, and how it then ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Back to SCHEDULED ("AwaitingRetry", due now), for another process to run it: a serving
+    /// process shutting down.
+    Reschedule(String),
+    /// CANCELLED, with this message.
+    Cancel(String),
+    /// CRASHED, with this message (a deployment's concurrency slot lost).
+    Crash(String),
+}
+
+/// The stops a run may receive; `None` until one is sent.
+pub(crate) type StopSignal = watch::Receiver<Option<Stop>>;
+
+/// One flow run to execute.
+pub(crate) struct Execution {
+    pub(crate) client: Client,
+    pub(crate) flow_run_id: Uuid,
+    pub(crate) flow_name: String,
+    /// `prefect.flow-run.heartbeat` events this often while it runs.
+    pub(crate) heartbeat: Option<Duration>,
+    /// The longest one attempt may take: it then ends FAILED "TimedOut" (retried if the run
+    /// has retries left).
+    pub(crate) timeout: Option<Duration>,
+    /// Stops from outside.
+    pub(crate) stop: Option<StopSignal>,
+}
+
+impl Execution {
+    /// Proposes RUNNING (waiting while the server says WAIT), runs `body` and reports its end.
+    /// When the server answers a failure with AwaitingRetry (the run's retries), the run is
+    /// proposed RUNNING again (the server's WAIT covers the delay) and `body` called again; it
+    /// answers `None` when it cannot run again, and the failure stands (forced).
+    ///
+    /// Dropping this future before the end is reported stops the body and the heartbeats and
+    /// ends the run CANCELLED (see [`Abandon`]).
+    pub(crate) async fn run<F, Fut, T, E>(self, mut body: F) -> Result<FlowRunReport<T, E>, Error>
+    where
+        F: FnMut(RunContext) -> Option<Fut>,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let Execution {
+            client,
+            flow_run_id: id,
+            flow_name,
+            heartbeat,
+            timeout,
+            mut stop,
+        } = self;
+        let url = ui_url(client.api_url(), "flow-run", id);
+        let report = |outcome| FlowRunReport {
+            flow_run_id: id,
+            url: url.clone(),
+            outcome,
+        };
+        let ctx = RunContext {
+            shared: Arc::new(Shared {
+                client: client.clone(),
+                flow_run_id: id,
+                flow_name: flow_name.clone(),
+                url: url.clone(),
+                task_counts: Mutex::default(),
+                active_tasks: Mutex::default(),
+            }),
+        };
+        let heartbeat = heartbeat.map(|every| tokio::spawn(beat(client.clone(), id, every)));
+        let _beating = heartbeat.as_ref().map(|h| AbortOnDrop(h.abort_handle()));
+        let mut last_failure: Option<Outcome<T, E>> = None;
+        loop {
+            match propose(&client, Run::Flow(id), StateType::Running, None).await? {
+                Answer::Accepted(_) => {}
+                Answer::Rejected(state) => {
+                    let (state, message) = Answer::rejected_state(&state);
+                    return Ok(report(Outcome::NotStarted { state, message }));
+                }
+                Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
+            }
+            let Some(future) = body(ctx.clone()) else {
+                // The body cannot run again: its last failure stands, for good.
+                let last = last_failure.take().unwrap_or(Outcome::Stopped {
+                    state: StateType::Failed,
+                    message: CANNOT_RETRY.into(),
+                });
+                propose_state(&client, Run::Flow(id), &end_of(&last).forced(true)).await?;
+                return Ok(report(last));
+            };
+            let span =
+                tracing::info_span!("prefect_flow_run", prefect.flow_run_id = %id, prefect.flow = %flow_name);
+            let work = tokio::spawn(
+                async move {
+                    match timeout {
+                        Some(limit) => tokio::time::timeout(limit, future).await.map_err(|_| limit),
+                        None => Ok(future.await),
+                    }
+                }
+                .instrument(span),
+            );
+            let mut abandon = Abandon {
+                shared: ctx.shared.clone(),
+                work: work.abort_handle(),
+                end: Some(
+                    Proposal::new(StateType::Cancelled)
+                        .message(Some(DROPPED))
+                        .forced(true),
+                ),
+            };
+            let outcome = watch(&client, id, work, stop.as_mut()).await;
+            let proposal = end_of(&outcome);
+            // Dropped from here on, the run still ends as the body did.
+            abandon.end = Some(proposal.clone().forced(true));
+            end_tasks(&ctx.shared, &outcome).await;
+            let _ = tokio::time::timeout(LOG_FLUSH_BUDGET, super::flush_logs()).await;
+            let answer = propose_state(&client, Run::Flow(id), &proposal).await;
+            abandon.disarm();
+            match answer? {
+                Answer::Rejected(Some(state))
+                    if matches!(outcome, Outcome::Failed(_) | Outcome::TimedOut(_))
+                        && state.type_ == StateType::Scheduled =>
+                {
+                    tracing::info!(flow_run_id = %id, "the run failed and has retries left: running it again");
+                    last_failure = Some(outcome);
+                    continue;
+                }
+                Answer::Accepted(_) | Answer::Rejected(_) => return Ok(report(outcome)),
+                Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
+            }
+        }
+    }
+}
+
+/// The message of a run the server retries whose body cannot run again.
+const CANNOT_RETRY: &str = "the Rust flow cannot run again in this process";
+
+/// The state that ends a run of this outcome.
+fn end_of<T, E: Display>(outcome: &Outcome<T, E>) -> Proposal {
+    match outcome {
+        Outcome::Completed(_) => Proposal::new(StateType::Completed),
+        Outcome::Failed(e) => Proposal::new(StateType::Failed).message(Some(e.to_string())),
+        Outcome::TimedOut(limit) => {
+            Proposal::new(StateType::Failed)
+                .named("TimedOut")
+                .message(Some(format!(
+                    "Flow run exceeded timeout of {:.1} second(s)",
+                    limit.as_secs_f64()
+                )))
+        }
+        Outcome::Panicked(message) => {
+            Proposal::new(StateType::Crashed).message(Some(format!("the Rust future panicked: {message}")))
+        }
+        Outcome::Cancelled => {
+            Proposal::new(StateType::Cancelled).message(Some("cancelled; the Rust future was stopped"))
+        }
+        Outcome::Stopped { state, message } => {
+            let proposal = Proposal::new(state.clone()).message(Some(message.clone()));
+            match state {
+                // Due now, for any process to take; the server's rules decide (a run being
+                // cancelled is not rescheduled).
+                StateType::Scheduled => proposal.named("AwaitingRetry").at(chrono::Utc::now()),
+                _ => proposal.forced(true),
+            }
+        }
+        Outcome::NotStarted { .. } => Proposal::new(StateType::Cancelled),
+    }
+}
+
+/// The message of a run whose future was dropped before it ended.
+pub(crate) const DROPPED: &str = "the Rust future running this flow run was dropped before it finished \
+                                  (cancelled by its caller, e.g. a timeout around it); its work was stopped";
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A flow run under way whose end has not been reported. Dropped so (the future of
+/// [`Execution::run`] dropped by a timeout or a `select!`, or its runtime shutting down), it
+/// stops the body, ends the task runs left running, and ends the flow run with `end`
+/// (CANCELLED, saying why, unless the body had ended already), on the runtime while it runs and
+/// from a thread of its own at program end. The heartbeats stop with the future.
+struct Abandon {
+    shared: Arc<Shared>,
+    work: tokio::task::AbortHandle,
+    end: Option<Proposal>,
+}
+
+impl Abandon {
+    fn disarm(&mut self) {
+        self.end = None;
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        let Some(end) = self.end.take() else {
+            return;
+        };
+        self.work.abort();
+        let shared = self.shared.clone();
+        tracing::warn!(flow_run_id = %shared.flow_run_id, state = ?end.state, "the flow run's future was dropped before its end was reported; ending it");
+        crate::detached::finish(
+            &shared.client.clone(),
+            "ending a flow run whose future was dropped",
+            Box::new(move |client| {
+                let (shared, end) = (shared.clone(), end.clone());
+                Box::pin(async move {
+                    end_active_tasks(&client, &shared, StateType::Cancelled, DROPPED_TASK).await;
+                    propose_state(&client, Run::Flow(shared.flow_run_id), &end)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+            }),
+        );
+    }
+}
+
+/// The message of a task run whose flow run's future was dropped while it ran.
+const DROPPED_TASK: &str = "the flow run's future was dropped while this task ran";
+
+/// Runs the work until it ends, the run is set cancelling (seen by its events, or by polls
+/// when the event socket cannot be used), or a stop comes.
+async fn watch<T, E>(
+    client: &Client,
+    id: Uuid,
+    mut work: tokio::task::JoinHandle<Result<Result<T, E>, Duration>>,
+    stop: Option<&mut StopSignal>,
+) -> Outcome<T, E> {
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let client = client.clone();
+    let cancelled = async move {
+        loop {
+            match client
+                .flow_runs()
+                .wait_for_state(id, &[StateType::Cancelling, StateType::Cancelled], far)
+                .await
+            {
+                Ok(run) if matches!(run.state_type, Some(StateType::Cancelling | StateType::Cancelled)) => {
+                    return;
+                }
+                // Another final state was forced from outside: the work goes on to its end.
+                Ok(_) => std::future::pending::<()>().await,
+                Err(e) => {
+                    tracing::warn!(flow_run_id = %id, error = %e, "watching the flow run for cancellation failed; trying again");
+                    tokio::time::sleep(CANCELLATION_WATCH_RETRY).await;
+                }
+            }
+        }
+    };
+    let stopped = async move {
+        let Some(stop) = stop else {
+            return std::future::pending::<Stop>().await;
+        };
+        loop {
+            if let Some(reason) = stop.borrow_and_update().clone() {
+                return reason;
+            }
+            if stop.changed().await.is_err() {
+                return std::future::pending::<Stop>().await;
+            }
+        }
+    };
+    tokio::select! {
+        joined = &mut work => match joined {
+            Ok(Ok(Ok(value))) => Outcome::Completed(value),
+            Ok(Ok(Err(error))) => Outcome::Failed(error),
+            Ok(Err(limit)) => Outcome::TimedOut(limit),
+            Err(e) if e.is_panic() => Outcome::Panicked(panic_message(e.into_panic())),
+            Err(_) => Outcome::Cancelled,
+        },
+        () = cancelled => {
+            work.abort();
+            let _ = work.await;
+            Outcome::Cancelled
+        }
+        reason = stopped => {
+            work.abort();
+            let _ = work.await;
+            stopped_outcome(reason)
+        }
+    }
+}
+
+/// The outcome of a stop from outside.
+fn stopped_outcome<T, E>(reason: Stop) -> Outcome<T, E> {
+    let (state, message) = match reason {
+        Stop::Reschedule(message) => (StateType::Scheduled, message),
+        Stop::Cancel(message) => (StateType::Cancelled, message),
+        Stop::Crash(message) => (StateType::Crashed, message),
+    };
+    Outcome::Stopped { state, message }
+}
+
+/// Ends task runs the flow left running: CANCELLED when the flow was cancelled, CRASHED when it
+/// panicked, else CANCELLED (the flow returned before they ended).
+async fn end_tasks<T, E>(shared: &Shared, outcome: &Outcome<T, E>) {
+    let (state, message) = match outcome {
+        Outcome::Panicked(_) => (
+            StateType::Crashed,
+            "the flow run's future panicked while this task ran",
+        ),
+        Outcome::Cancelled | Outcome::Stopped { .. } => (
+            StateType::Cancelled,
+            "the flow run was stopped while this task ran",
+        ),
+        Outcome::TimedOut(_) => (StateType::Cancelled, "the flow run timed out while this task ran"),
+        _ => (StateType::Cancelled, "the flow run ended while this task ran"),
+    };
+    end_active_tasks(&shared.client, shared, state, message).await;
+}
+
+/// Ends every task run of the flow run that started and has not ended, with `state` (forced:
+/// the flow ends its own task runs, and a tagged one's rule could hang, see task.rs); a task run
+/// whose own end could not be reported ends with the state it meant to report.
+pub(crate) async fn end_active_tasks(client: &Client, shared: &Shared, state: StateType, message: &str) {
+    let active: Vec<(Uuid, Option<super::flow::TaskEnd>)> = shared
+        .active_tasks
+        .lock()
+        .map(|mut tasks| tasks.drain().collect())
+        .unwrap_or_default();
+    for (task, intended) in active {
+        let (state, message) = match intended {
+            Some((state, message)) => (state, message),
+            None => (state.clone(), Some(message.to_string())),
+        };
+        if let Err(e) = propose_with(client, Run::Task(task), state, message.as_deref(), true).await {
+            tracing::warn!(task_run_id = %task, error = %e, "could not end a task run the flow left running");
+        }
+    }
+}
+
+async fn beat(client: Client, id: Uuid, every: Duration) {
+    loop {
+        let event = client
+            .events()
+            .emit("prefect.flow-run.heartbeat", &format!("prefect.flow-run.{id}"))
+            .send()
+            .await;
+        if let Err(e) = event {
+            tracing::debug!(flow_run_id = %id, error = %e, "a heartbeat failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => (*message).to_string(),
+            Err(_) => "a panic without a message".to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_read_from_either_payload() {
+        assert_eq!(panic_message(Box::new("static")), "static");
+        assert_eq!(panic_message(Box::new(String::from("owned"))), "owned");
+        assert_eq!(panic_message(Box::new(7)), "a panic without a message");
+    }
+}

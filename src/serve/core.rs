@@ -1,0 +1,360 @@
+//! The claim-and-execute core that serving, the worker and handed-over runs share: find the
+//! flow of a run, claim the run (PENDING, with a transition id, as Prefect's runner and workers
+//! do), record what executes it, renew its deployment's concurrency lease, and execute it
+//! through `runs` (the run Prefect created, adopted).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::flow::RustFlow;
+use crate::resources::call;
+use crate::runs::{Answer, Execution, Outcome, Proposal, Run, Stop, propose_state};
+use crate::types::{FlowRunPolicy, FlowRunPolicyRetryType, FlowRunUpdate, State, StateType};
+use crate::{Client, Error};
+
+/// How often a deployment run's concurrency lease is renewed, and for how long (Prefect's
+/// engine: every 225 s, for 300 s).
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(225);
+const LEASE_TERM: Duration = Duration::from_secs(300);
+/// Claims sent again after a lost answer (the same transition: the server answers a repeat
+/// with the state it took).
+const CLAIM_ATTEMPTS: u32 = 4;
+
+/// A run a poll found, as far as executing it needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub(crate) id: Uuid,
+    pub(crate) flow_id: Uuid,
+    pub(crate) parameters: Map<String, Value>,
+    pub(crate) state_type: Option<StateType>,
+    /// The current state, when the poll read it (its deployment lease, for a run claimed by
+    /// someone else).
+    pub(crate) state: Option<State>,
+    /// Whether it waits for a retry of a process that executes it (never claimed by another).
+    pub(crate) in_process_retry: bool,
+}
+
+impl Found {
+    pub(crate) fn of_response(run: crate::types::FlowRunResponse) -> Found {
+        Found {
+            id: run.id,
+            flow_id: run.flow_id,
+            in_process_retry: in_process(&run.empirical_policy),
+            parameters: run.parameters,
+            state_type: run.state_type,
+            state: run.state,
+        }
+    }
+
+    pub(crate) fn of_flow_run(run: crate::types::FlowRun) -> Found {
+        Found {
+            id: run.id,
+            flow_id: run.flow_id,
+            in_process_retry: in_process(&run.empirical_policy),
+            parameters: run.parameters,
+            state_type: run.state_type,
+            state: run.state,
+        }
+    }
+}
+
+fn in_process(policy: &Option<FlowRunPolicy>) -> bool {
+    policy
+        .as_ref()
+        .and_then(|p| p.retry_type.as_ref())
+        .is_some_and(|t| matches!(t, FlowRunPolicyRetryType::InProcess))
+}
+
+/// How a run this process took on ended.
+#[derive(Debug)]
+pub(crate) enum RunEnd {
+    /// Another process took it, or the server keeps it from starting: nothing ran.
+    Skipped(String),
+    /// It ran to this end.
+    Ended(Outcome<(), String>),
+    /// Executing it failed for the SDK (the server away): the run is left to the server.
+    Failed(Error),
+}
+
+/// The flows a process runs, the runs it executes, and what it records on them.
+pub(crate) struct Core {
+    pub(crate) client: Client,
+    flows: HashMap<String, RustFlow>,
+    flow_names: Mutex<HashMap<Uuid, String>>,
+    in_flight: Mutex<HashMap<Uuid, watch::Sender<Option<Stop>>>>,
+    /// Labels recorded on each run (a worker's name, type and pool).
+    labels: Map<String, Value>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        client: &Client,
+        flows: &[&RustFlow],
+        labels: Map<String, Value>,
+    ) -> Result<Core, Error> {
+        let mut by_name = HashMap::new();
+        for flow in flows {
+            crate::runs::check_run_name("flow name", flow.name())?;
+            if by_name.insert(flow.name().to_string(), (*flow).clone()).is_some() {
+                return Err(Error::invalid(
+                    "flows",
+                    format!(
+                        "two flows named {:?}; give each flow a name of its own",
+                        flow.name()
+                    ),
+                ));
+            }
+        }
+        if by_name.is_empty() {
+            return Err(Error::invalid("flows", "none given; give at least one RustFlow"));
+        }
+        Ok(Core {
+            client: client.clone(),
+            flows: by_name,
+            flow_names: Mutex::default(),
+            in_flight: Mutex::default(),
+            labels,
+        })
+    }
+
+    /// The flow of this name, if this process runs it.
+    pub(crate) fn flow_named(&self, name: &str) -> Option<&RustFlow> {
+        self.flows.get(name)
+    }
+
+    /// The flow a run belongs to, if this process runs it (the flow's name read once per flow).
+    pub(crate) async fn flow_of(&self, flow_id: Uuid) -> Result<Option<RustFlow>, Error> {
+        let known = self
+            .flow_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&flow_id)
+            .cloned();
+        let name = match known {
+            Some(name) => name,
+            None => {
+                let name = self.client.flows().get(flow_id).await?.name.to_string();
+                self.flow_names
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(flow_id, name.clone());
+                name
+            }
+        };
+        Ok(self.flows.get(&name).cloned())
+    }
+
+    /// Whether this process executes the run now.
+    pub(crate) fn is_in_flight(&self, id: Uuid) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&id)
+    }
+
+    /// Stops every run this process executes: they end as `stop` says.
+    pub(crate) fn stop_all(&self, stop: Stop) {
+        for sender in self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            let _ = sender.send(Some(stop.clone()));
+        }
+    }
+
+    /// Claims the run (unless `claim` is false: it was claimed already, a handed-over run) and
+    /// executes it with `flow`.
+    pub(crate) async fn run(self: Arc<Self>, found: Found, flow: RustFlow, claim: bool) -> RunEnd {
+        let (stop, stopped) = watch::channel(None);
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if in_flight.contains_key(&found.id) {
+                return RunEnd::Skipped("this process executes it already".into());
+            }
+            in_flight.insert(found.id, stop.clone());
+        }
+        let _done = InFlight {
+            core: self.clone(),
+            id: found.id,
+        };
+        let lease = if claim {
+            match self.claim(found.id).await {
+                Ok(Claim::Won(lease)) => lease,
+                Ok(Claim::Lost(reason)) => return RunEnd::Skipped(reason),
+                Err(e) => return RunEnd::Failed(e),
+            }
+        } else {
+            found
+                .state
+                .as_ref()
+                .and_then(|s| s.state_details.as_ref())
+                .and_then(|d| d.deployment_concurrency_lease_id)
+        };
+        self.record(found.id, &flow).await;
+        if let Err(problem) = flow.check(&found.parameters) {
+            tracing::warn!(flow_run_id = %found.id, %problem, "the run's parameters do not fit its flow; it fails");
+            let proposal = Proposal::new(StateType::Failed).message(Some(problem.clone()));
+            return match propose_state(&self.client, Run::Flow(found.id), &proposal).await {
+                Ok(_) => RunEnd::Ended(Outcome::Failed(problem)),
+                Err(e) => RunEnd::Failed(e),
+            };
+        }
+        let renewer = lease.map(|lease| tokio::spawn(renew(self.client.clone(), found.id, lease, stop)));
+        let execution = Execution {
+            client: self.client.clone(),
+            flow_run_id: found.id,
+            flow_name: flow.name.clone(),
+            heartbeat: flow.options.heartbeat,
+            timeout: flow.options.timeout,
+            stop: Some(stopped),
+        };
+        let parameters = found.parameters;
+        let result = execution
+            .run(|ctx| {
+                Some(match flow.start(ctx, &parameters) {
+                    Ok(future) => future,
+                    Err(problem) => Box::pin(async move { Err(problem) }),
+                })
+            })
+            .await;
+        if let Some(renewer) = renewer {
+            renewer.abort();
+        }
+        match result {
+            Ok(report) => RunEnd::Ended(report.outcome),
+            Err(e) => RunEnd::Failed(e),
+        }
+    }
+
+    /// Proposes PENDING with a transition id of its own, as Prefect's runner and workers claim a
+    /// run: ACCEPT (or a REJECT returning that very transition, the answer to a lost one sent
+    /// again) makes it this process's; ABORT (another process took it) or another state
+    /// (AwaitingConcurrencySlot, Cancelled: the deployment's limit) leaves it.
+    async fn claim(&self, id: Uuid) -> Result<Claim, Error> {
+        let transition = Uuid::new_v4();
+        let proposal = Proposal::new(StateType::Pending).transition(transition);
+        let mut attempt = 0;
+        let answer = loop {
+            attempt += 1;
+            match propose_state(&self.client, Run::Flow(id), &proposal).await {
+                Ok(answer) => break answer,
+                // The answer was lost; the same transition sent again is answered by what the
+                // server did with the first.
+                Err(e) if e.is_transient() && attempt < CLAIM_ATTEMPTS => {
+                    tracing::debug!(flow_run_id = %id, error = %e, "claiming the run failed; asking again");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let lease_of = |state: &Option<Box<State>>| {
+            state
+                .as_ref()
+                .and_then(|s| s.state_details.as_ref())
+                .and_then(|d| d.deployment_concurrency_lease_id)
+        };
+        Ok(match answer {
+            Answer::Accepted(state) => Claim::Won(lease_of(&state)),
+            Answer::Rejected(state)
+                if state.as_ref().is_some_and(|s| {
+                    s.type_ == StateType::Pending
+                        && s.state_details.as_ref().and_then(|d| d.transition_id) == Some(transition)
+                }) =>
+            {
+                Claim::Won(lease_of(&state))
+            }
+            Answer::Rejected(state) => {
+                let (state, message) = Answer::rejected_state(&state);
+                Claim::Lost(format!(
+                    "the server keeps it {state}{}",
+                    message.map(|m| format!(" ({m})")).unwrap_or_default()
+                ))
+            }
+            Answer::Aborted(reason) => Claim::Lost(reason),
+        })
+    }
+
+    /// Records on the run what executes it: the flow's version and retries, this process's id
+    /// (`infrastructure_pid`), and the labels. A failure is logged: the run still runs.
+    async fn record(&self, id: Uuid, flow: &RustFlow) {
+        let options = &flow.options;
+        let policy = (options.retries > 0).then(|| FlowRunPolicy {
+            retries: Some(i64::from(options.retries)),
+            retry_delay: Some(options.retry_delay.as_secs().try_into().unwrap_or(i64::MAX)),
+            ..Default::default()
+        });
+        let update = FlowRunUpdate {
+            empirical_policy: policy,
+            flow_version: options.version.clone(),
+            infrastructure_pid: Some(std::process::id().to_string()),
+            ..Default::default()
+        };
+        if let Err(e) = call!(self.client, update_flow_run(&id, &update)) {
+            tracing::warn!(flow_run_id = %id, error = %e, "could not record the run's version, retries and process");
+        }
+        if !self.labels.is_empty()
+            && let Err(e) = call!(self.client, update_flow_run_labels(&id, &self.labels))
+        {
+            tracing::warn!(flow_run_id = %id, error = %e, "could not label the run");
+        }
+    }
+}
+
+/// What a claim came to.
+enum Claim {
+    /// The run is this process's, holding this deployment concurrency lease (if any).
+    Won(Option<Uuid>),
+    /// Not this process's: why.
+    Lost(String),
+}
+
+/// A run in flight: dropped, it is no longer.
+struct InFlight {
+    core: Arc<Core>,
+    id: Uuid,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.core
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// Renews a deployment run's concurrency lease while it runs, as Prefect's engine does (at
+/// once, then every 225 s for 300 s); a lease the server no longer has (410) stops the run
+/// CRASHED, since its slot may be another run's now. Transient failures are tried again while
+/// the lease lasts.
+async fn renew(client: Client, run: Uuid, lease: Uuid, stop: watch::Sender<Option<Stop>>) {
+    let limits = client.global_concurrency_limits();
+    loop {
+        let mut attempt = 0u32;
+        loop {
+            match limits.renew_lease(lease, LEASE_TERM).await {
+                Ok(()) => break,
+                Err(Error::LeaseLost { .. }) => {
+                    tracing::error!(flow_run_id = %run, %lease, "the deployment's concurrency slot of the run was lost; stopping the run");
+                    let _ = stop.send(Some(Stop::Crash(
+                        "the deployment's concurrency slot of this run was lost (its lease expired or was revoked); the run was stopped so the limit holds"
+                            .into(),
+                    )));
+                    return;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(flow_run_id = %run, error = %e, "renewing the deployment run's concurrency lease failed; trying again");
+                    if attempt > 10 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(u64::from(attempt).min(10))).await;
+                }
+            }
+        }
+        tokio::time::sleep(LEASE_RENEW_EVERY).await;
+    }
+}

@@ -1,0 +1,67 @@
+//! Prefect runs Rust code: deployments served by this process ([`Client::serve`]), a worker on
+//! a work pool ([`Client::worker`]), and runs Prefect's own workers hand over
+//! ([`run_handed_over`]), all executing the flows of [`RustFlow`]s. Schedules, the UI's "Run"
+//! button, automations, retries and `run_deployment` from Python then start Rust code.
+//!
+//! The three share one claim-and-execute core: a run is claimed as Prefect's runner and workers
+//! claim it (PENDING with a transition id: any number of processes on one deployment or pool,
+//! each run executes once), the run Prefect created is executed through [`runs`](crate::runs)
+//! (its task runs, logs, heartbeats, cancellation from the UI), and a deployment's concurrency
+//! lease is renewed while it runs, so a process that dies frees its slot.
+//!
+//! ```no_run
+//! use prefect_client::Client;
+//! use prefect_client::runs::RunContext;
+//! use prefect_client::serve::{RustFlow, run_handed_over};
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! struct Params {
+//!     #[serde(default)]
+//!     rows: u64,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<std::process::ExitCode, prefect_client::Error> {
+//!     let client = Client::from_env()?;
+//!     let flow = RustFlow::new("load", |ctx: RunContext, params: Params| async move {
+//!         tracing::info!(rows = params.rows, "loading");
+//!         Ok::<_, std::io::Error>(params.rows)
+//!     });
+//!     // Started by Prefect's own worker (the deployment's `command`): that run only.
+//!     if let Some(code) = run_handed_over(&client, [&flow]).await {
+//!         return Ok(code);
+//!     }
+//!     // Otherwise serve a deployment until SIGTERM or Ctrl-C.
+//!     client.serve([&flow]).deployment(flow.deployment("nightly")).await?;
+//!     Ok(std::process::ExitCode::SUCCESS)
+//! }
+//! ```
+//!
+//! - `flow`: [`RustFlow`], a flow's handler and parameter schema.
+//! - `core`: claiming and executing one run.
+//! - `polling`: the loop serving and workers share (polls woken by events, capacity, graceful
+//!   shutdown).
+//! - `serving`, `worker`, `handed_over`: the three ways a run reaches this process.
+
+mod core;
+mod flow;
+mod handed_over;
+mod polling;
+mod serving;
+mod shutdown;
+mod worker;
+
+pub use flow::RustFlow;
+pub use handed_over::{FLOW_RUN_ID_VARIABLE, run_handed_over};
+pub use polling::OnShutdown;
+pub use serving::{Serve, Serving};
+pub use worker::{WORKER_TYPE, Worker, Working};
+
+/// The events that say a run may be due now: a run scheduled (created for now, or a schedule's
+/// run), late, or back from a retry or a concurrency wait.
+const WAKING_EVENTS: [&str; 4] = [
+    "prefect.flow-run.Scheduled",
+    "prefect.flow-run.Late",
+    "prefect.flow-run.AwaitingRetry",
+    "prefect.flow-run.AwaitingConcurrencySlot",
+];

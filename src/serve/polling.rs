@@ -1,0 +1,219 @@
+//! The loop serving and the worker share: find the runs that are due (poll as Prefect's runner
+//! and workers do, and also at once when the server's events say a run was scheduled), claim
+//! and execute them (at most `limit` at once), and shut down gracefully.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::core::{Core, Found, RunEnd};
+use crate::runs::Stop;
+use crate::types::EventFilter;
+use crate::{Client, Error};
+
+/// A boxed future of the runs a poll found.
+pub(crate) type Due = Pin<Box<dyn Future<Output = Result<Vec<Found>, Error>> + Send>>;
+
+/// Where a loop finds its runs: the deployments a process serves, or a work pool.
+pub(crate) trait Source: Send + Sync + 'static {
+    /// What the loop is called in logs (`serving`, `worker`).
+    fn what(&self) -> &'static str;
+    /// The runs due before `before`, at most `limit`.
+    fn due(&self, client: &Client, before: DateTime<Utc>, limit: usize) -> Due;
+    /// The events that say a run may be due now.
+    fn wake_on(&self) -> EventFilter;
+}
+
+/// What is done with the runs still executing when the grace period of a shutdown ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnShutdown {
+    /// Their future is dropped and they are scheduled again at once ("AwaitingRetry"), for
+    /// another process to run (Prefect's `PREFECT_FLOW_RUN_EXECUTE_SIGTERM_BEHAVIOR=reschedule`).
+    #[default]
+    Reschedule,
+    /// Their future is dropped and they are CANCELLED ("the process executing it shut down").
+    Cancel,
+}
+
+/// How a loop runs.
+#[derive(Debug, Clone)]
+pub(crate) struct LoopOptions {
+    /// Runs executed at once, at most.
+    pub(crate) limit: usize,
+    /// How often the server is asked for due runs, besides when its events wake the loop.
+    pub(crate) poll: Duration,
+    /// How far ahead a poll looks (a run due within it is claimed and waits for its time).
+    pub(crate) prefetch: Duration,
+    /// How long a shutdown lets executing runs finish.
+    pub(crate) grace: Duration,
+    pub(crate) on_shutdown: OnShutdown,
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        LoopOptions {
+            limit: 5,
+            poll: Duration::from_secs(10),
+            prefetch: Duration::from_secs(10),
+            grace: Duration::from_secs(30),
+            on_shutdown: OnShutdown::Reschedule,
+        }
+    }
+}
+
+/// The longest pause between polls of a server that fails.
+const MAX_POLL_BACKOFF: Duration = Duration::from_secs(30);
+/// How long runs stopped at the end of a shutdown's grace period may take to report their end.
+const STOP_BUDGET: Duration = Duration::from_secs(30);
+
+/// Runs the loop until `shutdown` turns true, then shuts down gracefully. A failing server
+/// never ends it: polls back off and go on.
+pub(crate) async fn run(
+    core: Arc<Core>,
+    source: Arc<dyn Source>,
+    options: LoopOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let client = core.client.clone();
+    let permits = Arc::new(Semaphore::new(options.limit.max(1)));
+    let wake = Arc::new(Notify::new());
+    let watcher = tokio::spawn(watch_events(client.clone(), source.wake_on(), wake.clone()));
+    let mut runs: JoinSet<RunEnd> = JoinSet::new();
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        let wait = match poll(&core, source.as_ref(), &options, &permits, &mut runs).await {
+            Ok(()) => {
+                failures = 0;
+                options.poll
+            }
+            Err(e) => {
+                failures += 1;
+                let wait =
+                    (Duration::from_secs(1) * 2u32.saturating_pow(failures.min(5))).min(MAX_POLL_BACKOFF);
+                tracing::warn!(what = source.what(), error = %e, retry_in = ?wait, "asking the server for due runs failed; carrying on");
+                wait
+            }
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            Some(ended) = runs.join_next(), if !runs.is_empty() => log_end(source.what(), ended),
+            _ = shutdown.changed() => {}
+        }
+    }
+    watcher.abort();
+    tracing::info!(what = source.what(), executing = runs.len(), grace = ?options.grace, "shutting down: no more runs are claimed");
+    if tokio::time::timeout(options.grace, drain(source.what(), &mut runs))
+        .await
+        .is_err()
+    {
+        let stop = match options.on_shutdown {
+            OnShutdown::Reschedule => Stop::Reschedule(
+                "the process executing this run shut down before it finished; scheduled again for another process".into(),
+            ),
+            OnShutdown::Cancel => Stop::Cancel(
+                "the process executing this run shut down before it finished".into(),
+            ),
+        };
+        tracing::warn!(
+            what = source.what(),
+            left = runs.len(),
+            "the grace period is over: stopping the runs still executing"
+        );
+        core.stop_all(stop);
+        if tokio::time::timeout(STOP_BUDGET, drain(source.what(), &mut runs))
+            .await
+            .is_err()
+        {
+            // Dropped, each run still reports its end (from a thread at program end).
+            runs.abort_all();
+        }
+    }
+    Ok(())
+}
+
+/// One poll: claims and starts the due runs there is room for.
+async fn poll(
+    core: &Arc<Core>,
+    source: &dyn Source,
+    options: &LoopOptions,
+    permits: &Arc<Semaphore>,
+    runs: &mut JoinSet<RunEnd>,
+) -> Result<(), Error> {
+    // Asked even when full: the poll is what tells the server the process is alive.
+    let room = permits.available_permits().max(1);
+    let before = Utc::now() + chrono::Duration::from_std(options.prefetch).unwrap_or_default();
+    let mut due = source.due(&core.client, before, room).await?;
+    due.retain(|run| !run.in_process_retry && !core.is_in_flight(run.id));
+    for run in due {
+        let flow = match core.flow_of(run.flow_id).await {
+            Ok(Some(flow)) => flow,
+            // A flow this process does not run: left for whoever runs it.
+            Ok(None) => continue,
+            Err(e) => return Err(e),
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            break;
+        };
+        let core = core.clone();
+        runs.spawn(async move {
+            let end = core.run(run, flow, true).await;
+            drop(permit);
+            end
+        });
+    }
+    Ok(())
+}
+
+/// Waits for every run to end.
+async fn drain(what: &'static str, runs: &mut JoinSet<RunEnd>) {
+    while let Some(ended) = runs.join_next().await {
+        log_end(what, ended);
+    }
+}
+
+fn log_end(what: &'static str, ended: Result<RunEnd, tokio::task::JoinError>) {
+    match ended {
+        Ok(RunEnd::Skipped(reason)) => tracing::debug!(what, %reason, "a run was left to others"),
+        Ok(RunEnd::Ended(outcome)) => tracing::info!(what, outcome = ?outcome, "a run ended"),
+        Ok(RunEnd::Failed(e)) => {
+            tracing::warn!(what, error = %e, "a run could not be executed to its end; the server keeps its state")
+        }
+        Err(e) => tracing::warn!(what, error = %e, "a run's task ended early"),
+    }
+}
+
+/// Wakes the loop on the events that say a run may be due; subscribes again when the
+/// subscription ends (the server away), with backoff, for as long as the loop runs.
+async fn watch_events(client: Client, filter: EventFilter, wake: Arc<Notify>) {
+    let mut failures = 0u32;
+    loop {
+        match client.events().subscribe(filter.clone()).await {
+            Ok(mut events) => {
+                while let Some(event) = events.next().await {
+                    match event {
+                        Ok(_) => {
+                            failures = 0;
+                            wake.notify_one();
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "the event subscription ended; polling meanwhile");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot subscribe to events; polling meanwhile"),
+        }
+        failures += 1;
+        let pause = (Duration::from_secs(1) * 2u32.saturating_pow(failures.min(5))).min(MAX_POLL_BACKOFF);
+        tokio::time::sleep(pause).await;
+    }
+}

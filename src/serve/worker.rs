@@ -1,0 +1,356 @@
+//! A Rust worker on a work pool, as Prefect's workers do it: heartbeats (the UI shows it
+//! online), polls of the pool's due runs (which hold the pool's and queues' concurrency
+//! limits), and the runs of the flows it has handlers for executed in this process.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+use super::core::{Core, Found};
+use super::flow::RustFlow;
+use super::polling::{self, Due, LoopOptions, OnShutdown, Source};
+use crate::resources::call;
+use crate::types::{
+    EventFilter, EventNameFilter, EventRelatedFilter, GetScheduledFlowRunsBody, WorkPoolCreate,
+    WorkPoolResponse, WorkerHeartbeatBody,
+};
+use crate::{Client, Error, OptionalExt};
+
+/// The work pool type a Rust worker creates its pool with.
+pub const WORKER_TYPE: &str = "rust";
+
+/// How often a worker heartbeats, by default (Prefect's `PREFECT_WORKER_HEARTBEAT_SECONDS`): the
+/// server marks it offline after three missed beats.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// A worker on a work pool; from [`Client::worker`]. Set its options, then await it (it works
+/// until SIGTERM or Ctrl-C, then shuts down gracefully) or [`start`](Worker::start) it.
+///
+/// ```no_run
+/// # async fn demo(client: prefect_client::Client, flow: prefect_client::serve::RustFlow) -> Result<(), prefect_client::Error> {
+/// client.worker("rust-pool", [&flow]).create_pool(true).limit(2).await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "await it (or call .start()) to work"]
+pub struct Worker {
+    client: Client,
+    pool: String,
+    flows: Vec<RustFlow>,
+    queues: Vec<String>,
+    name: String,
+    create_pool: bool,
+    heartbeat: Duration,
+    options: LoopOptions,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("pool", &self.pool)
+            .field("name", &self.name)
+            .field("flows", &self.flows)
+            .field("queues", &self.queues)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub(crate) fn new<'a>(
+        client: &Client,
+        pool: &str,
+        flows: impl IntoIterator<Item = &'a RustFlow>,
+    ) -> Worker {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".into());
+        Worker {
+            client: client.clone(),
+            pool: pool.to_string(),
+            flows: flows.into_iter().cloned().collect(),
+            queues: Vec::new(),
+            name: format!("rust-worker-{host}-{}", std::process::id()),
+            create_pool: false,
+            heartbeat: HEARTBEAT,
+            options: LoopOptions::default(),
+        }
+    }
+
+    /// Only these queues of the pool (default: all).
+    pub fn queues(mut self, queues: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.queues = queues.into_iter().map(|q| q.as_ref().to_string()).collect();
+        self
+    }
+
+    /// The worker's name, as the pool lists it (default `rust-worker-<host>-<pid>`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Creates the pool when it does not exist (type [`WORKER_TYPE`], with its base job
+    /// template); default false: a missing pool is an error.
+    pub fn create_pool(mut self, create: bool) -> Self {
+        self.create_pool = create;
+        self
+    }
+
+    /// How often it heartbeats (default 30 s).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Runs executed at once by this worker, at most (default 5); the pool's and queues'
+    /// own concurrency limits hold besides.
+    pub fn limit(mut self, runs: usize) -> Self {
+        self.options.limit = runs.max(1);
+        self
+    }
+
+    /// How often the pool is asked for due runs (default 10 s, as Prefect's workers); a run
+    /// scheduled for now is also claimed at once, woken by the server's events.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.options.poll = every.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long a shutdown lets executing runs finish before it stops them (default 30 s).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.options.grace = grace;
+        self
+    }
+
+    /// What a shutdown does with runs still executing after the grace period (default: they
+    /// are scheduled again, for another worker).
+    pub fn on_shutdown(mut self, action: OnShutdown) -> Self {
+        self.options.on_shutdown = action;
+        self
+    }
+
+    /// Finds (or creates) the pool, heartbeats once, and starts working in the background.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad pool name, no flows or two of one name (nothing sent);
+    /// [`Error::NotFound`] for a pool that does not exist when `create_pool` is off; any other
+    /// error of the requests.
+    pub async fn start(self) -> Result<Working, Error> {
+        crate::resources::check_name("work pool name", &self.pool)?;
+        let pool = match self
+            .client
+            .work_pools()
+            .get_by_name(&self.pool)
+            .await
+            .optional()?
+        {
+            Some(pool) => pool,
+            None if self.create_pool => self.create(&self.pool).await?,
+            None => {
+                return Err(Error::invalid(
+                    "work pool",
+                    format!(
+                        "{:?} does not exist; create it (`prefect work-pool create {} --type {WORKER_TYPE}`) or start the worker with .create_pool(true)",
+                        self.pool, self.pool
+                    ),
+                ));
+            }
+        };
+        let labels: Map<String, Value> = [
+            ("prefect.worker.name", json!(self.name)),
+            ("prefect.worker.type", json!(WORKER_TYPE)),
+            ("prefect.work-pool.name", json!(self.pool)),
+            ("prefect.work-pool.id", json!(pool.id.to_string())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let flows: Vec<&RustFlow> = self.flows.iter().collect();
+        let core = Arc::new(Core::new(&self.client, &flows, labels)?);
+        beat(&self.client, &self.pool, &self.name, self.heartbeat).await?;
+        let heartbeats = tokio::spawn(keep_beating(
+            self.client.clone(),
+            self.pool.clone(),
+            self.name.clone(),
+            self.heartbeat,
+        ));
+        let source = Arc::new(Pool {
+            name: self.pool.clone(),
+            id: pool.id,
+            queues: self.queues.clone(),
+        });
+        let (shutdown, stopping) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let result = polling::run(core, source, self.options, stopping).await;
+            heartbeats.abort();
+            result
+        });
+        Ok(Working { pool, shutdown, task })
+    }
+
+    /// Creates the pool with the base job template of a Rust worker: its runs' name and labels.
+    async fn create(&self, name: &str) -> Result<WorkPoolResponse, Error> {
+        let template = json!({
+            "job_configuration": { "name": "{{ name }}", "labels": "{{ labels }}" },
+            "variables": {
+                "type": "object",
+                "properties": {
+                    "name": {
+                        "title": "Name",
+                        "description": "Name given to the flow runs a Rust worker executes.",
+                        "anyOf": [{ "type": "string" }, { "type": "null" }],
+                        "default": null
+                    },
+                    "labels": {
+                        "title": "Labels",
+                        "description": "Labels of the flow runs a Rust worker executes.",
+                        "type": "object",
+                        "additionalProperties": { "type": "string" }
+                    }
+                }
+            }
+        });
+        let base_job_template = match template {
+            Value::Object(template) => template,
+            _ => Map::new(),
+        };
+        let body = WorkPoolCreate {
+            base_job_template,
+            concurrency_limit: None,
+            description: Some("Runs Rust flows in the processes of its Rust workers.".into()),
+            is_paused: false,
+            name: crate::resources::generated_name("work pool name", name)?,
+            storage_configuration: None,
+            type_: WORKER_TYPE.to_string(),
+        };
+        match call!(self.client, create_work_pool(&body)) {
+            // Another worker created it meanwhile.
+            Err(e) if e.is_conflict() => self.client.work_pools().get_by_name(name).await,
+            other => other,
+        }
+    }
+}
+
+impl IntoFuture for Worker {
+    type Output = Result<(), Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    /// Works until SIGTERM or Ctrl-C, then shuts down gracefully.
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.start().await?.until_signal().await })
+    }
+}
+
+/// A worker at work; from [`Worker::start`]. Dropping it does not stop the worker: call
+/// [`shutdown`](Working::shutdown), or [`until_signal`](Working::until_signal).
+#[derive(Debug)]
+pub struct Working {
+    pool: WorkPoolResponse,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl Working {
+    /// The pool worked on.
+    pub fn pool(&self) -> &WorkPoolResponse {
+        &self.pool
+    }
+
+    /// Starts a graceful shutdown: no more runs are claimed; runs executing get the grace
+    /// period to finish.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits until the worker ends (after [`shutdown`](Working::shutdown)).
+    ///
+    /// # Errors
+    /// [`Error::RuntimeShutdown`] when the runtime stopped before the worker ended.
+    pub async fn wait(self) -> Result<(), Error> {
+        self.task.await.map_err(|_| Error::RuntimeShutdown {
+            what: "a worker was working",
+        })?
+    }
+
+    /// Works until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it.
+    ///
+    /// # Errors
+    /// As [`wait`](Working::wait).
+    pub async fn until_signal(self) -> Result<(), Error> {
+        super::shutdown::signal().await;
+        tracing::info!("shutdown signal: stopping gracefully");
+        self.shutdown();
+        self.wait().await
+    }
+}
+
+async fn beat(client: &Client, pool: &str, name: &str, every: Duration) -> Result<(), Error> {
+    let body = WorkerHeartbeatBody {
+        heartbeat_interval_seconds: Some(i64::try_from(every.as_secs()).unwrap_or(30)),
+        name: name.to_string(),
+    };
+    call!(client, worker_heartbeat(pool, &body))
+}
+
+/// Heartbeats until aborted; a failed beat is logged, the next one tried.
+async fn keep_beating(client: Client, pool: String, name: String, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = beat(&client, &pool, &name, every).await {
+            tracing::warn!(pool = %pool, error = %e, "a worker heartbeat failed");
+        }
+    }
+}
+
+/// A work pool, as a source of runs.
+struct Pool {
+    name: String,
+    id: uuid::Uuid,
+    queues: Vec<String>,
+}
+
+impl Source for Pool {
+    fn what(&self) -> &'static str {
+        "worker"
+    }
+
+    fn due(&self, client: &Client, before: DateTime<Utc>, limit: usize) -> Due {
+        let body = GetScheduledFlowRunsBody {
+            limit: Some(i64::try_from(limit).unwrap_or(i64::MAX)),
+            scheduled_after: None,
+            scheduled_before: Some(before),
+            work_queue_names: self.queues.clone(),
+        };
+        let (client, pool) = (client.clone(), self.name.clone());
+        Box::pin(async move {
+            let runs = call!(client, get_scheduled_flow_runs(&pool, &body))?;
+            Ok(runs
+                .into_iter()
+                .map(|run| Found::of_flow_run(run.flow_run))
+                .collect())
+        })
+    }
+
+    fn wake_on(&self) -> EventFilter {
+        EventFilter {
+            event: Some(EventNameFilter {
+                name: Some(super::WAKING_EVENTS.iter().map(|e| e.to_string()).collect()),
+                ..Default::default()
+            }),
+            related: Some(
+                EventRelatedFilter {
+                    id: Some(vec![format!("prefect.work-pool.{}", self.id)]),
+                    ..Default::default()
+                }
+                .into(),
+            ),
+            ..Default::default()
+        }
+    }
+}
