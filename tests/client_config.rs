@@ -137,4 +137,8 @@ fn pinned_versions_agree_between_scripts_and_harness() {
     };
     assert_eq!(pinned("PREFECT_VERSION"), prefect_testkit::PREFECT_VERSION);
     assert_eq!(pinned("FASTAPI_VERSION"), prefect_testkit::FASTAPI_VERSION);
+    assert_eq!(
+        pinned("SQLALCHEMY_REQUIREMENT").trim_matches('\''),
+        prefect_testkit::SQLALCHEMY_REQUIREMENT
+    );
 }

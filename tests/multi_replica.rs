@@ -388,3 +388,47 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
     assert_eq!(seen_first, (10..30).collect::<Vec<_>>());
     assert_eq!(seen_second, (10..30).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn two_serving_processes_through_the_balancer_complete_every_run_once_when_a_replica_dies() {
+    use common::serving::{serve_example, task_runs_of, wait_final};
+    use prefect_client::types::StateType;
+
+    let mut stack = start(MultiReplicaServer::builder()).await;
+    let admin = stack.client().unwrap();
+    let (_a, deployment) = serve_example(stack.api_url(), &[]).await;
+    let (_b, again) = serve_example(stack.api_url(), &[]).await;
+    assert_eq!(deployment, again);
+    let mut runs = Vec::new();
+    for _ in 0..20 {
+        let run = admin
+            .deployments()
+            .run(deployment)
+            .parameters(&serde_json::json!({ "rows": 2, "sleep_s": 0.5 }))
+            .await
+            .unwrap();
+        runs.push(run.id);
+    }
+    // Some runs are executing when replica a dies; the rest are claimed after.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.kill_replica(0).unwrap();
+    let ended = wait_final(&admin, &runs, Duration::from_secs(300)).await;
+    for (id, run) in &ended {
+        assert_eq!(
+            run.state_type,
+            Some(StateType::Completed),
+            "{id}: {:?} {:?}\n{}",
+            run.state_name,
+            run.state.as_ref().and_then(|s| s.message.clone()),
+            stack.log_tails(40)
+        );
+        assert_eq!(run.run_count, 1, "{id} ran once");
+        let tasks = task_runs_of(&admin, *id).await;
+        assert_eq!(tasks.len(), 2, "{id}: its rows, each once");
+        assert!(
+            tasks.iter().all(|t| t.state_type == Some(StateType::Completed)),
+            "{id}: {:?}",
+            tasks.iter().map(|t| &t.state_type).collect::<Vec<_>>()
+        );
+    }
+}

@@ -44,9 +44,9 @@ async fn rows(ctx: RunContext, params: Params) -> Result<u64, BoxError> {
     Ok(params.rows)
 }
 
-/// The flow, with its handler.
+/// The flow, with its handler (heartbeats as `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` says).
 pub fn flow() -> RustFlow {
-    RustFlow::new(FLOW, rows).heartbeat(Duration::from_secs(30))
+    RustFlow::new(FLOW, rows)
 }
 
 /// Logs to the terminal, and the runs' lines to Prefect.

@@ -36,7 +36,9 @@ mod worker;
 pub use local_server::{DEFAULT_STARTUP_TIMEOUT, LocalServer, LocalServerBuilder};
 pub use multi_replica::{MultiReplicaBuilder, MultiReplicaServer};
 pub use packages::DEBIAN_PACKAGES;
-pub use venv::{FASTAPI_VERSION, PREFECT_REDIS_VERSION, PREFECT_VERSION, cache_dir, ensure_venv};
+pub use venv::{
+    FASTAPI_VERSION, PREFECT_REDIS_VERSION, PREFECT_VERSION, SQLALCHEMY_REQUIREMENT, cache_dir, ensure_venv,
+};
 pub use worker::{WORKER_BINARY, worker_binary};
 
 /// What the test kit can fail with. Its messages say what to install or change.

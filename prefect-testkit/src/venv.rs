@@ -11,6 +11,9 @@ use crate::{Error, harness};
 pub use prefect_client::PREFECT_VERSION;
 /// The FastAPI release that Prefect 3.8.8 works with (newer ones break its server).
 pub const FASTAPI_VERSION: &str = "0.150.0";
+/// SQLAlchemy releases Prefect's server works with: with 2.1 its scheduler fails every loop
+/// ("Can't evaluate bulk DML statement") and no schedule makes runs.
+pub const SQLALCHEMY_REQUIREMENT: &str = "sqlalchemy[asyncio]>=2.0,<2.1";
 /// The prefect-redis release that works with the pinned Prefect.
 pub const PREFECT_REDIS_VERSION: &str = "0.3.0";
 
@@ -37,34 +40,42 @@ pub fn ensure_venv() -> Result<PathBuf, Error> {
     ensure_venv_of(PREFECT_VERSION, &[format!("fastapi=={FASTAPI_VERSION}")])
 }
 
-/// Returns the cached venv of `prefect==version` with `requirements`, creating it if needed.
+/// Returns the cached venv of `prefect==version` with `requirements` (and
+/// [`SQLALCHEMY_REQUIREMENT`]), creating it if needed. A venv installed with other pins gets
+/// them installed over.
 pub(crate) fn ensure_venv_of(version: &str, requirements: &[String]) -> Result<PathBuf, Error> {
     let cache = cache_dir();
     let venv = cache.join(format!("venv-prefect-{version}"));
     let marker = venv.join(".complete");
-    if marker.exists() {
+    let mut pins: Vec<String> = vec![format!("prefect=={version}")];
+    pins.extend(requirements.iter().cloned());
+    pins.push(SQLALCHEMY_REQUIREMENT.to_string());
+    let installed = || std::fs::read_to_string(&marker).is_ok_and(|had| had == pins.join("\n"));
+    if installed() {
         return Ok(venv);
     }
     std::fs::create_dir_all(&cache)
         .map_err(|e| harness(format!("cannot create {}: {e}", cache.display())))?;
     let _lock = InstallLock::acquire(&cache.join(format!("venv-prefect-{version}.lock")))?;
-    if marker.exists() {
+    if installed() {
         return Ok(venv);
     }
-    let python = which_python()?;
-    let _ = std::fs::remove_dir_all(&venv);
-    run(
-        Command::new(&python).args(["-m", "venv"]).arg(&venv),
-        "python3 -m venv (on Debian/Ubuntu install the python3-venv package)",
-    )?;
+    if !marker.exists() {
+        let python = which_python()?;
+        let _ = std::fs::remove_dir_all(&venv);
+        run(
+            Command::new(&python).args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv (on Debian/Ubuntu install the python3-venv package)",
+        )?;
+    }
     run(
         Command::new(venv.join("bin").join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("prefect=={version}"))
-            .args(requirements),
+            .args(&pins),
         "pip install prefect (needs access to the Python package index)",
     )?;
-    std::fs::write(&marker, b"").map_err(|e| harness(format!("cannot write {}: {e}", marker.display())))?;
+    std::fs::write(&marker, pins.join("\n"))
+        .map_err(|e| harness(format!("cannot write {}: {e}", marker.display())))?;
     Ok(venv)
 }
 

@@ -44,6 +44,11 @@ pub(crate) struct Execution {
     pub(crate) timeout: Option<Duration>,
     /// Stops from outside.
     pub(crate) stop: Option<StopSignal>,
+    /// Told each time the server accepts RUNNING (it renews a deployment lease then).
+    pub(crate) running: Option<Arc<tokio::sync::Notify>>,
+    /// Whether the run watches for its own cancellation (a subscription of its own); false
+    /// when the caller watches and sends [`Stop::Cancel`] instead (a serving process's runs).
+    pub(crate) watch_cancellation: bool,
 }
 
 impl Execution {
@@ -68,6 +73,8 @@ impl Execution {
             heartbeat,
             timeout,
             mut stop,
+            running,
+            watch_cancellation,
         } = self;
         let url = ui_url(client.api_url(), "flow-run", id);
         let report = |outcome| FlowRunReport {
@@ -90,7 +97,11 @@ impl Execution {
         let mut last_failure: Option<Outcome<T, E>> = None;
         loop {
             match propose(&client, Run::Flow(id), StateType::Running, None).await? {
-                Answer::Accepted(_) => {}
+                Answer::Accepted(_) => {
+                    if let Some(running) = &running {
+                        running.notify_one();
+                    }
+                }
                 Answer::Rejected(state) => {
                     let (state, message) = Answer::rejected_state(&state);
                     return Ok(report(Outcome::NotStarted { state, message }));
@@ -126,7 +137,7 @@ impl Execution {
                         .forced(true),
                 ),
             };
-            let outcome = watch(&client, id, work, stop.as_mut()).await;
+            let outcome = watch(&client, id, work, stop.as_mut(), watch_cancellation).await;
             let proposal = end_of(&outcome);
             // Dropped from here on, the run still ends as the body did.
             abandon.end = Some(proposal.clone().forced(true));
@@ -250,10 +261,14 @@ async fn watch<T, E>(
     id: Uuid,
     mut work: tokio::task::JoinHandle<Result<Result<T, E>, Duration>>,
     stop: Option<&mut StopSignal>,
+    watch_cancellation: bool,
 ) -> Outcome<T, E> {
     let far = Duration::from_secs(365 * 24 * 3600);
     let client = client.clone();
     let cancelled = async move {
+        if !watch_cancellation {
+            return std::future::pending::<()>().await;
+        }
         loop {
             match client
                 .flow_runs()

@@ -248,6 +248,8 @@ impl FlowScope {
             heartbeat: self.heartbeat,
             timeout: self.timeout,
             stop: None,
+            running: None,
+            watch_cancellation: true,
         };
         // One attempt: a run made here has no retries, and a body is run once.
         let mut body = Some(body);
@@ -293,5 +295,4 @@ mod tests {
             format!("https://app.prefect.cloud/account/A/workspace/W/runs/flow-run/{id}")
         );
     }
-
 }

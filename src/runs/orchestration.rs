@@ -135,8 +135,114 @@ pub(crate) async fn propose_with(
     propose_state(client, run, &Proposal::new(state).message(message).forced(force)).await
 }
 
-/// Proposes `proposal`, waiting and proposing again as long as the server answers WAIT.
+/// How long a state report is sent again while the server is away or overloaded (503 and 429
+/// past the transport's retries, timeouts, broken connections), so a run's start or end is not
+/// lost to a minute of a busy server; past it the error is returned.
+pub(crate) const REPORT_BUDGET: Duration = Duration::from_secs(120);
+/// The longest pause between two sends of one report.
+const REPORT_MAX_PAUSE: Duration = Duration::from_secs(15);
+
+/// Proposes `proposal`, waiting and proposing again as long as the server answers WAIT, and
+/// sending it again for up to [`REPORT_BUDGET`] while the failure is transient. A flow run's
+/// proposal carries a transition id, so a repeat of one the server took (its answer lost) is
+/// recognised; a repeat the server refuses because the run already took that state counts as
+/// taken.
 pub(crate) async fn propose_state(client: &Client, run: Run, proposal: &Proposal) -> Result<Answer, Error> {
+    let mut proposal = proposal.clone();
+    let transition = proposal.details.as_ref().and_then(|d| d.transition_id);
+    let transition = match (run, transition) {
+        (_, Some(id)) => Some(id),
+        (Run::Flow(_), None) if !proposal.force => {
+            let id = Uuid::new_v4();
+            proposal = proposal.transition(id);
+            Some(id)
+        }
+        _ => None,
+    };
+    let started = std::time::Instant::now();
+    let mut sends = 0u32;
+    loop {
+        let mut answer = propose_until_answered(client, run, &proposal).await;
+        if sends > 0 {
+            answer = after_repeat(client, run, &proposal, transition, answer).await;
+        }
+        match &answer {
+            Err(e) if resend_after(e) && started.elapsed() < REPORT_BUDGET => {
+                sends += 1;
+                let pause =
+                    (Duration::from_secs(1) * 2u32.saturating_pow(sends.min(4))).min(REPORT_MAX_PAUSE);
+                tracing::warn!(?run, state = ?proposal.state, error = %e, retry_in = ?pause, "reporting the run's state failed; sending it again");
+                tokio::time::sleep(pause).await;
+            }
+            _ => return answer,
+        }
+    }
+}
+
+/// The answer to a report sent again: a refusal because the run already took the state (the
+/// first send's answer was lost) counts as taken.
+async fn after_repeat(
+    client: &Client,
+    run: Run,
+    proposal: &Proposal,
+    transition: Option<Uuid>,
+    answer: Result<Answer, Error>,
+) -> Result<Answer, Error> {
+    match answer {
+        Ok(Answer::Rejected(Some(state)))
+            if (transition.is_some()
+                && state.state_details.as_ref().and_then(|d| d.transition_id) == transition)
+                || state.type_ == proposal.state =>
+        {
+            Ok(Answer::Accepted(Some(state)))
+        }
+        Ok(Answer::Aborted(reason)) => match current_state(client, run).await {
+            Ok(Some(state)) if state.type_ == proposal.state => Ok(Answer::Accepted(Some(Box::new(state)))),
+            _ => Ok(Answer::Aborted(reason)),
+        },
+        other => other,
+    }
+}
+
+/// Sends a request safe to repeat (a task run's create, an upsert by its key) and sends it
+/// again for up to [`REPORT_BUDGET`] while the failure is transient.
+pub(crate) async fn resending<T, F, Fut>(what: &'static str, mut send: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let started = std::time::Instant::now();
+    let mut sends = 0u32;
+    loop {
+        match send().await {
+            Err(e) if resend_after(&e) && started.elapsed() < REPORT_BUDGET => {
+                sends += 1;
+                let pause =
+                    (Duration::from_secs(1) * 2u32.saturating_pow(sends.min(4))).min(REPORT_MAX_PAUSE);
+                tracing::warn!(what, error = %e, retry_in = ?pause, "a run's report failed; sending it again");
+                tokio::time::sleep(pause).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether a failed report is sent again: the server away, overloaded or slow (not 423, not a
+/// refusal of the report itself).
+fn resend_after(error: &Error) -> bool {
+    error.is_transient() && !error.is_slots_unavailable()
+}
+
+/// The run's current state, as the server has it.
+async fn current_state(client: &Client, run: Run) -> Result<Option<State>, Error> {
+    Ok(match run {
+        Run::Flow(id) => client.flow_runs().get(id).await?.state,
+        Run::Task(id) => client.task_runs().get(id).await?.state,
+    })
+}
+
+/// Proposes `proposal`, waiting and proposing again as long as the server answers WAIT.
+async fn propose_until_answered(client: &Client, run: Run, proposal: &Proposal) -> Result<Answer, Error> {
     loop {
         let result: OrchestrationResult = match run {
             Run::Flow(id) => {

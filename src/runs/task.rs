@@ -56,24 +56,16 @@ impl<E: Display> Display for TaskError<E> {
                 "Prefect did not let the task start: it stays {state}{}",
                 message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
             ),
-            TaskError::Prefect(_) => write!(
-                f,
-                "reporting the task run to Prefect failed (the cause is the source)"
-            ),
+            TaskError::Prefect(error) => write!(f, "reporting the task run to Prefect failed: {error}"),
         }
     }
 }
 
 /// An error for any task error that can be shown (a boxed error included), so `?` turns it
-/// into `Box<dyn Error>` or `anyhow::Error`; the task's own error is shown, not chained.
-impl<E: Display + fmt::Debug> std::error::Error for TaskError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TaskError::Prefect(error) => Some(error),
-            TaskError::Failed(_) | TaskError::NotStarted { .. } => None,
-        }
-    }
-}
+/// into `Box<dyn Error>` or `anyhow::Error`; the task's own error is shown, not chained, and a
+/// failed report shows its cause in the message (the flow run's FAILED message in Prefect's UI
+/// is the message alone); match [`TaskError::Prefect`] for the [`Error`] itself.
+impl<E: Display + fmt::Debug> std::error::Error for TaskError<E> {}
 
 impl<E> From<Error> for TaskError<E> {
     fn from(error: Error) -> Self {
@@ -148,7 +140,11 @@ impl TaskScope {
             task_key: format!("{}.{}", shared.flow_name, self.name),
             task_version: None,
         };
-        let task = call!(client, create_task_run(&create))?;
+        // An upsert by (flow run, task key, dynamic key): sending it again is safe.
+        let task = super::orchestration::resending("creating a task run", || async {
+            call!(client, create_task_run(&create))
+        })
+        .await?;
         let id = task.id;
         // Until it ends, the flow ends it if the future is dropped (cancelled, or the flow
         // returned without awaiting it).

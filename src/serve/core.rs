@@ -4,23 +4,32 @@
 //! through `runs` (the run Prefect created, adopted).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::flow::RustFlow;
+use crate::query::{
+    FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType, FlowRunQuery,
+};
 use crate::resources::call;
 use crate::runs::{Answer, Execution, Outcome, Proposal, Run, Stop, propose_state};
 use crate::types::{FlowRunPolicy, FlowRunPolicyRetryType, FlowRunUpdate, State, StateType};
 use crate::{Client, Error};
 
-/// How often a deployment run's concurrency lease is renewed, and for how long (Prefect's
-/// engine: every 225 s, for 300 s).
-const LEASE_RENEW_EVERY: Duration = Duration::from_secs(225);
-const LEASE_TERM: Duration = Duration::from_secs(300);
+/// How often a deployment run's concurrency lease is renewed, and for how long: the server's
+/// shortest term, a third of it apart, so the slot of a process that dies comes back within a
+/// minute (and the server's 15 s sweep). Prefect's engine renews for 300 s every 225 s.
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(20);
+const LEASE_TERM: Duration = crate::lease::MIN_LEASE_DURATION;
+/// How often, at most, a polling loop asks the server which of its runs were cancelled.
+const CANCELLATION_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// The end of a run cancelled from outside (the UI, Prefect's CLI or client).
+const CANCELLED_FROM_OUTSIDE: &str = "cancelled; the Rust future was stopped";
 /// Claims sent again after a lost answer (the same transition: the server answers a repeat
 /// with the state it took).
 const CLAIM_ATTEMPTS: u32 = 4;
@@ -89,6 +98,12 @@ pub(crate) struct Core {
     in_flight: Mutex<HashMap<Uuid, watch::Sender<Option<Stop>>>>,
     /// Labels recorded on each run (a worker's name, type and pool).
     labels: Map<String, Value>,
+    /// Set by a polling loop, which watches every run's cancellation through its one event
+    /// subscription and its polls ([`Core::cancel`], [`Core::check_cancelled`]); otherwise each
+    /// run watches its own (a handed-over run).
+    shared_cancellation_watch: AtomicBool,
+    /// When [`Core::check_cancelled`] last asked the server.
+    cancellations_checked: Mutex<Option<Instant>>,
 }
 
 impl Core {
@@ -119,7 +134,71 @@ impl Core {
             flow_names: Mutex::default(),
             in_flight: Mutex::default(),
             labels,
+            shared_cancellation_watch: AtomicBool::new(false),
+            cancellations_checked: Mutex::default(),
         })
+    }
+
+    /// From now on the runs' cancellations are watched by the caller (a polling loop) through
+    /// [`Core::cancel`] and [`Core::check_cancelled`], not by one subscription per run: a
+    /// process executing many runs keeps one subscription on the server.
+    pub(crate) fn watch_cancellations_shared(&self) {
+        self.shared_cancellation_watch.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops the run, if this process executes it, because it was cancelled from outside.
+    pub(crate) fn cancel(&self, id: Uuid) {
+        if let Some(sender) = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            tracing::info!(flow_run_id = %id, "the run was cancelled from outside; stopping it");
+            let _ = sender.send(Some(Stop::Cancel(CANCELLED_FROM_OUTSIDE.into())));
+        }
+    }
+
+    /// Asks the server which of the runs executing here were cancelled (at most every
+    /// [`CANCELLATION_CHECK_EVERY`]) and stops them: the fallback for cancellation events the
+    /// subscription missed, as Prefect's runner polls for cancelling runs.
+    pub(crate) async fn check_cancelled(&self) -> Result<(), Error> {
+        let ids: Vec<Uuid> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut checked = self
+                .cancellations_checked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if checked.is_some_and(|at| at.elapsed() < CANCELLATION_CHECK_EVERY) {
+                return Ok(());
+            }
+            *checked = Some(Instant::now());
+        }
+        let query = FlowRunQuery {
+            flow_runs: Some(FlowRunFilter {
+                id: Some(FlowRunFilterId {
+                    any: Some(ids),
+                    ..Default::default()
+                }),
+                state: Some(FlowRunFilterState {
+                    type_: Some(FlowRunFilterStateType {
+                        any: Some(vec![StateType::Cancelling, StateType::Cancelled]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        for run in self.client.flow_runs().list_page(&query).await? {
+            self.cancel(run.id);
+        }
+        Ok(())
     }
 
     /// The flow of this name, if this process runs it.
@@ -201,14 +280,18 @@ impl Core {
                 Err(e) => RunEnd::Failed(e),
             };
         }
-        let renewer = lease.map(|lease| tokio::spawn(renew(self.client.clone(), found.id, lease, stop)));
+        let running = Arc::new(tokio::sync::Notify::new());
+        let renewer = lease
+            .map(|lease| tokio::spawn(renew(self.client.clone(), found.id, lease, stop, running.clone())));
         let execution = Execution {
             client: self.client.clone(),
             flow_run_id: found.id,
             flow_name: flow.name.clone(),
-            heartbeat: flow.options.heartbeat,
+            heartbeat: flow.options.heartbeat.or_else(heartbeat_setting),
             timeout: flow.options.timeout,
             stop: Some(stopped),
+            running: Some(running),
+            watch_cancellation: !self.shared_cancellation_watch.load(Ordering::Relaxed),
         };
         let parameters = found.parameters;
         let result = execution
@@ -302,6 +385,17 @@ impl Core {
     }
 }
 
+/// `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` (seconds), Prefect's own setting for how often a run
+/// beats, when a flow sets none.
+fn heartbeat_setting() -> Option<Duration> {
+    let seconds: f64 = std::env::var("PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (seconds.is_finite() && seconds >= 1.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
+}
+
 /// What a claim came to.
 enum Claim {
     /// The run is this process's, holding this deployment concurrency lease (if any).
@@ -326,11 +420,19 @@ impl Drop for InFlight {
     }
 }
 
-/// Renews a deployment run's concurrency lease while it runs, as Prefect's engine does (at
-/// once, then every 225 s for 300 s); a lease the server no longer has (410) stops the run
-/// CRASHED, since its slot may be another run's now. Transient failures are tried again while
-/// the lease lasts.
-async fn renew(client: Client, run: Uuid, lease: Uuid, stop: watch::Sender<Option<Stop>>) {
+/// Renews a deployment run's concurrency lease while it runs, as Prefect's engine does, but
+/// for the shortest term the server takes (60 s, every 20 s; the engine's 300 s keeps a dead
+/// process's slot five minutes). It renews at once, and again when the server accepts RUNNING
+/// (which sets the lease to its initial 300 s). A lease the server no longer has (410) stops the
+/// run CRASHED, since its slot may be another run's now. Transient failures are tried again
+/// while the lease lasts.
+async fn renew(
+    client: Client,
+    run: Uuid,
+    lease: Uuid,
+    stop: watch::Sender<Option<Stop>>,
+    running: Arc<tokio::sync::Notify>,
+) {
     let limits = client.global_concurrency_limits();
     loop {
         let mut attempt = 0u32;
@@ -355,6 +457,9 @@ async fn renew(client: Client, run: Uuid, lease: Uuid, stop: watch::Sender<Optio
                 }
             }
         }
-        tokio::time::sleep(LEASE_RENEW_EVERY).await;
+        tokio::select! {
+            () = tokio::time::sleep(LEASE_RENEW_EVERY) => {}
+            () = running.notified() => {}
+        }
     }
 }

@@ -144,7 +144,8 @@ impl RustFlow {
     }
 
     /// Emits `prefect.flow-run.heartbeat` events this often while a run runs, for crash
-    /// detection (Prefect's own runs beat every 180 s by default).
+    /// detection (default: `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds when set, Prefect's own
+    /// setting; else no heartbeats).
     pub fn heartbeat(mut self, every: Duration) -> RustFlow {
         self.options.heartbeat = Some(every.max(Duration::from_secs(1)));
         self

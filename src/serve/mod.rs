@@ -65,3 +65,16 @@ const WAKING_EVENTS: [&str; 4] = [
     "prefect.flow-run.AwaitingRetry",
     "prefect.flow-run.AwaitingConcurrencySlot",
 ];
+
+/// The events that say a run was cancelled from outside (the UI, Prefect's CLI or client).
+const CANCELLING_EVENTS: [&str; 2] = ["prefect.flow-run.Cancelling", "prefect.flow-run.Cancelled"];
+
+/// The names of the events a polling loop subscribes to: [`WAKING_EVENTS`] and
+/// [`CANCELLING_EVENTS`].
+fn watched_events() -> Vec<String> {
+    WAKING_EVENTS
+        .iter()
+        .chain(CANCELLING_EVENTS.iter())
+        .map(|e| e.to_string())
+        .collect()
+}

@@ -14,8 +14,9 @@ use tokio::task::JoinSet;
 
 use super::core::{Core, Found, RunEnd};
 use crate::runs::Stop;
-use crate::types::EventFilter;
+use crate::types::{EventFilter, ReceivedEvent};
 use crate::{Client, Error};
+use uuid::Uuid;
 
 /// A boxed future of the runs a poll found.
 pub(crate) type Due = Pin<Box<dyn Future<Output = Result<Vec<Found>, Error>> + Send>>;
@@ -26,7 +27,7 @@ pub(crate) trait Source: Send + Sync + 'static {
     fn what(&self) -> &'static str;
     /// The runs due before `before`, at most `limit`.
     fn due(&self, client: &Client, before: DateTime<Utc>, limit: usize) -> Due;
-    /// The events that say a run may be due now.
+    /// The events that say a run may be due now, or was cancelled.
     fn wake_on(&self) -> EventFilter;
 }
 
@@ -69,7 +70,7 @@ impl Default for LoopOptions {
 }
 
 /// The longest pause between polls of a server that fails.
-const MAX_POLL_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_POLL_BACKOFF: Duration = Duration::from_secs(10);
 /// How long runs stopped at the end of a shutdown's grace period may take to report their end.
 const STOP_BUDGET: Duration = Duration::from_secs(30);
 
@@ -81,10 +82,10 @@ pub(crate) async fn run(
     options: LoopOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let client = core.client.clone();
     let permits = Arc::new(Semaphore::new(options.limit.max(1)));
     let wake = Arc::new(Notify::new());
-    let watcher = tokio::spawn(watch_events(client.clone(), source.wake_on(), wake.clone()));
+    core.watch_cancellations_shared();
+    let watcher = tokio::spawn(watch_events(core.clone(), source.wake_on(), wake.clone()));
     let mut runs: JoinSet<RunEnd> = JoinSet::new();
     let mut failures = 0u32;
     while !*shutdown.borrow() {
@@ -151,6 +152,9 @@ async fn poll(
     let room = permits.available_permits().max(1);
     let before = Utc::now() + chrono::Duration::from_std(options.prefetch).unwrap_or_default();
     let mut due = source.due(&core.client, before, room).await?;
+    if let Err(e) = core.check_cancelled().await {
+        tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again at the next poll");
+    }
     due.retain(|run| !run.in_process_retry && !core.is_in_flight(run.id));
     for run in due {
         let flow = match core.flow_of(run.flow_id).await {
@@ -179,6 +183,19 @@ async fn drain(what: &'static str, runs: &mut JoinSet<RunEnd>) {
     }
 }
 
+/// The run a cancellation event is about.
+fn cancelled_run(event: &ReceivedEvent) -> Option<Uuid> {
+    if !super::CANCELLING_EVENTS.contains(&event.event.as_str()) {
+        return None;
+    }
+    event
+        .resource
+        .get("prefect.resource.id")?
+        .strip_prefix("prefect.flow-run.")?
+        .parse()
+        .ok()
+}
+
 fn log_end(what: &'static str, ended: Result<RunEnd, tokio::task::JoinError>) {
     match ended {
         Ok(RunEnd::Skipped(reason)) => tracing::debug!(what, %reason, "a run was left to others"),
@@ -190,18 +207,22 @@ fn log_end(what: &'static str, ended: Result<RunEnd, tokio::task::JoinError>) {
     }
 }
 
-/// Wakes the loop on the events that say a run may be due; subscribes again when the
-/// subscription ends (the server away), with backoff, for as long as the loop runs.
-async fn watch_events(client: Client, filter: EventFilter, wake: Arc<Notify>) {
+/// Wakes the loop on the events that say a run may be due, and stops the runs this process
+/// executes that were cancelled; subscribes again when the subscription ends (the server
+/// away), with backoff, for as long as the loop runs (the polls cover what it missed).
+async fn watch_events(core: Arc<Core>, filter: EventFilter, wake: Arc<Notify>) {
     let mut failures = 0u32;
     loop {
-        match client.events().subscribe(filter.clone()).await {
+        match core.client.events().subscribe(filter.clone()).await {
             Ok(mut events) => {
                 while let Some(event) = events.next().await {
                     match event {
-                        Ok(_) => {
+                        Ok(event) => {
                             failures = 0;
-                            wake.notify_one();
+                            match cancelled_run(&event) {
+                                Some(id) => core.cancel(id),
+                                None => wake.notify_one(),
+                            }
                         }
                         Err(e) => {
                             tracing::debug!(error = %e, "the event subscription ended; polling meanwhile");

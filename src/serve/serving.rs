@@ -249,7 +249,7 @@ impl Source for Deployments {
     fn wake_on(&self) -> EventFilter {
         EventFilter {
             event: Some(EventNameFilter {
-                name: Some(super::WAKING_EVENTS.iter().map(|e| e.to_string()).collect()),
+                name: Some(super::watched_events()),
                 ..Default::default()
             }),
             related: Some(

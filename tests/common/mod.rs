@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod serving;
 pub mod stub;
 pub mod tcp_proxy;
 

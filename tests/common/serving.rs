@@ -1,0 +1,260 @@
+//! Processes that serve or work for Prefect (the `serve` and `worker` examples, Prefect's own
+//! worker), and Prefect's Python client creating and cancelling runs, for the serving suites.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use prefect_client::Client;
+use prefect_client::types::{FlowRunResponse, StateType};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+/// A program of this package's examples (`serve`, `worker`), built by `cargo test`.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let profile = exe.parent().unwrap().parent().unwrap();
+    let path = profile.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built (cargo test builds the examples)",
+        path.display()
+    );
+    path
+}
+
+/// A child process, killed when dropped; its output is kept.
+pub struct Process {
+    pub child: Child,
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Process {
+    /// Starts `program` with `env` and waits until a line of its output contains `ready`
+    /// (within `within`); returns it and that line.
+    pub async fn start(
+        program: &std::path::Path,
+        env: &[(&str, String)],
+        ready: &str,
+        within: Duration,
+    ) -> (Process, String) {
+        Process::start_with_args(program, &[], env, ready, within).await
+    }
+
+    /// [`Process::start`] with command-line arguments.
+    pub async fn start_with_args(
+        program: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, String)],
+        ready: &str,
+        within: Duration,
+    ) -> (Process, String) {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env_remove("PREFECT__FLOW_RUN_ID")
+            .envs(env.iter().map(|(k, v)| (*k, v.clone())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("the program starts");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (found, mut found_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let (output, found, ready) = (output.clone(), found.clone(), ready.to_string());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains(&ready) {
+                        let _ = found.send(line.clone());
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        let process = Process { child, output };
+        let line = match tokio::time::timeout(within, found_rx.recv()).await {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "{} did not say {ready:?} within {within:?}:\n{}",
+                program.display(),
+                process.output()
+            ),
+        };
+        (process, line)
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        signal(&self.child, "-TERM");
+    }
+
+    /// Sends SIGKILL.
+    pub fn kill(&self) {
+        signal(&self.child, "-KILL");
+    }
+
+    /// Waits for the process to exit, at most `within`; its exit code.
+    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => panic!("the process did not exit within {within:?}:\n{}", self.output()),
+        }
+    }
+}
+
+fn signal(child: &Child, which: &str) {
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([which, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The `serve` example against `api_url`, serving; returns it and its deployment's id.
+pub async fn serve_example(api_url: &str, env: &[(&str, String)]) -> (Process, Uuid) {
+    let mut all = vec![("PREFECT_API_URL", api_url.to_string())];
+    all.extend(env.iter().cloned());
+    let (process, line) = Process::start(&example("serve"), &all, "serving", Duration::from_secs(120)).await;
+    let id = line
+        .rsplit(' ')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no deployment id in {line:?}"));
+    (process, id)
+}
+
+/// Runs a Python script with Prefect's venv against `api_url`; its standard output.
+pub async fn python(api_url: &str, script: &str, args: &[&str]) -> String {
+    let venv = tokio::task::spawn_blocking(prefect_testkit::ensure_venv)
+        .await
+        .unwrap()
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(venv.join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("PREFECT_API_URL", api_url)
+        .env("PREFECT_HOME", home.path())
+        .env_remove("PREFECT__FLOW_RUN_ID")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "python: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Creates `count` runs of the deployment `name` ("flow/deployment") with `parameters` through
+/// Prefect's Python client (`run_deployment(timeout=0)`); their ids.
+pub async fn python_runs(api_url: &str, name: &str, parameters: &str, count: usize) -> Vec<Uuid> {
+    let script = "import json, sys\n\
+        from prefect.deployments import run_deployment\n\
+        for _ in range(int(sys.argv[3])):\n    \
+            run = run_deployment(sys.argv[1], parameters=json.loads(sys.argv[2]), timeout=0)\n    \
+            print(run.id)\n";
+    python(api_url, script, &[name, parameters, &count.to_string()])
+        .await
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+}
+
+/// Cancels a run as Prefect's Python client does (`prefect flow-run cancel`: CANCELLING).
+pub async fn python_cancel(api_url: &str, run: Uuid) {
+    let script = "import asyncio, sys, uuid\n\
+        from prefect.client.orchestration import get_client\n\
+        from prefect.states import Cancelling\n\
+        async def main():\n    \
+            async with get_client() as client:\n        \
+                await client.set_flow_run_state(uuid.UUID(sys.argv[1]), Cancelling())\n\
+        asyncio.run(main())\n";
+    python(api_url, script, &[&run.to_string()]).await;
+}
+
+/// Waits until every run is in a final state (at most `within`); the runs.
+pub async fn wait_final(client: &Client, runs: &[Uuid], within: Duration) -> HashMap<Uuid, FlowRunResponse> {
+    let started = tokio::time::Instant::now();
+    let mut done = HashMap::new();
+    loop {
+        for id in runs {
+            if done.contains_key(id) {
+                continue;
+            }
+            let run = client.flow_runs().get(*id).await.unwrap();
+            if run
+                .state_type
+                .as_ref()
+                .is_some_and(prefect_client::resources::flow_runs::is_final)
+            {
+                done.insert(*id, run);
+            }
+        }
+        if done.len() == runs.len() {
+            return done;
+        }
+        if started.elapsed() > within {
+            let left: Vec<_> = runs.iter().filter(|id| !done.contains_key(id)).collect();
+            panic!("{} runs not final within {within:?}: {left:?}", left.len());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The task runs of a flow run.
+pub async fn task_runs_of(client: &Client, run: Uuid) -> Vec<prefect_client::types::TaskRun> {
+    use futures_util::TryStreamExt;
+    use prefect_client::query::{TaskRunFilter, TaskRunFilterFlowRunId, TaskRunQuery};
+    client
+        .task_runs()
+        .stream(TaskRunQuery {
+            task_runs: Some(TaskRunFilter {
+                flow_run_id: Some(TaskRunFilterFlowRunId {
+                    any: Some(vec![run]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// The state types a run went through, oldest first.
+pub async fn history(client: &Client, run: Uuid) -> Vec<(StateType, Option<String>)> {
+    client
+        .flow_runs()
+        .states(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.type_, s.name))
+        .collect()
+}
