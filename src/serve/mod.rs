@@ -1,5 +1,5 @@
-//! Prefect runs Rust code: deployments served by this process ([`Client::serve`]), a worker on
-//! a work pool ([`Client::worker`]), and runs Prefect's own workers hand over
+//! Prefect runs Rust code: deployments served by this process ([`Client::serve`](crate::Client::serve)), a worker on
+//! a work pool ([`Client::worker`](crate::Client::worker)), and runs Prefect's own workers hand over
 //! ([`run_handed_over`]), all executing the flows of [`RustFlow`]s. Schedules, the UI's "Run"
 //! button, automations, retries and `run_deployment` from Python then start Rust code.
 //!
