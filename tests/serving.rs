@@ -63,8 +63,9 @@ async fn two_serving_processes_execute_fifty_python_created_runs_each_once() {
     assert_eq!(runs.len(), 50);
     let ended = wait_final(&client, &runs, Duration::from_secs(240)).await;
     for (id, run) in &ended {
-        assert_eq!(run.state_type, Some(StateType::Completed), "{id}");
-        assert_eq!(run.run_count, 1, "{id} ran once");
+        let states = history(&client, *id).await;
+        assert_eq!(run.state_type, Some(StateType::Completed), "{id}: {states:?}");
+        assert_eq!(run.run_count, 1, "{id} ran once: {states:?}");
         assert_eq!(task_runs_of(&client, *id).await.len(), 2, "{id}: its rows");
     }
     // Executed once: each task run logged its row once (a second execution logs again).

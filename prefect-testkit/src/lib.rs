@@ -2,7 +2,7 @@
 //! [`prefect_client`].
 //!
 //! - [`LocalServer`]: one `prefect server start` on a free 127.0.0.1 port with SQLite in a
-//!   temporary `PREFECT_HOME`. The first start installs the pinned Prefect into a cached venv
+//!   temporary `PREFECT_HOME` (in memory where `/dev/shm` exists). The first start installs the pinned Prefect into a cached venv
 //!   (`python3 -m venv` + pip, about 30 s; see [`cache_dir`]).
 //! - [`MultiReplicaServer`]: Prefect's multi-replica layout (PostgreSQL, Redis, API replicas,
 //!   services and HAProxy), installing the Debian packages it needs when they are missing.
@@ -52,6 +52,20 @@ pub enum Error {
     /// The SDK failed talking to a server the kit started.
     #[error(transparent)]
     Client(#[from] prefect_client::Error),
+}
+
+/// A temporary directory for a server's state: in memory (`/dev/shm`) where the machine has
+/// it, so SQLite's and PostgreSQL's syncs do not wait on the disk, else the usual temp dir.
+pub(crate) fn scratch_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = builder.tempdir_in(shm)
+    {
+        return Ok(dir);
+    }
+    builder.tempdir()
 }
 
 pub(crate) fn harness(message: String) -> Error {

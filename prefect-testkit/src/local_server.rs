@@ -70,9 +70,7 @@ impl LocalServerBuilder {
     /// Installs Prefect if needed, starts the server and waits until it is healthy.
     pub async fn start(self) -> Result<LocalServer, Error> {
         let venv = self.venv().await?;
-        let home = tempfile::Builder::new()
-            .prefix("prefect-home-")
-            .tempdir()
+        let home = crate::scratch_dir("prefect-home-")
             .map_err(|e| harness(format!("cannot create a temporary PREFECT_HOME: {e}")))?;
         self.start_in(venv, home.path().to_path_buf(), Some(home)).await
     }
@@ -112,7 +110,9 @@ impl LocalServerBuilder {
             Launch {
                 name: "`prefect server start`".into(),
                 argv: vec![
-                    venv.join("bin").join("prefect").display().to_string(),
+                    venv.join("bin").join("python").display().to_string(),
+                    "-c".into(),
+                    SERVER_WITHOUT_CYCLIC_GC.into(),
                     "server".into(),
                     "start".into(),
                     "--host".into(),
@@ -196,6 +196,18 @@ impl LocalServer {
 }
 
 /// Settings that keep a test server quiet and local: no analytics, no UI, warnings only.
+/// `prefect server start`, with Python's cyclic garbage collector off. Prefect 3.8 on SQLite
+/// stalls for its 60 s busy timeout when a collection frees a cursor while that cursor's
+/// connection waits for the database lock in its worker thread: the event loop blocks in
+/// `sqlite3_reset` and the lock holder never gets to commit (seen as recurring one-minute
+/// stalls, "database is locked" and 503s under a few dozen concurrent runs). Reference
+/// counting still frees everything else; a test server lives minutes.
+const SERVER_WITHOUT_CYCLIC_GC: &str = "import gc, sys\n\
+    gc.disable()\n\
+    from prefect.cli import app\n\
+    sys.argv[0] = 'prefect'\n\
+    sys.exit(app())\n";
+
 pub(crate) fn quiet_server_settings() -> Vec<(String, String)> {
     [
         ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),

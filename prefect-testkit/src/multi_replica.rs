@@ -95,9 +95,7 @@ impl MultiReplicaBuilder {
         })
         .await
         .map_err(|e| harness(format!("the installer stopped: {e}")))??;
-        let dir = tempfile::Builder::new()
-            .prefix("prefect-replicas-")
-            .tempdir()
+        let dir = crate::scratch_dir("prefect-replicas-")
             .map_err(|e| harness(format!("cannot create a temporary directory: {e}")))?;
         Starting {
             options: self,

@@ -180,7 +180,8 @@ pub(crate) async fn propose_state(client: &Client, run: Run, proposal: &Proposal
 }
 
 /// The answer to a report sent again: a refusal because the run already took the state (the
-/// first send's answer was lost) counts as taken.
+/// first send's answer was lost) counts as taken. With a transition id only that id tells:
+/// another process's claim of the same run also leaves it PENDING, and is not ours.
 async fn after_repeat(
     client: &Client,
     run: Run,
@@ -188,16 +189,14 @@ async fn after_repeat(
     transition: Option<Uuid>,
     answer: Result<Answer, Error>,
 ) -> Result<Answer, Error> {
+    let ours = |state: &State| match transition {
+        Some(id) => state.state_details.as_ref().and_then(|d| d.transition_id) == Some(id),
+        None => state.type_ == proposal.state,
+    };
     match answer {
-        Ok(Answer::Rejected(Some(state)))
-            if (transition.is_some()
-                && state.state_details.as_ref().and_then(|d| d.transition_id) == transition)
-                || state.type_ == proposal.state =>
-        {
-            Ok(Answer::Accepted(Some(state)))
-        }
+        Ok(Answer::Rejected(Some(state))) if ours(&state) => Ok(Answer::Accepted(Some(state))),
         Ok(Answer::Aborted(reason)) => match current_state(client, run).await {
-            Ok(Some(state)) if state.type_ == proposal.state => Ok(Answer::Accepted(Some(Box::new(state)))),
+            Ok(Some(state)) if ours(&state) => Ok(Answer::Accepted(Some(Box::new(state)))),
             _ => Ok(Answer::Aborted(reason)),
         },
         other => other,
@@ -323,5 +322,54 @@ mod tests {
         assert_eq!(json["type"], "SCHEDULED");
         assert_eq!(json["state_details"]["scheduled_time"], "2026-12-01T12:00:00Z");
         assert_eq!(json["state_details"]["transition_id"], id.to_string());
+    }
+
+    fn pending(transition: Option<Uuid>) -> Box<State> {
+        let state: State = serde_json::from_value(serde_json::json!({
+            "id": Uuid::new_v4(),
+            "type": "PENDING",
+            "timestamp": "2026-12-01T12:00:00Z",
+            "state_details": {"transition_id": transition},
+        }))
+        .unwrap();
+        Box::new(state)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_claim_is_ours_only_when_the_run_took_our_transition() {
+        let client = Client::builder("http://127.0.0.1:9/api").build().unwrap();
+        let (ours, theirs) = (Uuid::new_v4(), Uuid::new_v4());
+        let proposal = Proposal::new(StateType::Pending).transition(ours);
+        let run = Run::Flow(Uuid::nil());
+        let repeat = |state| {
+            after_repeat(
+                &client,
+                run,
+                &proposal,
+                Some(ours),
+                Ok(Answer::Rejected(Some(state))),
+            )
+        };
+        assert!(matches!(
+            repeat(pending(Some(ours))).await,
+            Ok(Answer::Accepted(_))
+        ));
+        // Another process claimed it: PENDING too, but not ours.
+        assert!(matches!(
+            repeat(pending(Some(theirs))).await,
+            Ok(Answer::Rejected(_))
+        ));
+        assert!(matches!(repeat(pending(None)).await, Ok(Answer::Rejected(_))));
+        // Without a transition id (task runs, forced ends) the state's type is all there is.
+        let forced = Proposal::new(StateType::Pending).forced(true);
+        let answer = after_repeat(
+            &client,
+            run,
+            &forced,
+            None,
+            Ok(Answer::Rejected(Some(pending(None)))),
+        )
+        .await;
+        assert!(matches!(answer, Ok(Answer::Accepted(_))));
     }
 }

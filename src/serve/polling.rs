@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::core::{Core, Found, RunEnd};
 use crate::runs::Stop;
-use crate::types::{EventFilter, ReceivedEvent};
+use crate::types::{EventFilter, FlowRunResponse, ReceivedEvent, StateType};
 use crate::{Client, Error};
 use uuid::Uuid;
 
@@ -29,7 +30,19 @@ pub(crate) trait Source: Send + Sync + 'static {
     fn due(&self, client: &Client, before: DateTime<Utc>, limit: usize) -> Due;
     /// The events that say a run may be due now, or was cancelled.
     fn wake_on(&self) -> EventFilter;
+    /// Whether a run an event announced may be claimed without a poll (where the poll
+    /// applies no limits of its own).
+    fn claims_directly(&self) -> bool {
+        false
+    }
+    /// Whether a run is this source's to execute (for direct claims).
+    fn owns(&self, _run: &FlowRunResponse) -> bool {
+        false
+    }
 }
+
+/// Runs announced by events and not yet looked at, at most (more are left to the polls).
+const WOKEN_QUEUE: usize = 1024;
 
 /// What is done with the runs still executing when the grace period of a shutdown ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +87,11 @@ const MAX_POLL_BACKOFF: Duration = Duration::from_secs(10);
 /// How long runs stopped at the end of a shutdown's grace period may take to report their end.
 const STOP_BUDGET: Duration = Duration::from_secs(30);
 
+/// Wake-up polls (a source without direct claims) are at least this far apart: a burst of
+/// events makes one poll, not one each (a poll is a write on the server: it marks the
+/// deployments or the pool ready).
+const MIN_WAKE_POLL_GAP: Duration = Duration::from_secs(1);
+
 /// Runs the loop until `shutdown` turns true, then shuts down gracefully. A failing server
 /// never ends it: polls back off and go on.
 pub(crate) async fn run(
@@ -83,28 +101,43 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let permits = Arc::new(Semaphore::new(options.limit.max(1)));
-    let wake = Arc::new(Notify::new());
+    let (woken_tx, mut woken) = mpsc::channel::<Uuid>(WOKEN_QUEUE);
     core.watch_cancellations_shared();
-    let watcher = tokio::spawn(watch_events(core.clone(), source.wake_on(), wake.clone()));
+    let watcher = tokio::spawn(watch_events(core.clone(), source.wake_on(), woken_tx));
     let mut runs: JoinSet<RunEnd> = JoinSet::new();
     let mut failures = 0u32;
+    let mut next_poll = Instant::now();
+    let mut last_poll: Option<Instant> = None;
     while !*shutdown.borrow() {
-        let wait = match poll(&core, source.as_ref(), &options, &permits, &mut runs).await {
-            Ok(()) => {
-                failures = 0;
-                options.poll
-            }
-            Err(e) => {
-                failures += 1;
-                let wait =
-                    (Duration::from_secs(1) * 2u32.saturating_pow(failures.min(5))).min(MAX_POLL_BACKOFF);
-                tracing::warn!(what = source.what(), error = %e, retry_in = ?wait, "asking the server for due runs failed; carrying on");
-                wait
-            }
-        };
+        if Instant::now() >= next_poll {
+            last_poll = Some(Instant::now());
+            let wait = match poll(&core, source.as_ref(), &options, &permits, &mut runs).await {
+                Ok(()) => {
+                    failures = 0;
+                    options.poll
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait =
+                        (Duration::from_secs(1) * 2u32.saturating_pow(failures.min(5))).min(MAX_POLL_BACKOFF);
+                    tracing::warn!(what = source.what(), error = %e, retry_in = ?wait, "asking the server for due runs failed; carrying on");
+                    wait
+                }
+            };
+            next_poll = Instant::now() + wait;
+        }
         tokio::select! {
-            () = wake.notified() => {}
-            () = tokio::time::sleep(wait) => {}
+            Some(id) = woken.recv() => {
+                if source.claims_directly() {
+                    if let Err(e) = claim_woken(&core, source.as_ref(), &options, &permits, &mut runs, id).await {
+                        tracing::debug!(what = source.what(), run = %id, error = %e, "claiming a run an event announced failed; the next poll finds it");
+                    }
+                } else if failures == 0 {
+                    let soonest = last_poll.map_or_else(Instant::now, |at| at + MIN_WAKE_POLL_GAP);
+                    next_poll = next_poll.min(soonest.max(Instant::now()));
+                }
+            }
+            () = tokio::time::sleep_until(next_poll) => {}
             Some(ended) = runs.join_next(), if !runs.is_empty() => log_end(source.what(), ended),
             _ = shutdown.changed() => {}
         }
@@ -157,23 +190,60 @@ async fn poll(
     }
     due.retain(|run| !run.in_process_retry && !core.is_in_flight(run.id));
     for run in due {
-        let flow = match core.flow_of(run.flow_id).await {
-            Ok(Some(flow)) => flow,
-            // A flow this process does not run: left for whoever runs it.
-            Ok(None) => continue,
-            Err(e) => return Err(e),
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        if !start(core, run, permits, runs).await? {
             break;
-        };
-        let core = core.clone();
-        runs.spawn(async move {
-            let end = core.run(run, flow, true).await;
-            drop(permit);
-            end
-        });
+        }
     }
     Ok(())
+}
+
+/// A run an event said was scheduled, claimed at once: read (a read, where a poll writes),
+/// and started when it is this source's, due, and there is room. Anything else is left to the
+/// polls.
+async fn claim_woken(
+    core: &Arc<Core>,
+    source: &dyn Source,
+    options: &LoopOptions,
+    permits: &Arc<Semaphore>,
+    runs: &mut JoinSet<RunEnd>,
+    id: Uuid,
+) -> Result<(), Error> {
+    if core.is_in_flight(id) || permits.available_permits() == 0 {
+        return Ok(());
+    }
+    let run = core.client.flow_runs().get(id).await?;
+    let before = Utc::now() + chrono::Duration::from_std(options.prefetch).unwrap_or_default();
+    let due = run.state_type == Some(StateType::Scheduled)
+        && run.next_scheduled_start_time.is_none_or(|at| at <= before)
+        && source.owns(&run);
+    let found = Found::of_response(run);
+    if due && !found.in_process_retry && !core.is_in_flight(found.id) {
+        start(core, found, permits, runs).await?;
+    }
+    Ok(())
+}
+
+/// Starts a run this process has a flow for, when there is room; whether there was room.
+async fn start(
+    core: &Arc<Core>,
+    run: Found,
+    permits: &Arc<Semaphore>,
+    runs: &mut JoinSet<RunEnd>,
+) -> Result<bool, Error> {
+    let Some(flow) = core.flow_of(run.flow_id).await? else {
+        // A flow this process does not run: left for whoever runs it.
+        return Ok(true);
+    };
+    let Ok(permit) = permits.clone().try_acquire_owned() else {
+        return Ok(false);
+    };
+    let core = core.clone();
+    runs.spawn(async move {
+        let end = core.run(run, flow, true).await;
+        drop(permit);
+        end
+    });
+    Ok(true)
 }
 
 /// Waits for every run to end.
@@ -188,6 +258,11 @@ fn cancelled_run(event: &ReceivedEvent) -> Option<Uuid> {
     if !super::CANCELLING_EVENTS.contains(&event.event.as_str()) {
         return None;
     }
+    flow_run_of(event)
+}
+
+/// The flow run an event is about.
+fn flow_run_of(event: &ReceivedEvent) -> Option<Uuid> {
     event
         .resource
         .get("prefect.resource.id")?
@@ -207,10 +282,10 @@ fn log_end(what: &'static str, ended: Result<RunEnd, tokio::task::JoinError>) {
     }
 }
 
-/// Wakes the loop on the events that say a run may be due, and stops the runs this process
+/// Hands the loop the runs the server's events say may be due, and stops the runs this process
 /// executes that were cancelled; subscribes again when the subscription ends (the server
 /// away), with backoff, for as long as the loop runs (the polls cover what it missed).
-async fn watch_events(core: Arc<Core>, filter: EventFilter, wake: Arc<Notify>) {
+async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<Uuid>) {
     let mut failures = 0u32;
     loop {
         match core.client.events().subscribe(filter.clone()).await {
@@ -219,9 +294,11 @@ async fn watch_events(core: Arc<Core>, filter: EventFilter, wake: Arc<Notify>) {
                     match event {
                         Ok(event) => {
                             failures = 0;
-                            match cancelled_run(&event) {
-                                Some(id) => core.cancel(id),
-                                None => wake.notify_one(),
+                            if let Some(id) = cancelled_run(&event) {
+                                core.cancel(id);
+                            } else if let Some(id) = flow_run_of(&event) {
+                                // A full queue drops it: the polls find the run.
+                                let _ = woken.try_send(id);
                             }
                         }
                         Err(e) => {

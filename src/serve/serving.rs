@@ -246,6 +246,16 @@ impl Source for Deployments {
         })
     }
 
+    // The deployment's concurrency limit is held at RUNNING by the server's orchestration,
+    // not by the poll: a run an event announced is claimed at once.
+    fn claims_directly(&self) -> bool {
+        true
+    }
+
+    fn owns(&self, run: &crate::types::FlowRunResponse) -> bool {
+        run.deployment_id.is_some_and(|id| self.ids.contains(&id))
+    }
+
     fn wake_on(&self) -> EventFilter {
         EventFilter {
             event: Some(EventNameFilter {
