@@ -23,6 +23,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A task's result record could not be read or written (its storage: a directory, for
+    /// Prefect's default local storage).
+    #[error(
+        "{context}: {source}; check that the result storage is writable (PREFECT_RESULTS_LOCAL_STORAGE_PATH, PREFECT_HOME)"
+    )]
+    Io {
+        /// What was being done, and where.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The client's settings are missing or wrong (API URL, key, profile, timeouts, TLS files):
     /// which setting, where its value came from, and the cause; nothing was sent.
     #[error(transparent)]

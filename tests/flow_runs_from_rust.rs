@@ -113,10 +113,10 @@ async fn a_flow_with_three_task_runs_shows_in_prefects_api_with_its_logs() {
     assert_eq!(tasks.len(), 3, "three task runs under the flow run");
     for task in &tasks {
         assert_eq!(task.state_type, Some(StateType::Completed), "{:?}", task.name);
-        // Without tags a task run is created running.
+        // PENDING first, as Prefect's engine records it.
         assert_eq!(
             task_history(&client, task.id).await,
-            [StateType::Running, StateType::Completed]
+            [StateType::Pending, StateType::Running, StateType::Completed]
         );
     }
     let by_name: HashMap<Uuid, String> = tasks
@@ -306,7 +306,7 @@ async fn a_run_cancelled_from_outside_stops_its_future_and_ends_cancelled() {
             let _stopped = stopped_tx;
             let id = ctx.flow_run_id();
             ctx.task("forever")
-                .run(|| async move {
+                .run_once(|| async move {
                     // Running: now cancel it from outside.
                     started_tx.send(id).unwrap();
                     tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -455,8 +455,9 @@ async fn with_the_server_gone_the_layer_drops_and_counts_without_blocking() {
     stop_rx.await.unwrap();
     server.stop();
     go_tx.send(()).unwrap();
-    // The run cannot report its end to a stopped server: a typed error, in bounded time.
-    let result = tokio::time::timeout(Duration::from_secs(90), run)
+    // The run cannot report its end to a stopped server: a typed error, in bounded time (its
+    // end is sent again for two minutes, in case the server comes back).
+    let result = tokio::time::timeout(Duration::from_secs(200), run)
         .await
         .expect("the run ends in bounded time")
         .unwrap();
@@ -549,7 +550,7 @@ async fn a_task_whose_end_cannot_be_reported_keeps_its_value_and_is_ended_comple
             async move {
                 let value = ctx
                     .task("unreported")
-                    .run(|| async move {
+                    .run_once(|| async move {
                         // The task's end is the next task-run request: it fails (500, not
                         // repeated: the server may have acted).
                         proxy.inject("POST", "/task_runs/", common::proxy::Fault::Status(500, None), 1);

@@ -8,7 +8,8 @@
 //! - `flow`: a new flow run around a future, what its code sees, how it ended.
 //! - `execution`: executing a flow run that exists: RUNNING, the body, its cancellation watch,
 //!   heartbeats, timeout, the server's retries, stops from outside, the end.
-//! - `task`: task runs.
+//! - `task`: task runs (retries, timeouts, caching, inputs).
+//! - `results`: result records in Prefect's format, and where they are kept.
 //! - `log_layer`: the `tracing` layer and its shipper thread.
 
 mod execution;
@@ -16,6 +17,7 @@ mod flow;
 #[cfg(feature = "tracing-layer")]
 mod log_layer;
 mod orchestration;
+mod results;
 mod task;
 
 pub(crate) use execution::{Execution, Stop};
@@ -23,7 +25,8 @@ pub use flow::{FlowRunReport, FlowScope, Outcome, RunContext};
 #[cfg(feature = "tracing-layer")]
 pub use log_layer::{DEFAULT_LOG_QUEUE, LogShipper, PrefectLogLayer};
 pub(crate) use orchestration::{Answer, Proposal, Run, propose_state};
-pub use task::{TaskError, TaskScope};
+pub use results::{LocalStorage, ResultStorage, read_result};
+pub use task::{PersistedTask, RetryDelay, TaskError, TaskOutput, TaskScope};
 
 use crate::Error;
 

@@ -30,6 +30,8 @@ pub(crate) struct Proposal {
     pub(crate) name: Option<String>,
     pub(crate) message: Option<String>,
     pub(crate) details: Option<StateDetails>,
+    /// The state's data (a result record's metadata).
+    pub(crate) data: Option<Value>,
     pub(crate) force: bool,
 }
 
@@ -41,8 +43,21 @@ impl Proposal {
             name: None,
             message: None,
             details: None,
+            data: None,
             force: false,
         }
+    }
+
+    /// The state's data (a result record's metadata).
+    pub(crate) fn data(mut self, data: Option<Value>) -> Proposal {
+        self.data = data;
+        self
+    }
+
+    /// Whether the server may retry the run on this FAILED (false: the client decided).
+    pub(crate) fn retriable(mut self, retriable: bool) -> Proposal {
+        self.details.get_or_insert_with(StateDetails::default).retriable = Some(retriable);
+        self
     }
 
     /// The state's name (`"TimedOut"`, `"AwaitingRetry"`, …).
@@ -82,7 +97,7 @@ impl Proposal {
 
     fn body(&self) -> StateCreate {
         StateCreate {
-            data: None,
+            data: self.data.clone(),
             message: self.message.clone(),
             name: self.name.clone(),
             state_details: self.details.clone(),
