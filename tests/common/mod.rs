@@ -41,9 +41,14 @@ pub async fn server() -> &'static LocalServer {
         .await
 }
 
-/// A client of the shared server.
+/// A client of the shared server, patient with its 503s: many test binaries share a few CPUs
+/// and one SQLite writer, whose lock waits can outlast the standard retries' 12.6 s.
 pub async fn client() -> Client {
-    server().await.client().expect("client for the local server")
+    let policy = prefect_client::RetryPolicy::standard().with_max_retries(8);
+    Client::builder(server().await.api_url())
+        .retry_policy(policy)
+        .build()
+        .expect("client for the local server")
 }
 
 /// A name no other test uses.
