@@ -50,24 +50,42 @@ pub(crate) struct Found {
 
 impl Found {
     pub(crate) fn of_response(run: crate::types::FlowRunResponse) -> Found {
-        Found {
-            id: run.id,
-            flow_id: run.flow_id,
-            in_process_retry: in_process(&run.empirical_policy),
-            parameters: run.parameters,
-            state_type: run.state_type,
-            state: run.state,
-        }
+        Found::new(
+            run.id,
+            run.flow_id,
+            run.empirical_policy,
+            run.parameters,
+            run.state_type,
+            run.state,
+        )
     }
 
     pub(crate) fn of_flow_run(run: crate::types::FlowRun) -> Found {
+        Found::new(
+            run.id,
+            run.flow_id,
+            run.empirical_policy,
+            run.parameters,
+            run.state_type,
+            run.state,
+        )
+    }
+
+    fn new(
+        id: Uuid,
+        flow_id: Uuid,
+        policy: Option<FlowRunPolicy>,
+        parameters: Map<String, Value>,
+        state_type: Option<StateType>,
+        state: Option<State>,
+    ) -> Found {
         Found {
-            id: run.id,
-            flow_id: run.flow_id,
-            in_process_retry: in_process(&run.empirical_policy),
-            parameters: run.parameters,
-            state_type: run.state_type,
-            state: run.state,
+            id,
+            flow_id,
+            in_process_retry: in_process(&policy),
+            parameters,
+            state_type,
+            state,
         }
     }
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::core::{Core, Found};
 use super::flow::RustFlow;
 use super::polling::{self, Due, LoopOptions, OnShutdown, Source};
+use super::shutdown::LoopHandle;
 use crate::resources::call;
 use crate::resources::deployments::DeploymentSpec;
 use crate::types::{
@@ -158,8 +159,11 @@ impl Serve {
         });
         Ok(Serving {
             deployments,
-            shutdown,
-            task,
+            handle: LoopHandle {
+                shutdown,
+                task,
+                what: "deployments were being served",
+            },
         })
     }
 }
@@ -179,8 +183,7 @@ impl IntoFuture for Serve {
 #[derive(Debug)]
 pub struct Serving {
     deployments: Vec<DeploymentResponse>,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), Error>>,
+    handle: LoopHandle,
 }
 
 impl Serving {
@@ -192,7 +195,7 @@ impl Serving {
     /// Starts a graceful shutdown: no more runs are claimed; runs executing get the grace
     /// period to finish. [`wait`](Serving::wait) for it to end.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        self.handle.shutdown();
     }
 
     /// Waits until serving ends (after [`shutdown`](Serving::shutdown)).
@@ -200,9 +203,7 @@ impl Serving {
     /// # Errors
     /// [`Error::RuntimeShutdown`] when the runtime stopped before serving ended.
     pub async fn wait(self) -> Result<(), Error> {
-        self.task.await.map_err(|_| Error::RuntimeShutdown {
-            what: "deployments were being served",
-        })?
+        self.handle.wait().await
     }
 
     /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it.
@@ -210,10 +211,7 @@ impl Serving {
     /// # Errors
     /// As [`wait`](Serving::wait).
     pub async fn until_signal(self) -> Result<(), Error> {
-        super::shutdown::signal().await;
-        tracing::info!("shutdown signal: stopping gracefully");
-        self.shutdown();
-        self.wait().await
+        self.handle.until_signal().await
     }
 }
 

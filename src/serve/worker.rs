@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::core::{Core, Found};
 use super::flow::RustFlow;
 use super::polling::{self, Due, LoopOptions, OnShutdown, Source};
+use super::shutdown::LoopHandle;
 use crate::resources::call;
 use crate::types::{
     EventFilter, EventNameFilter, EventRelatedFilter, GetScheduledFlowRunsBody, WorkPoolCreate,
@@ -191,7 +192,14 @@ impl Worker {
             heartbeats.abort();
             result
         });
-        Ok(Working { pool, shutdown, task })
+        Ok(Working {
+            pool,
+            handle: LoopHandle {
+                shutdown,
+                task,
+                what: "a worker was working",
+            },
+        })
     }
 
     /// Creates the pool with the base job template of a Rust worker: its runs' name and labels.
@@ -252,8 +260,7 @@ impl IntoFuture for Worker {
 #[derive(Debug)]
 pub struct Working {
     pool: WorkPoolResponse,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), Error>>,
+    handle: LoopHandle,
 }
 
 impl Working {
@@ -265,7 +272,7 @@ impl Working {
     /// Starts a graceful shutdown: no more runs are claimed; runs executing get the grace
     /// period to finish.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        self.handle.shutdown();
     }
 
     /// Waits until the worker ends (after [`shutdown`](Working::shutdown)).
@@ -273,9 +280,7 @@ impl Working {
     /// # Errors
     /// [`Error::RuntimeShutdown`] when the runtime stopped before the worker ended.
     pub async fn wait(self) -> Result<(), Error> {
-        self.task.await.map_err(|_| Error::RuntimeShutdown {
-            what: "a worker was working",
-        })?
+        self.handle.wait().await
     }
 
     /// Works until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it.
@@ -283,10 +288,7 @@ impl Working {
     /// # Errors
     /// As [`wait`](Working::wait).
     pub async fn until_signal(self) -> Result<(), Error> {
-        super::shutdown::signal().await;
-        tracing::info!("shutdown signal: stopping gracefully");
-        self.shutdown();
-        self.wait().await
+        self.handle.until_signal().await
     }
 }
 
