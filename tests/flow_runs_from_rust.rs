@@ -58,7 +58,7 @@ async fn a_flow_with_three_task_runs_shows_in_prefects_api_with_its_logs() {
     let client = client().await;
     let layer = PrefectLogLayer::new(&client);
     let shipper = layer.handle();
-    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let _default = common::set_test_subscriber(tracing_subscriber::registry().with(layer));
 
     let report = client
         .new_flow_run(&unique("rust-pipeline"))
@@ -124,13 +124,26 @@ async fn a_flow_with_three_task_runs_shows_in_prefects_api_with_its_logs() {
         .map(|t| (t.id, t.name.clone().unwrap_or_default()))
         .collect();
 
+    // The run flushed its lines within its budget; on a server slowed by the other tests
+    // (the 100,000-line one shares it) a batch may still be under way: wait for it, then read.
+    tokio::time::timeout(Duration::from_secs(60), shipper.flush())
+        .await
+        .expect("the shipper flushes");
+    assert_eq!(shipper.dropped(), 0, "no line dropped");
     let logs = logs_of(&client, report.flow_run_id).await;
     let flow_lines: Vec<&str> = logs
         .iter()
         .filter(|l| l.task_run_id.is_none())
         .map(|l| l.message.as_str())
         .collect();
-    assert_eq!(flow_lines, ["flow starts", "flow ends total=15"]);
+    assert_eq!(
+        flow_lines,
+        ["flow starts", "flow ends total=15"],
+        "all lines of the run: {:?}; shipped {}, unplaced {}",
+        logs.iter().map(|l| (&l.message, l.task_run_id)).collect::<Vec<_>>(),
+        shipper.shipped(),
+        shipper.unplaced()
+    );
     let extract = logs
         .iter()
         .find(|l| l.message == "extracting")
@@ -370,7 +383,7 @@ async fn the_log_layer_ships_100_000_lines_from_8_tasks_complete_and_in_order() 
     let client = server.client().unwrap();
     let layer = PrefectLogLayer::new(&client);
     let shipper = layer.handle();
-    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let _default = common::set_test_subscriber(tracing_subscriber::registry().with(layer));
     const TASKS: usize = 8;
     const LINES: usize = 12_500;
     let report = client
@@ -432,7 +445,7 @@ async fn with_the_server_gone_the_layer_drops_and_counts_without_blocking() {
     let client = Client::builder(server.api_url()).max_retries(0).build().unwrap();
     let layer = PrefectLogLayer::with_queue(&client, 1_000);
     let shipper = layer.handle();
-    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let _default = common::set_test_subscriber(tracing_subscriber::registry().with(layer));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let run = {

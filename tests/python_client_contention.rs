@@ -86,6 +86,13 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
         "Prefect's Python client failed:\n{}",
         String::from_utf8_lossy(&python.stderr)
     );
+    // Its last line: acquisitions made, requests, CPU, RSS.
+    let python_done: usize = String::from_utf8_lossy(&python.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .expect("the Python script's report");
+    assert_eq!(python_done, PYTHON_ACQUISITIONS, "every Python acquisition done");
     assert_eq!(rust_acquired, RUST_TASKS * RUST_EACH);
     assert!(
         peak <= LIMIT,

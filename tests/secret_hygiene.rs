@@ -22,7 +22,7 @@ async fn no_secret_in_debug_display_or_traces() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let _default = common::set_test_subscriber(subscriber);
 
     let stub = Stub::start(vec![
         Reply::json(503, r#"{"exception_message":"Service Unavailable"}"#),
@@ -96,7 +96,7 @@ async fn no_secret_in_websocket_traces() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let _default = common::set_test_subscriber(subscriber);
 
     let server = prefect_testkit::LocalServer::builder()
         .env("PREFECT_SERVER_API_AUTH_STRING", AUTH)

@@ -152,3 +152,17 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+/// Installs `subscriber` as this thread's default, after giving the process a global baseline
+/// dispatcher (a bare registry, once). With a single dispatcher registered, tracing-core caches
+/// a callsite's interest from whichever thread reaches it first (tokio-rs/tracing#3611): a
+/// sibling test's thread without a subscriber would silence the SDK's run spans for this one.
+pub fn set_test_subscriber(
+    subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+) -> tracing::subscriber::DefaultGuard {
+    static BASELINE: std::sync::Once = std::sync::Once::new();
+    BASELINE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
+    tracing::subscriber::set_default(subscriber)
+}
