@@ -76,8 +76,24 @@ pub(crate) const PARK_TIMEOUT: Duration = Duration::from_millis(250);
 pub(crate) const EXIT_RELEASE_BUDGET: Duration = Duration::from_secs(5);
 /// How long one refusal caused by other processes counts as contention.
 pub(crate) const CONTENTION_MEMORY: Duration = Duration::from_secs(60);
-/// The bounds of the time a slot yielded to other processes is left to them.
-pub(crate) const YIELD_BOUNDS: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(2));
+/// How long a lease the server granted passes from guard to guard in this process before it
+/// goes back to the server (each lease draws its term within ±25 % of this, so leases granted
+/// together do not all come back at once).
+pub(crate) const HANDOFF_TERM: Duration = Duration::from_secs(2);
+/// Under contention with other processes, the longest pause of the head of a queue between two
+/// asks for slots (the server's `Retry-After` is used when shorter; ±20 % jitter): a slot another
+/// process yields is found within this.
+pub(crate) const CONTENTION_POLL: Duration = Duration::from_millis(200);
+/// How long a slot that went back at the end of its hand-off term is left to other processes
+/// under contention (at most; less when the server's `Retry-After` lets the others poll more
+/// often): longer than their longest poll, so one of them takes it.
+pub(crate) const CONTENTION_YIELD: Duration = Duration::from_millis(250);
+/// The shortest such yield.
+pub(crate) const MIN_YIELD: Duration = Duration::from_millis(50);
+/// When no contention is known, how often a queue still yields one slot at the end of its term
+/// for [`CONTENTION_YIELD`]: a process that waits unseen (this one holds every slot, so it is
+/// never refused) takes it, and its next refusal of this one makes the contention known.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(4);
 
 // --- Runs. ---
 

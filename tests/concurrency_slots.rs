@@ -352,6 +352,34 @@ async fn two_processes_never_exceed_the_limit() {
 }
 
 #[tokio::test]
+async fn a_process_that_holds_every_slot_lets_a_newcomer_in() {
+    let client = client().await;
+    let name = unique("newcomer");
+    create_global_limit(&client, &name, 2).await;
+    let worker = prefect_testkit::worker_binary().unwrap();
+    // 8 tasks that want both slots for about 48 s: the worker never runs short of waiters.
+    let mut holder = tokio::process::Command::new(&worker)
+        .args(["contend", client.api_url(), &name])
+        .args(["--tasks", "8", "--each", "400", "--hold-ms", "30"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_until_slots(&client, &name, 2, Duration::from_secs(30)).await;
+    // This process waits unseen: the holder is never refused, so only its probes let it in.
+    let started = Instant::now();
+    let got = client
+        .concurrency([name.as_str()])
+        // Its probes come every 4 s, each after a lease's term of about 2 s.
+        .timeout(Duration::from_secs(10))
+        .run(async { started.elapsed() })
+        .await;
+    holder.kill().await.unwrap();
+    let waited = got.expect("a newcomer gets a slot while the holder still wants both");
+    eprintln!("the newcomer got a slot after {waited:?}");
+}
+
+#[tokio::test]
 async fn rate_limits_pace_by_decay() {
     let client = client().await;
     let name = unique("rate");

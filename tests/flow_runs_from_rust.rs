@@ -140,7 +140,9 @@ async fn a_flow_with_three_task_runs_shows_in_prefects_api_with_its_logs() {
         flow_lines,
         ["flow starts", "flow ends total=15"],
         "all lines of the run: {:?}; shipped {}, unplaced {}",
-        logs.iter().map(|l| (&l.message, l.task_run_id)).collect::<Vec<_>>(),
+        logs.iter()
+            .map(|l| (&l.message, l.task_run_id))
+            .collect::<Vec<_>>(),
         shipper.shipped(),
         shipper.unplaced()
     );

@@ -13,8 +13,8 @@ use super::queue::{Lease, Queue, Term, Waiting};
 use crate::lease::{FIRST_TERM, LeaseHolder, LeaseTerms, SlotMode, check_lease_duration, checked_slots};
 use crate::resources::global_concurrency_limits::checked_names;
 use crate::waits::{
-    self, DEFAULT_SLOT_RETRY_WAIT, LOCAL_FULL_RECHECK, MAX_LEASE_FAILURE_WAIT, MAX_LEASE_FAILURES,
-    MAX_SLOT_RETRY_WAIT,
+    self, CONTENTION_POLL, DEFAULT_SLOT_RETRY_WAIT, LOCAL_FULL_RECHECK, MAX_LEASE_FAILURE_WAIT,
+    MAX_LEASE_FAILURES, MAX_SLOT_RETRY_WAIT,
 };
 use crate::{Client, Error};
 
@@ -232,6 +232,26 @@ impl Acquire {
                     continue;
                 }
             }
+            if queue.is_asking() {
+                // An earlier head's request is still answered: its grant, if any, is handed on.
+                let asked = queue.asked.notified();
+                tokio::pin!(asked);
+                asked.as_mut().enable();
+                if queue.is_asking() {
+                    tokio::select! {
+                        () = asked => {}
+                        () = queue.released.notified() => {}
+                        () = tokio::time::sleep(LOCAL_FULL_RECHECK) => {}
+                    }
+                }
+                continue;
+            }
+            if let Some(at) = queue.next_ask() {
+                // Refused a moment ago (this acquisition or one before it): wait as the server
+                // said, or for a local release.
+                let _ = tokio::time::timeout_at(at, queue.released.notified()).await;
+                continue;
+            }
             if let Some(until) = queue.yield_until() {
                 // A slot of ours was left to other processes: do not take it straight back.
                 let _ = tokio::time::timeout_at(until, queue.released.notified()).await;
@@ -239,7 +259,22 @@ impl Acquire {
                 continue;
             }
             let full_here = queue.locally_full(self.terms.slots);
-            match self.request_lease(&names, &queue).await {
+            let request = self.request_lease(&names, &queue, full_here);
+            tokio::pin!(request);
+            // While the server answers, a lease a local guard hands on is taken at once; the
+            // grant answered later then passes to the next waiter, or back to the server.
+            let answer = loop {
+                tokio::select! {
+                    biased;
+                    answer = &mut request => break answer,
+                    () = queue.released.notified() => {
+                        if let Some(lease) = queue.take_parked() {
+                            return Ok(SlotGuard::start(self.client.clone(), lease, queue.clone()));
+                        }
+                    }
+                }
+            };
+            match answer {
                 Ok(guard) => {
                     if std::mem::take(&mut after_yield) {
                         queue.on_untaken_yield();
@@ -247,19 +282,15 @@ impl Acquire {
                     return self.checked(guard, &names).await;
                 }
                 Err(e @ Error::SlotsUnavailable { .. }) => {
-                    // Refused after a yield: someone else took the slot, as meant.
+                    // Refused after a yield: someone else took the slot, as meant. The wait
+                    // before the next ask was set by the request.
                     after_yield = false;
-                    if !full_here {
-                        queue.on_remote_refusal(e.retry_after().unwrap_or(DEFAULT_SLOT_RETRY_WAIT));
-                    }
                     refusals += 1;
                     failures = 0;
                     backoff = waits::lease_failure();
                     if self.max_retries.is_some_and(|m| refusals > m) {
                         return Err(e);
                     }
-                    let wait = refusal_wait(e.retry_after());
-                    let _ = tokio::time::timeout(wait, queue.released.notified()).await;
                 }
                 // A broken connection or a failing replica: the slot may have been taken, but
                 // then it returns when the unanswered lease's first term ends; the limit holds
@@ -280,15 +311,23 @@ impl Acquire {
     }
 
     /// One `increment-with-lease` request for the shortest first term, in a task of its own
-    /// that turns the grant into a guard: if this acquisition is cancelled meanwhile, the
-    /// guard nobody receives is dropped, and gives the lease straight back.
-    async fn request_lease(&self, names: &[String], queue: &Arc<Queue>) -> Result<SlotGuard, Error> {
+    /// that turns the grant into a guard: if this acquisition is cancelled meanwhile (or took a
+    /// lease handed on), the guard nobody receives is dropped, and passes to the next waiter or
+    /// back to the server. A refusal sets the queue's wait before its next ask, whoever asks.
+    async fn request_lease(
+        &self,
+        names: &[String],
+        queue: &Arc<Queue>,
+        full_here: bool,
+    ) -> Result<SlotGuard, Error> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let client = self.client.clone();
         let names = names.to_vec();
         let terms = self.terms;
         let queue = queue.clone();
+        let asking = queue.asking();
         tokio::spawn(async move {
+            let _asking = asking;
             let first = LeaseTerms {
                 lease_duration: FIRST_TERM.min(terms.lease_duration),
                 ..terms
@@ -298,21 +337,28 @@ impl Acquire {
                 .global_concurrency_limits()
                 .lease(names.clone(), first)
                 .await;
+            if let Err(e @ Error::SlotsUnavailable { .. }) = &granted {
+                if !full_here {
+                    // This process's guards did not fill the limit: others hold slots.
+                    queue.on_remote_refusal(e.retry_after().unwrap_or(DEFAULT_SLOT_RETRY_WAIT));
+                }
+                let mut wait = refusal_wait(e.retry_after());
+                if queue.contended() {
+                    // Other processes yield slots at the end of their hand-off terms: look
+                    // often enough to find one.
+                    wait = wait.min(CONTENTION_POLL.mul_f64(0.8 + 0.4 * fastrand::f64()));
+                }
+                queue.ask_after(Instant::now() + wait);
+            }
             let result = granted.map(|granted| {
                 let complete =
                     missing_names(&names, granted.limits.iter().map(|l| l.name.as_str())).is_empty();
                 queue.on_granted(terms.slots, granted.limits.iter().map(|l| l.limit).min());
-                let lease = Lease {
-                    id: granted.lease_id,
-                    limits: granted.limits,
-                    term: Term {
-                        since: sent,
-                        duration: FIRST_TERM.min(terms.lease_duration),
-                    },
-                    terms,
-                    complete,
-                    handoffs: 0,
+                let term = Term {
+                    since: sent,
+                    duration: FIRST_TERM.min(terms.lease_duration),
                 };
+                let lease = Lease::granted(granted.lease_id, granted.limits, terms, term, complete);
                 SlotGuard::start(client, lease, queue)
             });
             if let Err(Ok(orphan)) = sender.send(result) {

@@ -235,7 +235,7 @@ impl Releasing {
         } else {
             lease
         };
-        // A lease at its hand-off cap while other processes wait is left to them a while.
+        // A lease at the end of its hand-off term is left to other processes a while.
         let yielded = self.queue.yields(&lease);
         let result = release_on_server(&self.client, self.lease_id).await;
         self.stage = Stage::Done;

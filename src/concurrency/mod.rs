@@ -50,18 +50,26 @@
 //! first served, and only the head of the queue asks the server:
 //! - when a guard of this process releases while acquisitions of its queue wait, it hands its
 //!   lease to the head instead of giving it back: the slot stays counted on the server, passes
-//!   to the next local task at once, and costs no request. Only a lease that holds slots on
-//!   every name (none lacked a limit when granted) and lasts well beyond the hand-off is handed
-//!   on, at most 16 times; then it goes back to the server so other processes can have it. One
-//!   nobody takes within 250 ms goes back too. A parked lease nobody took never reaches a
-//!   later waiter once its term is near its end;
+//!   to the next local task at once, and costs no request, even while the head waits for the
+//!   server's answer to an ask of its own. Only a lease that holds slots on every name (none
+//!   lacked a limit when granted) and lasts well beyond the hand-off is handed on, for its
+//!   hand-off term (about 2 s from its grant); then it goes back to the server so other
+//!   processes can have it. One nobody takes within 250 ms goes back too. A parked lease nobody
+//!   took never reaches a later waiter once its term is near its end;
 //! - when a guard releases otherwise, the head asks at once: freed capacity is not left idle
 //!   and waiters do not each poll the server;
 //! - when this process's own guards fill the limit (known from the server's answers), the head
 //!   waits for one of them to release instead of asking;
 //! - when the server refuses because of holders elsewhere, the head waits for the server's
-//!   `Retry-After` (with jitter, at most 30 s) or a local release, whichever comes first: the
-//!   server sets the pace of remote contention.
+//!   `Retry-After` (with jitter, at most 30 s), at most 200 ms while that contention lasts, or
+//!   a local release, whichever comes first;
+//! - **fair shares between processes**: a lease that goes back at the end of its hand-off term
+//!   is left to the others for up to 250 ms under contention (longer than their poll, so one of
+//!   them takes it). Without known contention, one such slot every 4 s is left as long, so a
+//!   process that waits unseen (this one holds every slot and is never refused) takes it and
+//!   makes itself known. Each slot then changes hands at each term between the processes that
+//!   wait: equal shares, whoever started first, and a process that starts asking gets a slot
+//!   within a few seconds.
 //!
 //! Queues of different names or terms are apart; the server still keeps them correct. A queue
 //! lives only while someone waits on it or holds a guard of it, so services that use ever new
@@ -80,7 +88,3 @@ pub use acquire::Acquire;
 pub use guard::SlotGuard;
 #[cfg(feature = "tower")]
 pub use layer::{BoxError, ConcurrencyLayer, ConcurrencyService};
-
-/// How many times one lease passes from a released guard to a local waiter before it goes back
-/// to the server.
-pub(crate) const MAX_HANDOFFS: u32 = 16;

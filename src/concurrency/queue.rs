@@ -9,9 +9,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::MAX_HANDOFFS;
 use crate::lease::LeaseTerms;
-use crate::waits::{CONTENTION_MEMORY, PARK_TIMEOUT, YIELD_BOUNDS};
+use crate::waits::{
+    CONTENTION_MEMORY, CONTENTION_YIELD, HANDOFF_TERM, MIN_YIELD, PARK_TIMEOUT, PROBE_INTERVAL,
+};
 
 /// A lease the server granted, as this process holds it.
 #[derive(Debug)]
@@ -25,6 +26,35 @@ pub(crate) struct Lease {
     pub(crate) complete: bool,
     /// How many times it passed from one guard to the next.
     pub(crate) handoffs: u32,
+    /// Until when it may pass from guard to guard: its hand-off term, drawn at the grant.
+    pub(crate) hand_off_until: Instant,
+}
+
+impl Lease {
+    /// A lease the server just granted, for its first `term`; its hand-off term is drawn
+    /// within ±25 % of [`HANDOFF_TERM`].
+    pub(crate) fn granted(
+        id: uuid::Uuid,
+        limits: Vec<crate::types::MinimalConcurrencyLimitResponse>,
+        terms: LeaseTerms,
+        term: Term,
+        complete: bool,
+    ) -> Lease {
+        Lease {
+            id,
+            limits,
+            terms,
+            term,
+            complete,
+            handoffs: 0,
+            hand_off_until: term.since + HANDOFF_TERM.mul_f64(0.75 + 0.5 * fastrand::f64()),
+        }
+    }
+
+    /// Whether its hand-off term has run out: it goes back to the server at its next release.
+    pub(crate) fn term_over(&self) -> bool {
+        Instant::now() >= self.hand_off_until
+    }
 }
 
 /// The server's current term of a lease: from `since` (when the granting or renewing request
@@ -63,6 +93,16 @@ impl Drop for Waiting {
             // Nobody is left to take a parked lease: its releaser gives it back at once.
             self.0.idle.notify_waiters();
         }
+    }
+}
+
+/// A lease request under way, counted on its queue while it lives.
+pub(crate) struct Asking(Arc<Queue>);
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.0.asking.fetch_sub(1, Ordering::AcqRel);
+        self.0.asked.notify_waiters();
     }
 }
 
@@ -138,6 +178,13 @@ pub(crate) struct Queue {
     pub(crate) limit: AtomicU64,
     /// Acquisitions of this queue in progress.
     waiting: AtomicU64,
+    /// Lease requests of this queue under way, including those whose asker took a handed-on
+    /// lease meanwhile (their grant then passes to the next waiter).
+    asking: AtomicU64,
+    /// Signalled when a lease request of this queue ends.
+    pub(crate) asked: Notify,
+    /// When the head may ask the server next, after a refusal (`None`: at once).
+    next_ask: Mutex<Option<Instant>>,
     /// Signalled when the last acquisition in progress ends.
     idle: Notify,
     /// Leases released by a guard for the next waiter to take, each with a way to tell the
@@ -150,23 +197,31 @@ pub(crate) struct Queue {
 /// What this queue knows of holders in other processes.
 ///
 /// A lease handed on locally never frees its slot on the server, so without care a process
-/// that holds slots keeps them, and one that waits on the server's `Retry-After` seldom finds
-/// one free. So when the server refused this queue although its own guards did not fill the
-/// limit (others hold slots: remote contention), a lease that reached its hand-off cap goes
-/// back to the server and this queue's head leaves it there for about the others' `Retry-After`
-/// before asking again: slots change hands between processes in proportion to the slots each
-/// holds, which converges to equal shares. Without remote contention nothing waits: a few
-/// yielded slots in a row that nobody else took end it.
+/// that holds slots keeps them, and others never find one free. So every lease goes back to the
+/// server at the end of its hand-off term (about [`HANDOFF_TERM`]), and this queue's head leaves
+/// it there a moment before asking again:
+/// - when the server refused this queue although its own guards did not fill the limit (others
+///   hold or want slots: remote contention), for [`CONTENTION_YIELD`], longer than the others'
+///   poll: another process takes it. Each lease then changes hands at each term, which shares
+///   the slots equally between the processes that wait, whoever started first;
+/// - otherwise one such slot every [`PROBE_INTERVAL`] is left for as long (the others go back
+///   at once): a process that waits unseen (this one holds every slot, so it is never refused)
+///   takes it, and its next refusal of this one makes the contention known. A process that
+///   starts asking thus gets a slot within about a term and a probe interval.
+///
+/// A few yielded slots in a row that nobody else took end the contention.
 #[derive(Debug, Default)]
 struct Contention {
     /// Until when remote contention counts as current (set by each such refusal).
     seen_until: Option<Instant>,
     /// Yielded slots in a row that the head got back at its first ask: nobody else took them.
     untaken_yields: u32,
-    /// The last `Retry-After` of such a refusal: how long the others wait between asks.
+    /// The last `Retry-After` of such a refusal (the others poll at most that often).
     retry_after: Duration,
     /// Until when the head leaves a yielded slot to the others.
     yield_until: Option<Instant>,
+    /// When a slot was last yielded without known contention, to find processes waiting unseen.
+    last_probe: Option<Instant>,
 }
 
 /// How many yielded slots in a row nobody else takes end the contention.
@@ -180,6 +235,9 @@ impl Default for Queue {
             held: AtomicU64::new(0),
             limit: AtomicU64::new(u64::MAX),
             waiting: AtomicU64::new(0),
+            asking: AtomicU64::new(0),
+            asked: Notify::new(),
+            next_ask: Mutex::new(None),
             idle: Notify::new(),
             parked: Mutex::new(Vec::new()),
             contention: Mutex::new(Contention::default()),
@@ -204,13 +262,34 @@ impl Queue {
     }
 
     /// Whether a released lease may pass to a local waiter: someone waits on this queue (so on
-    /// the same names and terms), the lease holds slots on every name, it has been handed on
-    /// fewer than [`MAX_HANDOFFS`] times, and it lasts well beyond the hand-off.
+    /// the same names and terms), the lease holds slots on every name, its hand-off term has
+    /// not run out, and it lasts well beyond the hand-off.
     pub(crate) fn wants_handoff(&self, lease: &Lease) -> bool {
-        lease.complete
-            && lease.handoffs < MAX_HANDOFFS
-            && lease.term.lasts(PARK_TIMEOUT * 4)
-            && self.has_waiters()
+        lease.complete && !lease.term_over() && lease.term.lasts(PARK_TIMEOUT * 4) && self.has_waiters()
+    }
+
+    /// Counts a lease request under way while the returned value lives; its end wakes the head.
+    pub(crate) fn asking(self: &Arc<Self>) -> Asking {
+        self.asking.fetch_add(1, Ordering::AcqRel);
+        Asking(self.clone())
+    }
+
+    /// Whether a lease request of this queue is under way: the head then waits for its grant
+    /// (handed on to it) rather than asking again.
+    pub(crate) fn is_asking(&self) -> bool {
+        self.asking.load(Ordering::Acquire) > 0
+    }
+
+    /// After a refusal: the head asks again at `at` at the earliest, unless a local release
+    /// frees a slot first.
+    pub(crate) fn ask_after(&self, at: Instant) {
+        *self.next_ask.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    }
+
+    /// When the head may ask next, if a refusal's wait is still running.
+    pub(crate) fn next_ask(&self) -> Option<Instant> {
+        let next = *self.next_ask.lock().unwrap_or_else(|p| p.into_inner());
+        next.filter(|at| *at > Instant::now())
     }
 
     fn has_waiters(&self) -> bool {
@@ -284,23 +363,39 @@ impl Queue {
         }
     }
 
-    /// Whether a lease that comes back from its last hand-off should be left to other
-    /// processes for a while; if so, the head waits until [`Queue::yield_until`].
+    /// Whether a lease that goes back to the server should be left to other processes for a
+    /// while (its hand-off term ran out, and others wait or it is time to probe; one that comes
+    /// back earlier had nobody to pass to); if so, the head waits until [`Queue::yield_until`].
     pub(crate) fn yields(&self, lease: &Lease) -> bool {
-        if lease.handoffs < MAX_HANDOFFS {
+        if !lease.term_over() {
             return false;
         }
         let mut contention = self.contention.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if contention.seen_until.is_none_or(|until| until <= now) {
+        let wait = if contention.seen_until.is_some_and(|until| until > now) {
+            contention
+                .retry_after
+                .mul_f64(1.25)
+                .clamp(MIN_YIELD, CONTENTION_YIELD)
+        } else if contention
+            .last_probe
+            .is_none_or(|at| now.duration_since(at) >= PROBE_INTERVAL)
+        {
+            contention.last_probe = Some(now);
+            CONTENTION_YIELD
+        } else {
             return false;
-        }
-        let wait = contention
-            .retry_after
-            .mul_f64(1.2)
-            .clamp(YIELD_BOUNDS.0, YIELD_BOUNDS.1);
-        contention.yield_until = Some(now + wait);
+        };
+        let until = now + wait;
+        contention.yield_until = Some(contention.yield_until.map_or(until, |u| u.max(until)));
         true
+    }
+
+    /// Whether remote contention is current: the head then polls the server at most
+    /// [`CONTENTION_POLL`](crate::waits::CONTENTION_POLL) apart.
+    pub(crate) fn contended(&self) -> bool {
+        let contention = self.contention.lock().unwrap_or_else(|p| p.into_inner());
+        contention.seen_until.is_some_and(|until| until > Instant::now())
     }
 
     /// Until when the head should leave a yielded slot to other processes.
@@ -314,6 +409,7 @@ impl Queue {
         let _ = self.held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
             Some(h.saturating_sub(u64::from(slots)))
         });
+        *self.next_ask.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.released.notify_one();
     }
 }
@@ -327,17 +423,17 @@ mod tests {
     }
 
     fn lease(slots: u32) -> Lease {
-        Lease {
-            id: uuid::Uuid::new_v4(),
-            limits: Vec::new(),
-            terms: terms(slots),
-            term: Term {
-                since: Instant::now(),
-                duration: Duration::from_secs(60),
-            },
-            complete: true,
-            handoffs: 0,
-        }
+        let term = Term {
+            since: Instant::now(),
+            duration: Duration::from_secs(60),
+        };
+        Lease::granted(uuid::Uuid::new_v4(), Vec::new(), terms(slots), term, true)
+    }
+
+    fn worn(slots: u32) -> Lease {
+        let mut lease = lease(slots);
+        lease.hand_off_until = Instant::now();
+        lease
     }
 
     #[test]
@@ -412,9 +508,7 @@ mod tests {
             !queue.wants_handoff(&partial),
             "a lease missing a limit the waiter would be limited by"
         );
-        let mut worn = lease(1);
-        worn.handoffs = MAX_HANDOFFS;
-        assert!(!queue.wants_handoff(&worn));
+        assert!(!queue.wants_handoff(&worn(1)), "its hand-off term ran out");
         let mut ending = lease(1);
         ending.term.duration = PARK_TIMEOUT;
         assert!(!queue.wants_handoff(&ending), "about to expire");
@@ -434,21 +528,56 @@ mod tests {
     }
 
     #[test]
-    fn a_worn_lease_yields_only_under_remote_contention() {
+    fn a_worn_lease_probes_now_and_then_and_yields_each_time_under_contention() {
         let queue = Queue::default();
-        let mut worn = lease(1);
-        worn.handoffs = MAX_HANDOFFS;
-        assert!(!queue.yields(&worn), "nobody else seen: keep going");
-        assert!(queue.yield_until().is_none());
-        queue.on_remote_refusal(Duration::from_millis(300));
-        assert!(!queue.yields(&lease(1)), "not worn yet");
-        assert!(queue.yields(&worn));
-        let until = queue.yield_until().expect("the head leaves it to the others");
-        let wait = until - Instant::now();
         assert!(
-            wait > Duration::from_millis(300) && wait <= Duration::from_millis(360),
+            !queue.yields(&lease(1)),
+            "in its term: it came back for want of a waiter"
+        );
+        assert!(queue.yield_until().is_none());
+        assert!(queue.yields(&worn(1)), "the first worn lease probes");
+        let wait = queue.yield_until().expect("a probe window") - Instant::now();
+        assert!(
+            wait > CONTENTION_YIELD - Duration::from_millis(20) && wait <= CONTENTION_YIELD,
             "{wait:?}"
         );
+        assert!(
+            !queue.yields(&worn(1)),
+            "the next ones within the probe interval do not"
+        );
+        assert!(!queue.contended());
+        queue.on_remote_refusal(Duration::from_millis(150));
+        assert!(queue.contended());
+        assert!(queue.yields(&worn(1)), "under contention every worn lease yields");
+        assert!(queue.yields(&worn(1)));
+        let wait = queue.yield_until().expect("the head leaves it to the others") - Instant::now();
+        assert!(wait <= CONTENTION_YIELD, "{wait:?}");
+        queue.on_remote_refusal(Duration::from_millis(10));
+        assert!(queue.yields(&worn(1)));
+        queue.on_remote_refusal(Duration::from_secs(5));
+        assert!(queue.yields(&worn(1)));
+        let wait = queue.yield_until().unwrap() - Instant::now();
+        assert!(wait <= CONTENTION_YIELD, "bounded: {wait:?}");
+        for _ in 0..UNTAKEN_YIELDS {
+            queue.on_untaken_yield();
+        }
+        assert!(!queue.contended(), "nobody took the yielded slots");
+    }
+
+    #[test]
+    fn hand_off_terms_are_spread_around_the_nominal_term() {
+        let terms: Vec<Duration> = (0..200)
+            .map(|_| {
+                let l = lease(1);
+                l.hand_off_until - l.term.since
+            })
+            .collect();
+        assert!(
+            terms
+                .iter()
+                .all(|t| *t >= HANDOFF_TERM.mul_f64(0.75) && *t <= HANDOFF_TERM.mul_f64(1.25))
+        );
+        assert!(terms.iter().any(|t| *t != terms[0]), "drawn, not fixed");
     }
 
     #[test]
