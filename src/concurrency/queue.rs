@@ -240,7 +240,11 @@ impl Default for Queue {
             next_ask: Mutex::new(None),
             idle: Notify::new(),
             parked: Mutex::new(Vec::new()),
-            contention: Mutex::new(Contention::default()),
+            // The first probe comes a probe interval after the queue began.
+            contention: Mutex::new(Contention {
+                last_probe: Some(Instant::now()),
+                ..Contention::default()
+            }),
         }
     }
 }
@@ -250,6 +254,16 @@ impl Queue {
     pub(crate) fn locally_full(&self, slots: u32) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
         limit != u64::MAX && self.held.load(Ordering::Relaxed) + u64::from(slots) > limit
+    }
+
+    /// Whether the slots this process holds and asks for leave room for `asks` more asks of
+    /// `slots` within the known limit, with no other process known to want them: a waiter may
+    /// then ask while an earlier ask is answered.
+    pub(crate) fn room_for(&self, slots: u32, asks: u64) -> bool {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let taken =
+            self.held.load(Ordering::Relaxed) + self.asking.load(Ordering::Acquire) * u64::from(slots);
+        limit != u64::MAX && taken + asks * u64::from(slots) <= limit && !self.contended()
     }
 
     /// Records a fresh grant of `slots` by the server.
@@ -359,7 +373,10 @@ impl Queue {
         let mut contention = self.contention.lock().unwrap_or_else(|p| p.into_inner());
         contention.untaken_yields += 1;
         if contention.untaken_yields >= UNTAKEN_YIELDS {
-            *contention = Contention::default();
+            *contention = Contention {
+                last_probe: contention.last_probe,
+                ..Contention::default()
+            };
         }
     }
 
@@ -535,7 +552,12 @@ mod tests {
             "in its term: it came back for want of a waiter"
         );
         assert!(queue.yield_until().is_none());
-        assert!(queue.yields(&worn(1)), "the first worn lease probes");
+        assert!(!queue.yields(&worn(1)), "no probe in the queue's first interval");
+        queue.contention.lock().unwrap().last_probe = Some(Instant::now() - PROBE_INTERVAL);
+        assert!(
+            queue.yields(&worn(1)),
+            "a worn lease probes once the interval has passed"
+        );
         let wait = queue.yield_until().expect("a probe window") - Instant::now();
         assert!(
             wait > CONTENTION_YIELD - Duration::from_millis(20) && wait <= CONTENTION_YIELD,
