@@ -209,16 +209,12 @@ impl Acquire {
     async fn acquire_in_turn(&self, names: Vec<String>) -> Result<SlotGuard, Error> {
         let queue = self.client.coordinator.queue(&names, &self.terms, self.strict);
         let _waiting = Waiting::enter(&queue);
-        let mut turn = Some(queue.turn.lock().await);
+        let _turn = queue.turn.lock().await;
         let mut refusals = 0u32;
         let mut failures = 0u32;
         let mut backoff = waits::lease_failure();
         let mut after_yield = false;
         loop {
-            if turn.is_none() {
-                // Refused after asking beside the head: back in line.
-                turn = Some(queue.turn.lock().await);
-            }
             if let Some(lease) = queue.take_parked() {
                 return Ok(SlotGuard::start(self.client.clone(), lease, queue.clone()));
             }
@@ -236,7 +232,7 @@ impl Acquire {
                     continue;
                 }
             }
-            if queue.is_asking() && !queue.room_for(self.terms.slots, 1) {
+            if queue.is_asking() {
                 // An earlier head's request is still answered: its grant, if any, is handed on.
                 let asked = queue.asked.notified();
                 tokio::pin!(asked);
@@ -263,21 +259,15 @@ impl Acquire {
                 continue;
             }
             let full_here = queue.locally_full(self.terms.slots);
-            // Slots known free for this ask and more (the ramp-up): the next waiter asks too,
-            // while this one waits for its answer out of line.
-            let beside = queue.room_for(self.terms.slots, 2);
             let request = self.request_lease(&names, &queue, full_here);
             tokio::pin!(request);
-            if beside {
-                turn = None;
-            }
             // While the server answers, the head takes a lease a local guard hands on at once;
             // the grant answered later then passes to the next waiter, or back to the server.
             let answer = loop {
                 tokio::select! {
                     biased;
                     answer = &mut request => break answer,
-                    () = queue.released.notified(), if !beside => {
+                    () = queue.released.notified() => {
                         if let Some(lease) = queue.take_parked() {
                             return Ok(SlotGuard::start(self.client.clone(), lease, queue.clone()));
                         }

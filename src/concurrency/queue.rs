@@ -256,16 +256,6 @@ impl Queue {
         limit != u64::MAX && self.held.load(Ordering::Relaxed) + u64::from(slots) > limit
     }
 
-    /// Whether the slots this process holds and asks for leave room for `asks` more asks of
-    /// `slots` within the known limit, with no other process known to want them: a waiter may
-    /// then ask while an earlier ask is answered.
-    pub(crate) fn room_for(&self, slots: u32, asks: u64) -> bool {
-        let limit = self.limit.load(Ordering::Relaxed);
-        let taken =
-            self.held.load(Ordering::Relaxed) + self.asking.load(Ordering::Acquire) * u64::from(slots);
-        limit != u64::MAX && taken + asks * u64::from(slots) <= limit && !self.contended()
-    }
-
     /// Records a fresh grant of `slots` by the server.
     pub(crate) fn on_granted(&self, slots: u32, smallest_limit: Option<i64>) {
         if let Some(limit) = smallest_limit {
