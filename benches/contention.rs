@@ -157,22 +157,19 @@ async fn main() {
             println!("{}", report(scenario.acquisitions as u64, requests).line());
             return;
         }
-        Some("--timed-worker") => {
-            // Child: <url> <limit name> <tasks> <seconds> <hold ms>.
+        Some(mode @ ("--timed-worker" | "--tower-worker")) => {
+            // Child: <url> <limit name> <tasks or callers> <seconds> <hold ms>; acquisitions
+            // of its own, or calls through ConcurrencyLayer.
             let client = Client::new(&args[2]).unwrap();
+            let (name, tasks) = (&args[3], arg(&args, 4));
             let run = Duration::from_secs(arg(&args, 5));
             let hold = Duration::from_millis(arg(&args, 6));
-            let count = run_for(&client, &args[3], arg(&args, 4), run, hold).await;
+            let count = if mode == "--timed-worker" {
+                run_for(&client, name, tasks, run, hold).await
+            } else {
+                tower_calls(&client, name, tasks, run, hold).await
+            };
             println!("{}", report(count, client.requests_sent()).line());
-            return;
-        }
-        Some("--tower-worker") => {
-            // Child: <url> <limit name> <callers> <seconds> <hold ms>.
-            let client = Client::new(&args[2]).unwrap();
-            let run = Duration::from_secs(arg(&args, 5));
-            let hold = Duration::from_millis(arg(&args, 6));
-            let calls = tower_calls(&client, &args[3], arg(&args, 4), run, hold).await;
-            println!("{}", report(calls, client.requests_sent()).line());
             return;
         }
         _ => {}

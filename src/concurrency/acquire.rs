@@ -342,13 +342,13 @@ impl Acquire {
                     // This process's guards did not fill the limit: others hold slots.
                     queue.on_remote_refusal(e.retry_after().unwrap_or(DEFAULT_SLOT_RETRY_WAIT));
                 }
-                let mut wait = refusal_wait(e.retry_after());
+                let mut base = e.retry_after().unwrap_or(DEFAULT_SLOT_RETRY_WAIT);
                 if queue.contended() {
                     // Other processes yield slots at the end of their hand-off terms: look
                     // often enough to find one.
-                    wait = wait.min(CONTENTION_POLL.mul_f64(0.8 + 0.4 * fastrand::f64()));
+                    base = base.min(CONTENTION_POLL);
                 }
-                queue.ask_after(Instant::now() + wait);
+                queue.ask_after(Instant::now() + refusal_wait(Some(base)));
             }
             let result = granted.map(|granted| {
                 let complete =
