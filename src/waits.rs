@@ -125,7 +125,39 @@ pub(crate) const EVENT_STORE_DELAY: Duration = Duration::from_secs(6);
 pub(crate) const LATE_CATCH_UP_FACTOR: u32 = 5;
 /// How often a log subscription reads `/logs/filter` when the server does not stream logs.
 pub(crate) const LOG_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How far back the subscriptions that wait for a run's change start (a flow run's waits and
+/// cancellation watch, a serving process's or worker's wake-ups): the server stamps events by
+/// its own clock, and a client clock ahead of it by up to this much must not filter them out.
+pub(crate) const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(600);
+/// The `occurred` filter of a subscription that must not miss a change for clock skew: from
+/// [`CLOCK_SKEW_ALLOWANCE`] ago, with no end.
+pub(crate) fn since_skew_allowance() -> crate::types::EventOccurredFilter {
+    let allowance = chrono::Duration::from_std(CLOCK_SKEW_ALLOWANCE).unwrap_or_default();
+    crate::types::EventOccurredFilter {
+        since: Some(chrono::Utc::now() - allowance),
+        until: None,
+    }
+}
+
 /// How soon after a subscription's filter a break counts as a refusal of the filter.
 pub(crate) const QUICK_DROP: Duration = Duration::from_secs(2);
 /// The longest time events sent over the emitter stay unconfirmed while more keep coming.
 pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_a_change_subscribe_from_the_skew_allowance_ago() {
+        let before = chrono::Utc::now();
+        let filter = since_skew_allowance();
+        let since = filter.since.expect("a start is set");
+        let back = before - since;
+        assert!(
+            back >= chrono::Duration::minutes(10) - chrono::Duration::seconds(1),
+            "a client clock 10 minutes ahead would hide the server's events: {back}"
+        );
+        assert!(filter.until.is_none());
+    }
+}

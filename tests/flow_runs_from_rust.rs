@@ -591,3 +591,38 @@ async fn a_task_whose_end_cannot_be_reported_keeps_its_value_and_is_ended_comple
         "reported by the flow at its end, not CANCELLED"
     );
 }
+
+#[tokio::test]
+async fn a_flow_whose_end_cannot_be_reported_keeps_its_value_and_says_why() {
+    let direct = client().await;
+    let proxy = std::sync::Arc::new(common::proxy::FaultProxy::start(direct.api_url()).await);
+    let client = Client::new(&proxy.api_url).unwrap();
+    let report = client
+        .new_flow_run(&unique("rust-flow-unreported"))
+        .run(|ctx| {
+            let proxy = proxy.clone();
+            async move {
+                // The flow's end is the next state proposal of this run: it fails (500, not
+                // repeated: the server may have acted).
+                let path = format!("/flow_runs/{}/set_state", ctx.flow_run_id());
+                proxy.inject("POST", Box::leak(path.into_boxed_str()), common::proxy::Fault::Status(500, None), 1);
+                Ok::<_, BoxError>(11)
+            }
+        })
+        .await
+        .expect("the body ran: its outcome comes back even though its end was not recorded");
+    assert!(
+        matches!(report.outcome, Outcome::Completed(11)),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(proxy.faults_applied(), 1);
+    let unreported = report.unreported.expect("the refused end is reported to the caller");
+    assert_eq!(unreported.status().map(|s| s.as_u16()), Some(500), "{unreported}");
+    let run = direct.flow_runs().get(report.flow_run_id).await.unwrap();
+    assert_eq!(
+        run.state_type,
+        Some(StateType::Running),
+        "Prefect did not record the end, and the report says so"
+    );
+}

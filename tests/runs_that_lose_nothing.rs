@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use prefect_client::query::{EventQuery, TaskRunFilter, TaskRunFilterFlowRunId, TaskRunQuery};
+use prefect_client::query::{
+    EventQuery, FlowFilter, FlowFilterName, FlowRunQuery, TaskRunFilter, TaskRunFilterFlowRunId, TaskRunQuery,
+};
 use prefect_client::runs::{LogShipper, PrefectLogLayer};
 use prefect_client::types::{
     EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter, StateType,
@@ -173,4 +175,55 @@ async fn every_line_of_a_task_run_started_in_a_spawned_task_reaches_it() {
     assert_eq!(task_lines, TASKS * LINES, "every line reached its task run");
     assert_eq!(shipper.unplaced(), 0);
     assert_eq!(shipper.dropped(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_future_dropped_while_running_is_proposed_ends_the_run_cancelled() {
+    let direct = client().await;
+    let proxy = common::proxy::FaultProxy::start(direct.api_url()).await;
+    let client = prefect_client::Client::new(&proxy.api_url).unwrap();
+    let flow = unique("rust-dropped-starting");
+    // The run's creation passes; the answer to its RUNNING proposal is held (the server acts).
+    proxy.inject("POST", "/flow_runs/", common::proxy::Fault::StallAfter(Duration::ZERO), 1);
+    proxy.inject("POST", "/flow_runs/", common::proxy::Fault::StallAfter(Duration::from_secs(60)), 1);
+    let ran = Arc::new(AtomicBool::new(false));
+    let run = client.new_flow_run(&flow).run({
+        let ran = ran.clone();
+        move |_ctx| async move {
+            ran.store(true, Ordering::SeqCst);
+            Ok::<_, BoxError>(())
+        }
+    });
+    let dropped = tokio::time::timeout(Duration::from_secs(3), run).await;
+    assert!(dropped.is_err(), "the run's start was held past the timeout");
+    assert_eq!(proxy.pending_faults(), 0, "the RUNNING proposal was held");
+    let query = FlowRunQuery {
+        flows: Some(FlowFilter {
+            name: Some(FlowFilterName {
+                any: Some(vec![flow.clone()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let runs: Vec<_> = direct.flow_runs().stream(query.clone()).try_collect().await.unwrap();
+        assert_eq!(runs.len(), 1, "one run of {flow}");
+        let run = runs.into_iter().next().unwrap();
+        if run.state_type == Some(StateType::Cancelled) || tokio::time::Instant::now() > deadline {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        run.state_type,
+        Some(StateType::Cancelled),
+        "a run whose future was dropped while it started is not left {:?}",
+        run.state_type
+    );
+    let message = run.state.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.contains("dropped"), "{message}");
+    assert!(!ran.load(Ordering::SeqCst), "the body never started");
 }

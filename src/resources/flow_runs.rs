@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::resources::{call, pagination, send_on_await};
 use crate::streaming::Subscription;
 use crate::types::{
-    EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter, FlowRunResponse, Log, LogFilter,
+    EventFilter, EventNameFilter, EventResourceFilter, FlowRunResponse, Log, LogFilter,
     LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, ReceivedEvent,
     SetFlowRunStateBody, State, StateCreate, StateType,
 };
@@ -192,10 +192,7 @@ impl<'a> FlowRuns<'a> {
             // From well before now: a client clock ahead of the server's (the server stamps
             // its own events) must not make the wait miss the change and fall back to polls.
             // Older events of the run only wake a read of it.
-            occurred: Some(EventOccurredFilter {
-                since: Some(chrono::Utc::now() - chrono::Duration::minutes(10)),
-                until: None,
-            }),
+            occurred: Some(crate::waits::since_skew_allowance()),
             ..Default::default()
         };
         self.client

@@ -228,9 +228,11 @@ where
             match fetch(offset, size).await {
                 Ok(page) => return Ok((page, size)),
                 Err(e) => match server_page_cap(&e) {
-                    Some(lower) if lower < size => {
+                    // Pages overlap by one item: a cap below two cannot make progress, and
+                    // the server's own refusal (naming its cap) is the answer.
+                    Some(lower) if lower < size && lower >= 2 => {
                         tracing::debug!(cap = lower, "the server caps pages lower; asking again");
-                        cap.store(lower.max(2), Ordering::Relaxed);
+                        cap.store(lower, Ordering::Relaxed);
                     }
                     _ => return Err(e),
                 },
@@ -460,6 +462,33 @@ mod tests {
         assert_eq!(items, (0..120).collect::<Vec<_>>());
         assert_eq!(cap.load(Ordering::Relaxed), 50, "remembered for the client");
         assert_eq!(asked.lock().unwrap().first(), Some(&PAGE_SIZE));
+    }
+
+    #[tokio::test]
+    async fn a_server_cap_below_two_ends_the_stream_with_the_servers_refusal() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        let fetch = move |_offset: u64, limit: u32| {
+            seen.lock().unwrap().push(limit);
+            async move {
+                Err::<Vec<u64>, _>(crate::response::from_status(
+                    reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+                    "/api/flows/filter".into(),
+                    None,
+                    br#"{"detail":"Invalid limit: must be less than or equal to 1."}"#,
+                ))
+            }
+        };
+        let cap = Arc::new(AtomicU32::new(PAGE_SIZE));
+        let items: Vec<Result<u64, Error>> =
+            Pages::new(cap, fetch, |n: &u64| Uuid::from_u128(u128::from(*n)), None)
+                .into_stream()
+                .collect()
+                .await;
+        assert_eq!(items.len(), 1, "one error, then the end");
+        let error = items.into_iter().next().unwrap().unwrap_err();
+        assert_eq!(error.status().map(|s| s.as_u16()), Some(422), "{error}");
+        assert_eq!(asked.lock().unwrap().len(), 1, "not asked again for ever");
     }
 
     #[test]

@@ -77,10 +77,11 @@ impl Execution {
             watch_cancellation,
         } = self;
         let url = ui_url(client.api_url(), "flow-run", id);
-        let report = |outcome| FlowRunReport {
+        let report = |outcome, unreported| FlowRunReport {
             flow_run_id: id,
             url: url.clone(),
             outcome,
+            unreported,
         };
         let ctx = RunContext {
             shared: Arc::new(Shared {
@@ -96,7 +97,16 @@ impl Execution {
         let _beating = heartbeat.as_ref().map(|h| AbortOnDrop(h.abort_handle()));
         let mut last_failure: Option<Outcome<T, E>> = None;
         loop {
-            match propose(&client, Run::Flow(id), StateType::Running, None).await? {
+            // Dropped while RUNNING is proposed (a WAIT answer may hold it), the run ends
+            // CANCELLED too, not left PENDING.
+            let mut starting = Abandon {
+                shared: ctx.shared.clone(),
+                work: None,
+                end: Some(dropped_end()),
+            };
+            let started = propose(&client, Run::Flow(id), StateType::Running, None).await;
+            starting.disarm();
+            match started? {
                 Answer::Accepted(_) => {
                     if let Some(running) = &running {
                         running.notify_one();
@@ -104,7 +114,7 @@ impl Execution {
                 }
                 Answer::Rejected(state) => {
                     let (state, message) = Answer::rejected_state(&state);
-                    return Ok(report(Outcome::NotStarted { state, message }));
+                    return Ok(report(Outcome::NotStarted { state, message }, None));
                 }
                 Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
             }
@@ -114,8 +124,10 @@ impl Execution {
                     state: StateType::Failed,
                     message: CANNOT_RETRY.into(),
                 });
-                propose_state(&client, Run::Flow(id), &end_of(&last).forced(true)).await?;
-                return Ok(report(last));
+                let unreported = propose_state(&client, Run::Flow(id), &end_of(&last).forced(true))
+                    .await
+                    .err();
+                return Ok(report(last, unreported));
             };
             let span =
                 tracing::info_span!("prefect_flow_run", prefect.flow_run_id = %id, prefect.flow = %flow_name);
@@ -130,12 +142,8 @@ impl Execution {
             );
             let mut abandon = Abandon {
                 shared: ctx.shared.clone(),
-                work: work.abort_handle(),
-                end: Some(
-                    Proposal::new(StateType::Cancelled)
-                        .message(Some(DROPPED))
-                        .forced(true),
-                ),
+                work: Some(work.abort_handle()),
+                end: Some(dropped_end()),
             };
             let outcome = watch(&client, id, work, stop.as_mut(), watch_cancellation).await;
             let proposal = end_of(&outcome);
@@ -145,7 +153,15 @@ impl Execution {
             let _ = tokio::time::timeout(LOG_FLUSH_BUDGET, super::flush_logs()).await;
             let answer = propose_state(&client, Run::Flow(id), &proposal).await;
             abandon.disarm();
-            match answer? {
+            let answer = match answer {
+                Ok(answer) => answer,
+                // The body's value is kept: the caller learns the end was not reported.
+                Err(error) => {
+                    tracing::warn!(flow_run_id = %id, %error, "the flow run's end could not be reported to Prefect");
+                    return Ok(report(outcome, Some(error)));
+                }
+            };
+            match answer {
                 Answer::Rejected(Some(state))
                     if matches!(outcome, Outcome::Failed(_) | Outcome::TimedOut(_))
                         && state.type_ == StateType::Scheduled =>
@@ -154,7 +170,7 @@ impl Execution {
                     last_failure = Some(outcome);
                     continue;
                 }
-                Answer::Accepted(_) | Answer::Rejected(_) => return Ok(report(outcome)),
+                Answer::Accepted(_) | Answer::Rejected(_) => return Ok(report(outcome, None)),
                 Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
             }
         }
@@ -196,6 +212,13 @@ fn end_of<T, E: Display>(outcome: &Outcome<T, E>) -> Proposal {
     }
 }
 
+/// The end of a run whose future was dropped before it ended.
+fn dropped_end() -> Proposal {
+    Proposal::new(StateType::Cancelled)
+        .message(Some(DROPPED))
+        .forced(true)
+}
+
 /// The message of a run whose future was dropped before it ended.
 pub(crate) const DROPPED: &str = "the Rust future running this flow run was dropped before it finished \
                                   (cancelled by its caller, e.g. a timeout around it); its work was stopped";
@@ -216,7 +239,8 @@ impl Drop for AbortOnDrop {
 /// from a thread of its own at program end. The heartbeats stop with the future.
 struct Abandon {
     shared: Arc<Shared>,
-    work: tokio::task::AbortHandle,
+    /// The body's task, once it runs.
+    work: Option<tokio::task::AbortHandle>,
     end: Option<Proposal>,
 }
 
@@ -231,7 +255,9 @@ impl Drop for Abandon {
         let Some(end) = self.end.take() else {
             return;
         };
-        self.work.abort();
+        if let Some(work) = &self.work {
+            work.abort();
+        }
         let shared = self.shared.clone();
         tracing::warn!(flow_run_id = %shared.flow_run_id, state = ?end.state, "the flow run's future was dropped before its end was reported; ending it");
         crate::detached::finish(

@@ -109,6 +109,11 @@ pub struct FlowRunReport<T, E> {
     pub url: String,
     /// How it ended.
     pub outcome: Outcome<T, E>,
+    /// Why the end could not be reported to Prefect, when it could not (the server refused it,
+    /// or stayed away past the resends): the outcome above stands in this process, but Prefect
+    /// still shows the run as it last was. Its heartbeats have stopped, so Prefect's zombie-run
+    /// automation marks it CRASHED in time when it watches heartbeats.
+    pub unreported: Option<Error>,
 }
 
 /// The end a task run meant to report: its state and message.
@@ -208,7 +213,8 @@ impl FlowScope {
     /// # Errors
     /// The SDK's, not the body's (those are the [`Outcome`]): [`Error::InvalidInput`] for a bad
     /// name or parameters (nothing sent); [`Error::RunAborted`] when Prefect aborts the run;
-    /// the error of a request that creates the run or reports its state.
+    /// the error of a request that creates the run or starts it. Once the body ran, its outcome
+    /// is always returned: an end Prefect did not record is in [`FlowRunReport::unreported`].
     pub async fn run<F, Fut, T, E>(self, body: F) -> Result<FlowRunReport<T, E>, Error>
     where
         F: FnOnce(RunContext) -> Fut,

@@ -324,7 +324,12 @@ impl Core {
             renewer.abort();
         }
         match result {
-            Ok(report) => RunEnd::Ended(report.outcome),
+            // An end Prefect did not record is a failure of this process: a handed-over run
+            // exits non-zero, so Prefect's worker marks it crashed.
+            Ok(report) => match report.unreported {
+                Some(e) => RunEnd::Failed(e),
+                None => RunEnd::Ended(report.outcome),
+            },
             Err(e) => RunEnd::Failed(e),
         }
     }

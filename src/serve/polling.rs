@@ -288,7 +288,13 @@ fn log_end(what: &'static str, ended: Result<RunEnd, tokio::task::JoinError>) {
 async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<Uuid>) {
     let mut failures = 0u32;
     loop {
-        match core.client.events().subscribe(filter.clone()).await {
+        // From well before now, at each subscription: a client clock ahead of the server's
+        // must not hide the events (older ones only wake a read of their run).
+        let filter = EventFilter {
+            occurred: Some(crate::waits::since_skew_allowance()),
+            ..filter.clone()
+        };
+        match core.client.events().subscribe(filter).await {
             Ok(mut events) => {
                 while let Some(event) = events.next().await {
                     match event {
