@@ -605,7 +605,12 @@ async fn a_flow_whose_end_cannot_be_reported_keeps_its_value_and_says_why() {
                 // The flow's end is the next state proposal of this run: it fails (500, not
                 // repeated: the server may have acted).
                 let path = format!("/flow_runs/{}/set_state", ctx.flow_run_id());
-                proxy.inject("POST", Box::leak(path.into_boxed_str()), common::proxy::Fault::Status(500, None), 1);
+                proxy.inject(
+                    "POST",
+                    Box::leak(path.into_boxed_str()),
+                    common::proxy::Fault::Status(500, None),
+                    1,
+                );
                 Ok::<_, BoxError>(11)
             }
         })
@@ -617,7 +622,9 @@ async fn a_flow_whose_end_cannot_be_reported_keeps_its_value_and_says_why() {
         report.outcome
     );
     assert_eq!(proxy.faults_applied(), 1);
-    let unreported = report.unreported.expect("the refused end is reported to the caller");
+    let unreported = report
+        .unreported
+        .expect("the refused end is reported to the caller");
     assert_eq!(unreported.status().map(|s| s.as_u16()), Some(500), "{unreported}");
     let run = direct.flow_runs().get(report.flow_run_id).await.unwrap();
     assert_eq!(

@@ -184,8 +184,18 @@ async fn a_run_future_dropped_while_running_is_proposed_ends_the_run_cancelled()
     let client = prefect_client::Client::new(&proxy.api_url).unwrap();
     let flow = unique("rust-dropped-starting");
     // The run's creation passes; the answer to its RUNNING proposal is held (the server acts).
-    proxy.inject("POST", "/flow_runs/", common::proxy::Fault::StallAfter(Duration::ZERO), 1);
-    proxy.inject("POST", "/flow_runs/", common::proxy::Fault::StallAfter(Duration::from_secs(60)), 1);
+    proxy.inject(
+        "POST",
+        "/flow_runs/",
+        common::proxy::Fault::StallAfter(Duration::ZERO),
+        1,
+    );
+    proxy.inject(
+        "POST",
+        "/flow_runs/",
+        common::proxy::Fault::StallAfter(Duration::from_secs(60)),
+        1,
+    );
     let ran = Arc::new(AtomicBool::new(false));
     let run = client.new_flow_run(&flow).run({
         let ran = ran.clone();
@@ -209,7 +219,12 @@ async fn a_run_future_dropped_while_running_is_proposed_ends_the_run_cancelled()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let run = loop {
-        let runs: Vec<_> = direct.flow_runs().stream(query.clone()).try_collect().await.unwrap();
+        let runs: Vec<_> = direct
+            .flow_runs()
+            .stream(query.clone())
+            .try_collect()
+            .await
+            .unwrap();
         assert_eq!(runs.len(), 1, "one run of {flow}");
         let run = runs.into_iter().next().unwrap();
         if run.state_type == Some(StateType::Cancelled) || tokio::time::Instant::now() > deadline {

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use crate::resources::{call, pagination, send_on_await};
 use crate::streaming::Subscription;
 use crate::types::{
-    EventFilter, EventNameFilter, EventResourceFilter, FlowRunResponse, Log, LogFilter,
-    LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, ReceivedEvent,
-    SetFlowRunStateBody, State, StateCreate, StateType,
+    EventFilter, EventNameFilter, EventResourceFilter, FlowRunResponse, Log, LogFilter, LogFilterFlowRunId,
+    LogSort, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, ReceivedEvent, SetFlowRunStateBody, State,
+    StateCreate, StateType,
 };
 use crate::waits::{self, MAX_POLL_INTERVAL};
 use crate::{Client, Error};
