@@ -234,15 +234,11 @@ async fn the_server_stopped_20_s_does_not_end_serving_and_later_runs_execute() {
     assert_eq!(serving.exit_code(Duration::from_secs(60)).await, Some(0));
 }
 
-#[tokio::test]
-async fn prefects_own_process_worker_runs_the_example_binary_as_a_deployments_command() {
-    let server = own_server().start().await.unwrap();
-    let client = server.client().unwrap();
-    let pool = "process-pool";
-    let command = example("serve").display().to_string();
-    // As `prefect work-pool create --type process` does: with the process worker's template.
+/// Creates the work pool `pool` as `prefect work-pool create --type process` does: with the
+/// process worker's base job template (whose variables include `command`).
+async fn create_process_pool(api_url: &str, pool: &str) {
     python(
-        server.api_url(),
+        api_url,
         "import asyncio, sys\n\
          from prefect.client.orchestration import get_client\n\
          from prefect.client.schemas.actions import WorkPoolCreate\n\
@@ -255,6 +251,15 @@ async fn prefects_own_process_worker_runs_the_example_binary_as_a_deployments_co
         &[pool],
     )
     .await;
+}
+
+#[tokio::test]
+async fn prefects_own_process_worker_runs_the_example_binary_as_a_deployments_command() {
+    let server = own_server().start().await.unwrap();
+    let client = server.client().unwrap();
+    let pool = "process-pool";
+    let command = example("serve").display().to_string();
+    create_process_pool(server.api_url(), pool).await;
     let deployment = client
         .deployments()
         .apply(
@@ -303,6 +308,66 @@ async fn prefects_own_process_worker_runs_the_example_binary_as_a_deployments_co
     assert_eq!(task_runs_of(&client, run.id).await.len(), 2);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(rows_logged(&client, run.id).await, 2, "its logs arrived");
+}
+
+#[tokio::test]
+async fn a_misspelt_per_run_job_variable_is_refused_before_the_run_is_created() {
+    let server = own_server().start().await.unwrap();
+    let client = server.client().unwrap();
+    let pool = "process-pool";
+    create_process_pool(server.api_url(), pool).await;
+    let deployment = client
+        .deployments()
+        .apply(&DeploymentSpec::new("rust-serve-example", "per-run-variables").work_pool(pool))
+        .await
+        .unwrap();
+    let runs = || async {
+        client
+            .flow_runs()
+            .list_page(&Default::default())
+            .await
+            .unwrap()
+            .len()
+    };
+    let err = client
+        .deployments()
+        .run(deployment.id)
+        .job_variables(&json!({ "comand": "echo hi" }))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::InvalidInput { .. })
+            && text.contains("\"comand\"")
+            && text.contains("command")
+            && text.contains(pool),
+        "{text}"
+    );
+    assert_eq!(runs().await, 0, "nothing was created");
+    // The pool's own variable is taken.
+    let run = client
+        .deployments()
+        .run(deployment.id)
+        .job_variables(&json!({ "command": "echo hi" }))
+        .await
+        .unwrap();
+    assert_eq!(
+        run.job_variables.as_ref().map(|v| &v["command"]),
+        Some(&json!("echo hi"))
+    );
+    // A deployment without a work pool has no variables to check against.
+    let served = client
+        .deployments()
+        .apply(&DeploymentSpec::new("rust-serve-example", "no-pool"))
+        .await
+        .unwrap();
+    client
+        .deployments()
+        .run(served.id)
+        .job_variables(&json!({ "anything": 1 }))
+        .await
+        .unwrap();
+    assert_eq!(runs().await, 2);
 }
 
 #[tokio::test]

@@ -73,6 +73,9 @@ pub(crate) fn harness(message: String) -> Error {
 }
 
 /// A free TCP port on 127.0.0.1.
+///
+/// # Errors
+/// [`Error::Setup`] when no port on 127.0.0.1 can be bound.
 pub fn free_port() -> Result<u16, Error> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -84,6 +87,10 @@ pub fn free_port() -> Result<u16, Error> {
 /// settings, see [`prefect_client::Config::from_env`]); otherwise a [`LocalServer`] started
 /// here, returned with the client so that it lives as long as the caller keeps it. For
 /// examples and tools that should run anywhere.
+///
+/// # Errors
+/// [`Error::Client`] for Prefect settings the SDK refuses (with `PREFECT_API_URL` set: a bad
+/// URL, key, profile or TLS file); otherwise those of [`LocalServer::start`].
 pub async fn connect_or_start() -> Result<(prefect_client::Client, Option<LocalServer>), Error> {
     match std::env::var("PREFECT_API_URL") {
         Ok(url) if !url.trim().is_empty() => {

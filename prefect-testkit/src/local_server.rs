@@ -68,6 +68,13 @@ impl LocalServerBuilder {
     }
 
     /// Installs Prefect if needed, starts the server and waits until it is healthy.
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when the venv cannot be installed (see [`ensure_venv`]), no free port
+    /// or temporary `PREFECT_HOME` can be had, the server cannot be started, exits while
+    /// starting (a [`port`](LocalServerBuilder::port) that is taken, say) or does not answer
+    /// `/api/health` within the startup timeout (the error holds the end of its log);
+    /// [`Error::Client`] when the client that checks its health cannot be built.
     pub async fn start(self) -> Result<LocalServer, Error> {
         let venv = self.venv().await?;
         let home = crate::scratch_dir("prefect-home-")
@@ -76,6 +83,9 @@ impl LocalServerBuilder {
     }
 
     /// Starts a server on an existing `PREFECT_HOME` (its database is kept), e.g. to restart one.
+    ///
+    /// # Errors
+    /// Those of [`start`](LocalServerBuilder::start), but for the temporary `PREFECT_HOME`.
     pub async fn start_with_home(self, prefect_home: &Path) -> Result<LocalServer, Error> {
         let venv = self.venv().await?;
         self.start_in(venv, prefect_home.to_path_buf(), None).await
@@ -151,6 +161,9 @@ pub struct LocalServer {
 
 impl LocalServer {
     /// Starts a server with default settings; see [`LocalServerBuilder`] for options.
+    ///
+    /// # Errors
+    /// Those of [`LocalServerBuilder::start`].
     pub async fn start() -> Result<LocalServer, Error> {
         LocalServerBuilder::default().start().await
     }

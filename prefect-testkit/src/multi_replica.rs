@@ -84,6 +84,14 @@ impl MultiReplicaBuilder {
 
     /// Installs what is missing, starts every process and waits until the load balancer
     /// answers `/api/health`.
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when the venv or prefect-redis cannot be installed, the Debian packages
+    /// are missing and cannot be installed (no apt-get, not root and no password-less sudo, or
+    /// apt-get failing: the error says what to run), no free port or temporary directory can be
+    /// had, or a step (database, migrations, a replica, the services, the load balancer) fails
+    /// or does not finish within the startup timeout (the error holds the end of its log);
+    /// [`Error::Client`] when the client that checks the processes' health cannot be built.
     pub async fn start(self) -> Result<MultiReplicaServer, Error> {
         let redis = self.redis;
         let (venv, binaries) = tokio::task::spawn_blocking(move || {
@@ -125,6 +133,9 @@ pub struct MultiReplicaServer {
 
 impl MultiReplicaServer {
     /// Starts two replicas with Redis; see [`MultiReplicaBuilder`] for options.
+    ///
+    /// # Errors
+    /// Those of [`MultiReplicaBuilder::start`].
     pub async fn start() -> Result<MultiReplicaServer, Error> {
         MultiReplicaBuilder::default().start().await
     }
@@ -162,6 +173,10 @@ impl MultiReplicaServer {
     /// Kills replica `index` with SIGKILL (no clean shutdown), as a crash would; the load
     /// balancer retries refused connections on the others, and its health checks take the replica
     /// out of the rotation within about 2 s.
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when there is no replica `index` (the layout has
+    /// [`replicas`](MultiReplicaBuilder::replicas) of them, counted from 0); nothing is killed.
     pub fn kill_replica(&mut self, index: usize) -> Result<(), Error> {
         let count = self.replicas.len();
         let replica = self

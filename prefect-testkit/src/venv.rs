@@ -36,6 +36,13 @@ pub fn cache_dir() -> PathBuf {
 ///
 /// Safe to call from several processes at once: one installs while the others wait on a lock
 /// directory. Errors name what is missing (python3, the venv module, the package index).
+///
+/// # Errors
+/// [`Error::Setup`] when the cache directory ([`cache_dir`]) cannot be created or written,
+/// another install has held its lock for 15 minutes, no python3 of 3.9 or newer is on `PATH`,
+/// `python3 -m venv` fails (on Debian and Ubuntu: the `python3-venv` package is missing), or
+/// `pip install` fails (the package index cannot be reached); the error holds the end of the
+/// failing command's output.
 pub fn ensure_venv() -> Result<PathBuf, Error> {
     ensure_venv_of(PREFECT_VERSION, &[format!("fastapi=={FASTAPI_VERSION}")])
 }

@@ -13,6 +13,10 @@ pub const WORKER_BINARY: &str = "prefect-testkit-worker";
 ///
 /// `cargo test` at the workspace root builds it; when it is missing the error names the command
 /// that builds it.
+///
+/// # Errors
+/// [`Error::Setup`](crate::Error::Setup) when the running program's path cannot be found, or the
+/// binary is not built beside it (the error names where it looked and the command to run).
 pub fn worker_binary() -> Result<PathBuf, Error> {
     let exe =
         std::env::current_exe().map_err(|e| harness(format!("cannot find the running test's path: {e}")))?;

@@ -96,8 +96,7 @@ impl<'a> ConcurrencyLimits<'a> {
     /// Deletes the limit with this id.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad name (nothing sent);
-    /// [`Error::NotFound`] when there is none; any other error of the request.
+    /// [`Error::NotFound`] when no limit has this id; any other error of the request.
     pub async fn delete(&self, id: Uuid) -> Result<(), Error> {
         call!(self.client, delete_concurrency_limit(&id)).map(drop)
     }
@@ -126,6 +125,11 @@ impl<'a> ConcurrencyLimits<'a> {
 
     /// Takes a slot of each tag's limit for `task_run_id`; [`Error::SlotsUnavailable`] (423)
     /// when one is full. Returns the limits that apply.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for no tags or a bad tag (nothing sent);
+    /// [`Error::SlotsUnavailable`] when a tag's limit is full (try again after
+    /// [`Error::retry_after`]); any other error of the request.
     pub async fn increment(
         &self,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
@@ -137,6 +141,10 @@ impl<'a> ConcurrencyLimits<'a> {
     }
 
     /// Gives back the slots `task_run_id` holds on each tag's limit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for no tags or a bad tag (nothing sent); any other error of the
+    /// request.
     pub async fn decrement(
         &self,
         tags: impl IntoIterator<Item = impl AsRef<str>>,

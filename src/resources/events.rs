@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::resources::{call, send_on_await};
+use crate::resources::{InvalidField, call, json_object, send_on_await};
 use crate::streaming::subscription::{BoxFuture, Feed, RESUME_MARGIN};
 use crate::streaming::{EventEmitter, Subscribe};
 use crate::types::{
@@ -307,17 +307,13 @@ pub struct EmitEvent {
     client: Client,
     name: String,
     resource_id: String,
-    payload: Result<Map<String, Value>, String>,
+    payload: Result<Map<String, Value>, InvalidField>,
 }
 
 impl EmitEvent {
     /// The event's payload: any value serializing to a JSON object.
     pub fn payload(mut self, payload: &impl Serialize) -> Self {
-        self.payload = match serde_json::to_value(payload) {
-            Ok(Value::Object(object)) => Ok(object),
-            Ok(_) => Err("must serialize to a JSON object".to_string()),
-            Err(e) => Err(format!("cannot be serialized: {e}")),
-        };
+        self.payload = json_object("event payload", payload);
         self
     }
 
@@ -334,9 +330,7 @@ impl EmitEvent {
                 "the event name and resource id must not be empty, e.g. (\"etl.batch.loaded\", \"rust.service.etl\")",
             ));
         }
-        let payload = self
-            .payload
-            .map_err(|problem| Error::invalid("event payload", problem))?;
+        let payload = self.payload?;
         let id = Uuid::new_v4();
         let event = Event {
             event: self.name,

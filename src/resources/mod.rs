@@ -16,10 +16,13 @@ pub mod flows;
 pub mod global_concurrency_limits;
 pub mod logs;
 mod pagination;
-pub(crate) use pagination::PAGE_SIZE;
+pub(crate) use pagination::{PAGE_SIZE, server_page_cap};
 pub mod task_runs;
 pub mod variables;
 pub mod work_pools;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::Error;
 
@@ -90,6 +93,59 @@ where
         .map_err(|e: T::Err| Error::invalid(what, format!("{name:?}: {e}")))
 }
 
+/// An option a builder was given a value it cannot take (a value for a free-form JSON field
+/// that is not a JSON object, say): which option, and what is wrong. The builder keeps the
+/// first until `send`, which reports it as [`Error::InvalidInput`] before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidField {
+    what: &'static str,
+    problem: String,
+}
+
+impl InvalidField {
+    pub(crate) fn new(what: &'static str, problem: impl Into<String>) -> InvalidField {
+        InvalidField {
+            what,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl From<InvalidField> for Error {
+    fn from(invalid: InvalidField) -> Error {
+        Error::invalid(invalid.what, invalid.problem)
+    }
+}
+
+/// `value` as the JSON object of names to values that the field `what` takes; a value that
+/// serializes to anything else (a number, a list, ...) or fails to serialize is refused, with
+/// what to give instead.
+pub(crate) fn json_object(
+    what: &'static str,
+    value: &impl Serialize,
+) -> Result<Map<String, Value>, InvalidField> {
+    let problem = match serde_json::to_value(value) {
+        Ok(Value::Object(object)) => return Ok(object),
+        Ok(other) => {
+            let kind = match other {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "a list",
+                Value::Object(_) => unreachable!("returned above"),
+            };
+            format!(
+                "it serializes to {kind}, not a JSON object; give a map of names to values or a struct with named fields"
+            )
+        }
+        Err(e) => format!(
+            "it cannot be serialized to JSON ({e}); give a map with string keys or a struct with named fields"
+        ),
+    };
+    Err(InvalidField::new(what, problem))
+}
+
 /// Checks a concurrency limit: 0 to [`MAX_LIMIT`].
 pub(crate) fn check_limit(limit: i64) -> Result<(), Error> {
     if !(0..=MAX_LIMIT).contains(&limit) {
@@ -123,6 +179,38 @@ mod tests {
             assert!(err.is_client_side());
             assert!(err.to_string().contains(hint), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn only_json_objects_are_taken_as_objects() {
+        let object = json_object("parameters", &serde_json::json!({ "a": 1 })).unwrap();
+        assert_eq!(object["a"], 1);
+        #[derive(Serialize)]
+        struct Named {
+            day: u32,
+        }
+        assert_eq!(json_object("parameters", &Named { day: 29 }).unwrap()["day"], 29);
+        for (value, kind) in [
+            (serde_json::json!([1, 2]), "a list"),
+            (serde_json::json!(3), "a number"),
+            (Value::Null, "null"),
+        ] {
+            let err = Error::from(json_object("job variables", &value).unwrap_err());
+            assert!(err.is_client_side());
+            let text = err.to_string();
+            assert!(
+                text.starts_with("invalid job variables:")
+                    && text.contains(kind)
+                    && text.contains("JSON object"),
+                "{text}"
+            );
+        }
+        let keys_not_strings: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let text = Error::from(json_object("event payload", &keys_not_strings).unwrap_err()).to_string();
+        assert!(
+            text.contains("cannot be serialized") && text.contains("string keys"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -293,7 +293,7 @@ where
 
 /// The page cap a 422 names: Prefect answers `Invalid limit: must be less than or equal to N`
 /// for a limit above `PREFECT_SERVER_API_DEFAULT_LIMIT`.
-fn server_page_cap(error: &Error) -> Option<u32> {
+pub(crate) fn server_page_cap(error: &Error) -> Option<u32> {
     let Error::Validation { error, fields } = error else {
         return None;
     };

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::execution::Execution;
 use super::task::TaskScope;
-use crate::resources::call;
 use crate::resources::flow_runs::state_create;
+use crate::resources::{InvalidField, call, json_object};
 use crate::types::{FlowRunCreate, StateType};
 use crate::{Client, Error};
 
@@ -43,7 +43,7 @@ use crate::{Client, Error};
 pub struct FlowScope {
     client: Client,
     name: String,
-    parameters: Result<Map<String, Value>, String>,
+    parameters: Result<Map<String, Value>, InvalidField>,
     tags: Vec<String>,
     heartbeat: Option<Duration>,
     timeout: Option<Duration>,
@@ -175,11 +175,7 @@ impl FlowScope {
 
     /// The run's parameters, shown in the UI: any value serializing to a JSON object.
     pub fn parameters(mut self, parameters: &impl Serialize) -> Self {
-        self.parameters = match serde_json::to_value(parameters) {
-            Ok(Value::Object(object)) => Ok(object),
-            Ok(_) => Err("must serialize to a JSON object".into()),
-            Err(e) => Err(format!("cannot be serialized: {e}")),
-        };
+        self.parameters = json_object("flow run parameters", parameters);
         self
     }
 
@@ -222,9 +218,7 @@ impl FlowScope {
         T: Send + 'static,
         E: Display + Send + 'static,
     {
-        let parameters = self
-            .parameters
-            .map_err(|problem| Error::invalid("flow run parameters", problem))?;
+        let parameters = self.parameters?;
         super::check_run_name("flow name", &self.name)?;
         let client = self.client;
         let flow = client.flows().create(&self.name).await?;

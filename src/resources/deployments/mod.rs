@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::OptionalExt;
-use crate::resources::{call, check_name, pagination, send_on_await};
+use crate::resources::{InvalidField, call, check_name, json_object, pagination, send_on_await};
 use crate::types::{
     DeploymentCreate, DeploymentFlowRunCreate, DeploymentResponse, DeploymentSchedule,
     DeploymentScheduleUpdate, FlowRunResponse, ReadDeploymentsBody, StateCreate, StateDetails, StateType,
@@ -307,7 +307,7 @@ pub struct RunDeployment {
     id: Uuid,
     body: DeploymentFlowRunCreate,
     /// The first option that was given a bad value.
-    invalid: Option<(&'static str, String)>,
+    invalid: Option<InvalidField>,
 }
 
 impl RunDeployment {
@@ -320,7 +320,8 @@ impl RunDeployment {
     }
 
     /// Infrastructure overrides for this run (the work pool's job variables), as any value
-    /// serializing to a JSON object.
+    /// serializing to a JSON object, each key one of the pool's variables (checked when sent,
+    /// as [`Deployments::apply`] checks a deployment's).
     pub fn job_variables(mut self, variables: &impl Serialize) -> Self {
         if let Some(object) = self.object("job_variables", variables) {
             self.body.job_variables = Some(object);
@@ -330,13 +331,13 @@ impl RunDeployment {
 
     /// `value` as a JSON object; else remembers why not (for `send` to report).
     fn object(&mut self, field: &'static str, value: &impl Serialize) -> Option<Map<String, Value>> {
-        let problem = match serde_json::to_value(value) {
-            Ok(Value::Object(object)) => return Some(object),
-            Ok(_) => "must serialize to a JSON object of names to values".to_string(),
-            Err(e) => format!("cannot be serialized: {e}"),
-        };
-        self.invalid.get_or_insert((field, problem));
-        None
+        match json_object(field, value) {
+            Ok(object) => Some(object),
+            Err(invalid) => {
+                self.invalid.get_or_insert(invalid);
+                None
+            }
+        }
     }
 
     /// Tags of the run.
@@ -373,15 +374,25 @@ impl RunDeployment {
         self
     }
 
-    /// Creates the flow run; it is scheduled, for a worker (or the API) to move on.
+    /// Creates the flow run; it is scheduled, for a worker (or the API) to move on. Job
+    /// variables, when given, are first checked against the variables of the deployment's work
+    /// pool (the deployment and its pool are read for it).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for parameters or job variables that are not a JSON object
-    /// (nothing sent); [`Error::NotFound`] for no such deployment; [`Error::Validation`] for
-    /// parameters the deployment's enforced schema refuses; any error of the request.
+    /// [`Error::InvalidInput`] for parameters or job variables that are not a JSON object, or a
+    /// job variable the deployment's work pool does not have (nothing sent, the error names the
+    /// key and the pool's variables); [`Error::NotFound`] for no such deployment;
+    /// [`Error::Validation`] for parameters the deployment's enforced schema refuses; any error
+    /// of the requests.
     pub async fn send(self) -> Result<FlowRunResponse, Error> {
-        if let Some((what, problem)) = self.invalid {
-            return Err(Error::invalid(what, problem));
+        if let Some(invalid) = self.invalid {
+            return Err(invalid.into());
+        }
+        if let Some(variables) = self.body.job_variables.as_ref().filter(|v| !v.is_empty()) {
+            let deployment = self.client.deployments().get(self.id).await?;
+            if let Some(pool) = &deployment.work_pool_name {
+                check_job_variables(&self.client, pool, variables).await?;
+            }
         }
         call!(self.client, create_flow_run_from_deployment(&self.id, &self.body))
     }

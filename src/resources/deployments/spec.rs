@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::resources::{InvalidField, json_object};
 use crate::types;
 
 /// A deployment as code says it should be: applied with
@@ -51,7 +52,7 @@ pub struct DeploymentSpec {
     pub(crate) job_variables: Map<String, Value>,
     pub(crate) entrypoint: Option<String>,
     /// The first option given a value it cannot take, for `apply` to report.
-    pub(crate) invalid: Option<(&'static str, String)>,
+    pub(crate) invalid: Option<InvalidField>,
 }
 
 /// What the server does with a run of a deployment whose concurrency limit is full.
@@ -158,9 +159,9 @@ impl DeploymentSpec {
         if let Some((_, _, period)) = &mut self.concurrency {
             *period = Some(grace);
         } else {
-            self.invalid.get_or_insert((
+            self.invalid.get_or_insert(InvalidField::new(
                 "concurrency grace period",
-                "set concurrency_limit first: the grace period is the limit's".into(),
+                "set concurrency_limit first: the grace period is the limit's",
             ));
         }
         self
@@ -201,20 +202,21 @@ impl DeploymentSpec {
         self
     }
 
+    /// `value` as a JSON object; else remembers why not (for `apply` to report).
     fn object(&mut self, what: &'static str, value: &impl Serialize) -> Option<Map<String, Value>> {
-        let problem = match serde_json::to_value(value) {
-            Ok(Value::Object(object)) => return Some(object),
-            Ok(_) => "must serialize to a JSON object of names to values".to_string(),
-            Err(e) => format!("cannot be serialized: {e}"),
-        };
-        self.invalid.get_or_insert((what, problem));
-        None
+        match json_object(what, value) {
+            Ok(object) => Some(object),
+            Err(invalid) => {
+                self.invalid.get_or_insert(invalid);
+                None
+            }
+        }
     }
 
     /// The create body for the flow `flow_id`.
     pub(crate) fn create_body(&self, flow_id: uuid::Uuid) -> Result<types::DeploymentCreate, Error> {
-        if let Some((what, problem)) = &self.invalid {
-            return Err(Error::invalid(what, problem.clone()));
+        if let Some(invalid) = &self.invalid {
+            return Err(invalid.clone().into());
         }
         crate::resources::check_name("deployment name", &self.name)?;
         let schedules = self
