@@ -119,7 +119,12 @@ impl Client {
     /// Adds what every request of the client carries, for requests sent past the generated
     /// client (websocket upgrades, plain JSON reads): the API version and the credentials.
     pub(crate) fn authorized(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        request = request.header("x-prefect-api-version", crate::PREFECT_API_VERSION);
+        request = request
+            .header("x-prefect-api-version", crate::PREFECT_API_VERSION)
+            .header(
+                reqwest::header::USER_AGENT,
+                crate::http_client::USER_AGENT.clone(),
+            );
         if let Some(authorization) = self.authorization() {
             request = request.header(reqwest::header::AUTHORIZATION, authorization.clone());
         }
@@ -368,8 +373,10 @@ impl ClientBuilder {
         self.map(|c| c.with_tls_insecure_skip_verify(skip))
     }
 
-    /// Uses the caller's HTTP client (its own TLS, proxy, timeouts and User-Agent) instead of
-    /// building one; the SDK still adds credentials and Prefect's headers to every request.
+    /// Uses the caller's HTTP client (its own TLS, proxy and timeouts) instead of building one;
+    /// the SDK still adds credentials and Prefect's headers to every request, its User-Agent
+    /// included (Prefect's server reads the client's release from it to decide who renews a
+    /// deployment run's concurrency lease).
     /// Its timeouts and TLS settings are the caller's: `PREFECT_API_REQUEST_TIMEOUT` and the TLS
     /// settings of the [`Config`] do not apply. If your reqwest has no TLS backend feature, call
     /// [`install_tls_provider`](crate::install_tls_provider) before building it.

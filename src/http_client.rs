@@ -38,6 +38,17 @@ const SSL_CERT_FILE: &str = "PREFECT_API_SSL_CERT_FILE";
 /// RUNNING and holds the slot without a lease until the run ends, so a process that dies keeps
 /// it. This SDK renews that lease as Prefect's own engine does.
 pub(crate) fn user_agent() -> String {
+    USER_AGENT.to_str().unwrap_or_default().to_string()
+}
+
+/// [`user_agent`] as a header value, made once.
+pub(crate) static USER_AGENT: std::sync::LazyLock<reqwest::header::HeaderValue> =
+    std::sync::LazyLock::new(|| {
+        reqwest::header::HeaderValue::from_str(&user_agent_text())
+            .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("prefect"))
+    });
+
+fn user_agent_text() -> String {
     format!(
         "prefect/{}+rs.{} (API {})",
         crate::PREFECT_VERSION,

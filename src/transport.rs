@@ -108,6 +108,12 @@ impl Transport {
         let headers = request.headers_mut();
         headers.remove(PROGENITOR_VERSION_HEADER);
         headers.insert(API_VERSION_HEADER, self.api_version.clone());
+        // Also through a caller's own HTTP client: the server reads the client's release from
+        // it (see `http_client::user_agent`).
+        headers.insert(
+            reqwest::header::USER_AGENT,
+            crate::http_client::USER_AGENT.clone(),
+        );
         if let Some(auth) = &self.authorization {
             headers.insert(AUTHORIZATION, auth.clone());
         }

@@ -52,7 +52,7 @@ async fn auth_string_is_sent_as_basic() {
 }
 
 #[tokio::test]
-async fn a_callers_reqwest_client_still_gets_credentials() {
+async fn a_callers_reqwest_client_still_gets_credentials_and_prefects_user_agent() {
     let stub = Stub::start(vec![Reply::json(200, "true")]).await;
     prefect_client::install_tls_provider();
     let http = reqwest::Client::builder()
@@ -67,7 +67,10 @@ async fn a_callers_reqwest_client_still_gets_credentials() {
     client.health().await.unwrap();
     let seen = &stub.requests()[0];
     assert_eq!(seen.header("authorization"), Some("Bearer k"));
-    assert_eq!(seen.header("user-agent"), Some("my-service/1.0"));
+    // Prefect's form, not the caller's: the server reads the client's release from it, and
+    // for a client it cannot read it revokes a deployment run's concurrency lease at RUNNING.
+    let agent = seen.header("user-agent").unwrap();
+    assert!(agent.starts_with("prefect/3.8.8+rs."), "{agent}");
 }
 
 #[tokio::test]

@@ -887,3 +887,113 @@ async fn a_handed_over_run_is_executed_by_the_example_and_exits_zero() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("some-other-flow"));
     let _: HashSet<Uuid> = HashSet::new();
 }
+
+#[tokio::test]
+async fn a_run_retried_in_process_and_rescheduled_at_shutdown_is_taken_by_the_next_process() {
+    let client = client().await;
+    let name = unique("rust-retried-rescheduled");
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = attempts.clone();
+    let first = RustFlow::without_parameters(&name, move |_ctx: RunContext| {
+        let attempt = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if attempt == 0 {
+                return Err::<(), BoxError>("the first attempt fails".into());
+            }
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            Ok(())
+        }
+    })
+    .retries(1, Duration::from_secs(0));
+    let serving = client
+        .serve([&first])
+        .deployment(first.deployment("rescheduled"))
+        .grace_period(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let deployment = serving.deployments()[0].id;
+    let run = client.deployments().run(deployment).await.unwrap();
+    // The second attempt runs (after the server's in-process retry); then the process stops.
+    let started = tokio::time::Instant::now();
+    while attempts.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the retry did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    serving.shutdown();
+    serving.wait().await.unwrap();
+    let left = client.flow_runs().get(run.id).await.unwrap();
+    assert_eq!(left.state_type, Some(StateType::Scheduled), "{:?}", left.state);
+    // Another process takes it: the in-process retry of the first is not its mark any more.
+    let second = RustFlow::without_parameters(&name, |_ctx: RunContext| async move { Ok::<_, BoxError>(()) });
+    let serving = client
+        .serve([&second])
+        .deployment(second.deployment("rescheduled"))
+        .poll_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
+    assert_eq!(
+        ended[&run.id].state_type,
+        Some(StateType::Completed),
+        "{:?}",
+        ended[&run.id].state
+    );
+    serving.shutdown();
+    serving.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
+    let client = client().await;
+    let pool = unique("rust-mixed-pool");
+    let mine = RustFlow::without_parameters(&unique("rust-mine"), |_ctx: RunContext| async move {
+        Ok::<_, BoxError>(())
+    });
+    let other = RustFlow::without_parameters(&unique("rust-other"), |_ctx: RunContext| async move {
+        Ok::<_, BoxError>(())
+    });
+    let working = client
+        .worker(&pool, [&mine])
+        .create_pool(true)
+        .limit(2)
+        .poll_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    // Eight due runs of a flow nobody here runs, first in the pool's order...
+    let others = client
+        .deployments()
+        .apply(&other.deployment("elsewhere").work_pool(&pool))
+        .await
+        .unwrap();
+    for _ in 0..8 {
+        client.deployments().run(others.id).await.unwrap();
+    }
+    // ...and one of this worker's, due in 15 s (past the wake-up on its creation's event, so
+    // only the polls can find it).
+    let own = client
+        .deployments()
+        .apply(&mine.deployment("here").work_pool(&pool))
+        .await
+        .unwrap();
+    let run = client
+        .deployments()
+        .run(own.id)
+        .scheduled_start(chrono::Utc::now() + chrono::Duration::seconds(15))
+        .await
+        .unwrap();
+    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
+    assert_eq!(
+        ended[&run.id].state_type,
+        Some(StateType::Completed),
+        "{:?}",
+        ended[&run.id].state
+    );
+    working.shutdown();
+    working.wait().await.unwrap();
+}

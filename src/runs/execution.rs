@@ -149,6 +149,15 @@ impl Execution {
             let proposal = end_of(&outcome);
             // Dropped from here on, the run still ends as the body did.
             abandon.end = Some(proposal.clone().forced(true));
+            if matches!(
+                &outcome,
+                Outcome::Stopped {
+                    state: StateType::Scheduled,
+                    ..
+                }
+            ) {
+                clear_in_process_retry(&client, id).await;
+            }
             end_tasks(&ctx.shared, &outcome).await;
             let _ = tokio::time::timeout(LOG_FLUSH_BUDGET, super::flush_logs()).await;
             let answer = propose_state(&client, Run::Flow(id), &proposal).await;
@@ -174,6 +183,34 @@ impl Execution {
                 Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
             }
         }
+    }
+}
+
+/// Before a run goes back to SCHEDULED for another process: a run this process retried keeps
+/// the server's `retry_type: in_process`, and the server's pools and every runner skip such a
+/// run as another process's retry, so it would never be taken again. A failure is logged.
+async fn clear_in_process_retry(client: &Client, id: uuid::Uuid) {
+    use crate::types::{FlowRunPolicyRetryType, FlowRunUpdate};
+    let run = match client.flow_runs().get(id).await {
+        Ok(run) => run,
+        Err(e) => {
+            tracing::warn!(flow_run_id = %id, error = %e, "could not read the run before scheduling it again");
+            return;
+        }
+    };
+    let Some(mut policy) = run.empirical_policy else {
+        return;
+    };
+    if !matches!(policy.retry_type, Some(FlowRunPolicyRetryType::InProcess)) {
+        return;
+    }
+    policy.retry_type = None;
+    let update = FlowRunUpdate {
+        empirical_policy: Some(policy),
+        ..Default::default()
+    };
+    if let Err(e) = crate::resources::call!(client, update_flow_run(&id, &update)) {
+        tracing::warn!(flow_run_id = %id, error = %e, "could not clear the run's in-process retry; no other process may take it");
     }
 }
 

@@ -29,6 +29,11 @@ pub const WORKER_TYPE: &str = "rust";
 /// server marks it offline after three missed beats.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
+/// The fewest runs a worker's poll asks for: the pool's due runs include runs of flows this
+/// worker has no handler for (skipped, left to their workers), which must not hide its own
+/// behind them. The server still holds the pool's and queues' concurrency limits.
+const POLL_AT_LEAST: usize = 50;
+
 /// A worker on a work pool; from [`Client::worker`]. Set its options, then await it (it works
 /// until SIGTERM or Ctrl-C, then shuts down gracefully) or [`start`](Worker::start) it.
 ///
@@ -323,15 +328,26 @@ impl Source for Pool {
     }
 
     fn due(&self, client: &Client, before: DateTime<Utc>, limit: usize) -> Due {
-        let body = GetScheduledFlowRunsBody {
-            limit: Some(i64::try_from(limit).unwrap_or(i64::MAX)),
+        let cap = client.page_cap.load(std::sync::atomic::Ordering::Relaxed) as usize;
+        let mut body = GetScheduledFlowRunsBody {
+            limit: Some(i64::try_from(limit.max(POLL_AT_LEAST.min(cap))).unwrap_or(i64::MAX)),
             scheduled_after: None,
             scheduled_before: Some(before),
             work_queue_names: self.queues.clone(),
         };
         let (client, pool) = (client.clone(), self.name.clone());
         Box::pin(async move {
-            let runs = call!(client, get_scheduled_flow_runs(&pool, &body))?;
+            let runs = match call!(client, get_scheduled_flow_runs(&pool, &body)) {
+                // A server whose page cap is lower says so: asked again within it.
+                Err(e) => match crate::resources::server_page_cap(&e) {
+                    Some(lower) if lower > 0 && body.limit.is_some_and(|l| l > i64::from(lower)) => {
+                        body.limit = Some(i64::from(lower));
+                        call!(client, get_scheduled_flow_runs(&pool, &body))?
+                    }
+                    _ => return Err(e),
+                },
+                Ok(runs) => runs,
+            };
             Ok(runs
                 .into_iter()
                 .map(|run| Found::of_flow_run(run.flow_run))

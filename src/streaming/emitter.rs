@@ -60,7 +60,14 @@ enum Command {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EmitReport {
-    /// Events confirmed by the server.
+    /// Events the server's socket took before a checkpoint the server answered. Each passed
+    /// [`check_event`](crate::resources::events::check_event), which refuses what Prefect's
+    /// event model refuses at its default limits, so Prefect's handler takes them. This is not
+    /// proof of storage: a server configured with lower limits
+    /// (`PREFECT_SERVER_EVENTS_MAXIMUM_*`) drops an event it refuses, and its socket goes on
+    /// answering checkpoints. Where every event must be known stored or refused, send them with
+    /// [`Events::emit_all`](crate::resources::events::Events::emit_all): it answers once the
+    /// server has validated the whole batch, and refuses it whole otherwise.
     pub sent: u64,
     /// Times the socket was reopened.
     pub reconnects: u32,
