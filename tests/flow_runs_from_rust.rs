@@ -633,3 +633,36 @@ async fn a_flow_whose_end_cannot_be_reported_keeps_its_value_and_says_why() {
         "Prefect did not record the end, and the report says so"
     );
 }
+
+#[tokio::test]
+async fn a_task_runs_lines_are_stored_before_its_end_is_reported() {
+    let client = client().await;
+    let layer = PrefectLogLayer::new(&client);
+    let _default = common::set_test_subscriber(tracing_subscriber::registry().with(layer));
+    let reader = client.clone();
+    let report = client
+        .new_flow_run(&unique("rust-flushed"))
+        .run(|ctx| async move {
+            ctx.task("noisy")
+                .run(|| async {
+                    for line in 0..50 {
+                        tracing::info!(line, "noisy line");
+                    }
+                    Ok::<_, BoxError>(())
+                })
+                .await?;
+            // The task's end is reported: its lines are in Prefect already.
+            let stored = logs_of(&reader, ctx.flow_run_id())
+                .await
+                .into_iter()
+                .filter(|log| log.message.contains("noisy line"))
+                .count();
+            Ok::<_, BoxError>(stored)
+        })
+        .await
+        .unwrap();
+    match report.outcome {
+        Outcome::Completed(stored) => assert_eq!(stored, 50, "lines stored when the task's end was reported"),
+        other => panic!("{other:?}"),
+    }
+}
