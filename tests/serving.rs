@@ -618,25 +618,51 @@ async fn bad_parameters_are_refused_at_creation_when_enforced_and_fail_the_run_n
     serving.wait().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_served_run_with_retries_and_a_timeout_runs_again_in_process_then_times_out() {
-    let client = client().await;
-    let name = unique("rust-retried");
+/// A flow that completes at once.
+fn trivial(name: &str) -> RustFlow {
+    RustFlow::without_parameters(name, |_ctx: RunContext| async move { Ok::<_, BoxError>(()) })
+}
+
+/// Waits for `run` to end (at most `within`) and requires it COMPLETED.
+async fn completes(client: &Client, run: Uuid, within: Duration) {
+    let ended = wait_final(client, &[run], within).await;
+    assert_eq!(
+        ended[&run].state_type,
+        Some(StateType::Completed),
+        "{:?}",
+        ended[&run].state
+    );
+}
+
+/// A flow whose first attempt fails and whose later ones sleep `sleep`; its attempts so far.
+fn failing_once_then_sleeping(
+    name: &str,
+    sleep: Duration,
+) -> (RustFlow, std::sync::Arc<std::sync::atomic::AtomicU32>) {
     let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counted = attempts.clone();
-    let flow = RustFlow::without_parameters(&name, move |_ctx: RunContext| {
+    let flow = RustFlow::without_parameters(name, move |_ctx: RunContext| {
         let attempt = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         async move {
             if attempt == 0 {
                 return Err::<(), BoxError>("the first attempt fails".into());
             }
-            tokio::time::sleep(Duration::from_secs(60)).await;
+            tokio::time::sleep(sleep).await;
             Ok(())
         }
-    })
-    .retries(1, Duration::from_secs(1))
-    .timeout(Duration::from_secs(2))
-    .version("1.2.3");
+    });
+    (flow, attempts)
+}
+
+#[tokio::test]
+async fn a_served_run_with_retries_and_a_timeout_runs_again_in_process_then_times_out() {
+    let client = client().await;
+    let name = unique("rust-retried");
+    let (flow, attempts) = failing_once_then_sleeping(&name, Duration::from_secs(60));
+    let flow = flow
+        .retries(1, Duration::from_secs(1))
+        .timeout(Duration::from_secs(2))
+        .version("1.2.3");
     let serving = client
         .serve([&flow])
         .deployment(flow.deployment("retried"))
@@ -892,19 +918,8 @@ async fn a_handed_over_run_is_executed_by_the_example_and_exits_zero() {
 async fn a_run_retried_in_process_and_rescheduled_at_shutdown_is_taken_by_the_next_process() {
     let client = client().await;
     let name = unique("rust-retried-rescheduled");
-    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counted = attempts.clone();
-    let first = RustFlow::without_parameters(&name, move |_ctx: RunContext| {
-        let attempt = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        async move {
-            if attempt == 0 {
-                return Err::<(), BoxError>("the first attempt fails".into());
-            }
-            tokio::time::sleep(Duration::from_secs(120)).await;
-            Ok(())
-        }
-    })
-    .retries(1, Duration::from_secs(0));
+    let (first, attempts) = failing_once_then_sleeping(&name, Duration::from_secs(120));
+    let first = first.retries(1, Duration::from_secs(0));
     let serving = client
         .serve([&first])
         .deployment(first.deployment("rescheduled"))
@@ -928,7 +943,7 @@ async fn a_run_retried_in_process_and_rescheduled_at_shutdown_is_taken_by_the_ne
     let left = client.flow_runs().get(run.id).await.unwrap();
     assert_eq!(left.state_type, Some(StateType::Scheduled), "{:?}", left.state);
     // Another process takes it: the in-process retry of the first is not its mark any more.
-    let second = RustFlow::without_parameters(&name, |_ctx: RunContext| async move { Ok::<_, BoxError>(()) });
+    let second = trivial(&name);
     let serving = client
         .serve([&second])
         .deployment(second.deployment("rescheduled"))
@@ -936,13 +951,7 @@ async fn a_run_retried_in_process_and_rescheduled_at_shutdown_is_taken_by_the_ne
         .start()
         .await
         .unwrap();
-    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
-    assert_eq!(
-        ended[&run.id].state_type,
-        Some(StateType::Completed),
-        "{:?}",
-        ended[&run.id].state
-    );
+    completes(&client, run.id, Duration::from_secs(60)).await;
     serving.shutdown();
     serving.wait().await.unwrap();
 }
@@ -951,12 +960,8 @@ async fn a_run_retried_in_process_and_rescheduled_at_shutdown_is_taken_by_the_ne
 async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
     let client = client().await;
     let pool = unique("rust-mixed-pool");
-    let mine = RustFlow::without_parameters(&unique("rust-mine"), |_ctx: RunContext| async move {
-        Ok::<_, BoxError>(())
-    });
-    let other = RustFlow::without_parameters(&unique("rust-other"), |_ctx: RunContext| async move {
-        Ok::<_, BoxError>(())
-    });
+    let mine = trivial(&unique("rust-mine"));
+    let other = trivial(&unique("rust-other"));
     let working = client
         .worker(&pool, [&mine])
         .create_pool(true)
@@ -987,13 +992,7 @@ async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
         .scheduled_start(chrono::Utc::now() + chrono::Duration::seconds(15))
         .await
         .unwrap();
-    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
-    assert_eq!(
-        ended[&run.id].state_type,
-        Some(StateType::Completed),
-        "{:?}",
-        ended[&run.id].state
-    );
+    completes(&client, run.id, Duration::from_secs(60)).await;
     working.shutdown();
     working.wait().await.unwrap();
 }
