@@ -1,6 +1,7 @@
 //! Every wait the SDK makes on its own, in one place: the backoffs between attempts and the
 //! fixed pauses, each with its numbers and why. The transport's retries follow the client's
-//! [`RetryPolicy`](crate::RetryPolicy), which users set; everything else here is the SDK's.
+//! [`RetryPolicy`](crate::RetryPolicy), which users set; everything else here is the SDK's (a
+//! few are the defaults of options users may set, and say so).
 
 use std::time::Duration;
 
@@ -94,6 +95,15 @@ pub(crate) const MIN_YIELD: Duration = Duration::from_millis(50);
 /// for [`CONTENTION_YIELD`]: a process that waits unseen (this one holds every slot, so it is
 /// never refused) takes it, and its next refusal of this one makes the contention known.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(4);
+/// After a failed renewal of a guard's lease, the pause before the next try: a quarter of the
+/// time the lease has `left`, within [`MIN_RENEWAL_RETRY`] and [`MAX_RENEWAL_RETRY`].
+pub(crate) fn renewal_retry(left: Duration) -> Duration {
+    (left / 4).clamp(MIN_RENEWAL_RETRY, MAX_RENEWAL_RETRY)
+}
+/// The shortest pause before a failed lease renewal is tried again.
+pub(crate) const MIN_RENEWAL_RETRY: Duration = Duration::from_millis(200);
+/// The longest pause before a failed lease renewal is tried again.
+pub(crate) const MAX_RENEWAL_RETRY: Duration = Duration::from_secs(5);
 
 // --- Runs. ---
 
@@ -102,14 +112,88 @@ pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(4);
 pub(crate) const MAX_ORCHESTRATION_WAIT: Duration = Duration::from_secs(30);
 /// The pause on a WAIT answer that gives no delay.
 pub(crate) const DEFAULT_ORCHESTRATION_WAIT: Duration = Duration::from_secs(1);
+/// The shortest pause on a WAIT answer (a shorter or negative delay of the server counts as
+/// this).
+pub(crate) const MIN_ORCHESTRATION_WAIT: Duration = Duration::from_millis(100);
+/// How long a state report is sent again while the server is away or overloaded (503 and 429
+/// past the transport's retries, timeouts, broken connections), so a run's start or end is not
+/// lost to a minute of a busy server; past it the error is returned.
+pub(crate) const REPORT_BUDGET: Duration = Duration::from_secs(120);
+/// The longest pause between two sends of one report.
+pub(crate) const REPORT_MAX_PAUSE: Duration = Duration::from_secs(15);
+/// The pause before a report is sent again for the `sends`th time (counted from 1): 2 s, 4 s,
+/// 8 s, then [`REPORT_MAX_PAUSE`]; no jitter.
+pub(crate) fn report_resend(sends: u32) -> Duration {
+    (Duration::from_secs(1) * 2u32.saturating_pow(sends.min(4))).min(REPORT_MAX_PAUSE)
+}
+/// The longest a task run waits for the slots of its tags' limits.
+pub(crate) const TAG_SLOT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// How long one watch of a flow run for cancellation waits for the run to be cancelled: in
+/// effect for ever (the watch ends with the run's work).
+pub(crate) const CANCELLATION_WATCH_SPAN: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The pause before watching a flow run for cancellation again after the watch failed.
 pub(crate) const CANCELLATION_WATCH_RETRY: Duration = Duration::from_secs(2);
 /// How long the end of a run waits for its log lines to reach the server.
 pub(crate) const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(10);
+/// How long the end of a task run that logged waits for its lines to reach the server.
+pub(crate) const TASK_LOG_FLUSH_BUDGET: Duration = Duration::from_secs(2);
+/// How often a flush of the logs looks again whether its lines were sent, if no batch sent
+/// woke it first.
+pub(crate) const LOG_FLUSH_RECHECK: Duration = Duration::from_millis(50);
+/// The longest the log shipper waits for a line before it looks whether a flush asks for the
+/// batch at once.
+pub(crate) const LOG_SHIPPER_TICK: Duration = Duration::from_millis(20);
 /// How long the log shipper gathers lines into one batch.
 pub(crate) const LOG_BATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// The pause before the log shipper sends a refused batch again: this, doubled each attempt.
 pub(crate) const LOG_RESEND_WAIT: Duration = Duration::from_millis(500);
+
+// --- Serving and workers. ---
+
+/// How often a serving process or worker asks the server for due runs, by default (as Prefect's
+/// runner and workers), besides when the server's events wake it.
+pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
+/// How far ahead a poll for due runs looks: a run due within it is claimed and waits for its
+/// time.
+pub(crate) const POLL_PREFETCH: Duration = Duration::from_secs(10);
+/// How long a shutdown lets executing runs finish before it stops them, by default.
+pub(crate) const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
+/// How long runs stopped at the end of a shutdown's grace period may take to report their end.
+pub(crate) const SHUTDOWN_STOP_BUDGET: Duration = Duration::from_secs(30);
+/// The longest pause between polls of a server that fails, and between subscriptions to its
+/// events that end.
+pub(crate) const MAX_POLL_BACKOFF: Duration = Duration::from_secs(10);
+/// The pause after `failures` failed polls (or ended event subscriptions) in a row, counted
+/// from 1: 2 s, 4 s, 8 s, then [`MAX_POLL_BACKOFF`]; no jitter.
+pub(crate) fn poll_backoff(failures: u32) -> Duration {
+    (Duration::from_secs(1) * 2u32.saturating_pow(failures.min(5))).min(MAX_POLL_BACKOFF)
+}
+/// Wake-up polls (a source without direct claims) are at least this far apart: a burst of
+/// events makes one poll, not one each (a poll is a write on the server: it marks the
+/// deployments or the pool ready).
+pub(crate) const MIN_WAKE_POLL_GAP: Duration = Duration::from_secs(1);
+/// How often, at most, a polling loop asks the server which of its runs were cancelled.
+pub(crate) const CANCELLATION_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// The pause before a claim whose answer was lost is sent again for the `attempt`th time
+/// (counted from 1): 200 ms, 400 ms, 600 ms, …; no jitter.
+pub(crate) fn claim_retry(attempt: u32) -> Duration {
+    Duration::from_millis(200 * u64::from(attempt))
+}
+/// How often a deployment run's concurrency lease is renewed, and for how long: the server's
+/// shortest term, a third of it apart, so the slot of a process that dies comes back within a
+/// minute (and the server's 15 s sweep). Prefect's engine renews for 300 s every 225 s.
+pub(crate) const DEPLOYMENT_LEASE_RENEW_EVERY: Duration = Duration::from_secs(20);
+/// The term each renewal of a deployment run's lease asks for (see
+/// [`DEPLOYMENT_LEASE_RENEW_EVERY`]).
+pub(crate) const DEPLOYMENT_LEASE_TERM: Duration = crate::lease::MIN_LEASE_DURATION;
+/// The pause after the `attempt`th failed renewal in a row of a deployment run's lease
+/// (counted from 1): 1 s, 2 s, 3 s, …, at most 10 s; no jitter.
+pub(crate) fn deployment_lease_retry(attempt: u32) -> Duration {
+    Duration::from_secs(u64::from(attempt).min(10))
+}
+/// How often a worker heartbeats, by default (Prefect's `PREFECT_WORKER_HEARTBEAT_SECONDS`): the
+/// server marks it offline after three missed beats.
+pub(crate) const WORKER_HEARTBEAT: Duration = Duration::from_secs(30);
 
 // --- Websockets. ---
 
@@ -123,8 +207,15 @@ pub(crate) const EVENT_STORE_DELAY: Duration = Duration::from_secs(6);
 /// The second catch-up after a reconnect comes this many catch-up delays after it (a loaded
 /// server stores events later still).
 pub(crate) const LATE_CATCH_UP_FACTOR: u32 = 5;
+/// How far before the newest item seen a resumed subscription asks the server to start again
+/// (items are then dropped by id): covers items stamped a little out of order.
+pub(crate) const RESUME_MARGIN: Duration = Duration::from_secs(60);
 /// How often a log subscription reads `/logs/filter` when the server does not stream logs.
 pub(crate) const LOG_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How far before the newest item seen each polling round of a log subscription reads again:
+/// lines are often written a little after their timestamp (Prefect's own handler sends them in
+/// batches every 2 s).
+pub(crate) const POLL_MARGIN: Duration = Duration::from_secs(10);
 /// How far back the subscriptions that wait for a run's change start (a flow run's waits and
 /// cancellation watch, a serving process's or worker's wake-ups): the server stamps events by
 /// its own clock, and a client clock ahead of it by up to this much must not filter them out.
@@ -147,6 +238,29 @@ pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steady_backoffs_keep_their_numbers() {
+        let secs = |waits: Vec<Duration>| waits.iter().map(Duration::as_secs).collect::<Vec<_>>();
+        assert_eq!(
+            secs((1..=7).map(poll_backoff).collect()),
+            [2, 4, 8, 10, 10, 10, 10]
+        );
+        assert_eq!(poll_backoff(u32::MAX), MAX_POLL_BACKOFF);
+        assert_eq!(secs((1..=6).map(report_resend).collect()), [2, 4, 8, 15, 15, 15]);
+        assert_eq!(report_resend(u32::MAX), REPORT_MAX_PAUSE);
+        assert_eq!(
+            (1..=3).map(claim_retry).collect::<Vec<_>>(),
+            [200, 400, 600].map(Duration::from_millis)
+        );
+        assert_eq!(
+            secs((1..=12).map(deployment_lease_retry).collect()),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10]
+        );
+        assert_eq!(renewal_retry(Duration::from_millis(400)), MIN_RENEWAL_RETRY);
+        assert_eq!(renewal_retry(Duration::from_secs(8)), Duration::from_secs(2));
+        assert_eq!(renewal_retry(Duration::from_secs(300)), MAX_RENEWAL_RETRY);
+    }
 
     #[test]
     fn waits_for_a_change_subscribe_from_the_skew_allowance_ago() {

@@ -367,7 +367,7 @@ async fn renew(
                 }
                 tracing::warn!(%lease_id, %error, "renewing the concurrency lease failed; retrying");
                 let left = valid_until.saturating_duration_since(Instant::now());
-                next = Instant::now() + (left / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
+                next = Instant::now() + waits::renewal_retry(left);
             }
         }
     }

@@ -10,12 +10,12 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::resources::{InvalidField, call, json_object, send_on_await};
-use crate::streaming::subscription::{BoxFuture, Feed, RESUME_MARGIN};
+use crate::streaming::subscription::{BoxFuture, Feed};
 use crate::streaming::{EventEmitter, Subscribe};
 use crate::types::{
     Event, EventFilter, EventOccurredFilter, EventOrder, EventPage, ReadEventsBody, ReceivedEvent, Resource,
 };
-use crate::waits::EVENT_STORE_DELAY;
+use crate::waits::{EVENT_STORE_DELAY, RESUME_MARGIN};
 use crate::{Client, Error};
 
 /// The most events one page holds (the server's cap).

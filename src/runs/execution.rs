@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::flow::{FlowRunReport, Outcome, RunContext, Shared, ui_url};
 use super::orchestration::{Answer, Proposal, Run, propose, propose_state, propose_with};
 use crate::types::StateType;
-use crate::waits::{CANCELLATION_WATCH_RETRY, LOG_FLUSH_BUDGET};
+use crate::waits::{CANCELLATION_WATCH_RETRY, CANCELLATION_WATCH_SPAN, LOG_FLUSH_BUDGET};
 use crate::{Client, Error};
 
 /// Why a run is stopped from outside its own code, and how it then ends.
@@ -326,7 +326,6 @@ async fn watch<T, E>(
     stop: Option<&mut StopSignal>,
     watch_cancellation: bool,
 ) -> Outcome<T, E> {
-    let far = Duration::from_secs(365 * 24 * 3600);
     let client = client.clone();
     let cancelled = async move {
         if !watch_cancellation {
@@ -335,7 +334,11 @@ async fn watch<T, E>(
         loop {
             match client
                 .flow_runs()
-                .wait_for_state(id, &[StateType::Cancelling, StateType::Cancelled], far)
+                .wait_for_state(
+                    id,
+                    &[StateType::Cancelling, StateType::Cancelled],
+                    CANCELLATION_WATCH_SPAN,
+                )
                 .await
             {
                 Ok(run) if matches!(run.state_type, Some(StateType::Cancelling | StateType::Cancelled)) => {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::Client;
 use crate::resources::logs::{LogEntry, LogLevel};
-use crate::waits::{LOG_BATCH_INTERVAL, LOG_RESEND_WAIT};
+use crate::waits::{LOG_BATCH_INTERVAL, LOG_FLUSH_RECHECK, LOG_RESEND_WAIT, LOG_SHIPPER_TICK};
 
 /// Lines queued at most, by default; more are dropped (and counted) until the queue drains.
 pub const DEFAULT_LOG_QUEUE: usize = 100_000;
@@ -170,7 +170,7 @@ impl LogShipper {
             if self.done.load(Ordering::SeqCst) >= target {
                 return;
             }
-            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+            let _ = tokio::time::timeout(LOG_FLUSH_RECHECK, notified).await;
         }
     }
 
@@ -218,7 +218,7 @@ fn ship(client: Client, receiver: Receiver<LogEntry>, shipper: Weak<LogShipper>)
             } else {
                 deadline
                     .saturating_duration_since(std::time::Instant::now())
-                    .min(Duration::from_millis(20))
+                    .min(LOG_SHIPPER_TICK)
             };
             match receiver.recv_timeout(wait) {
                 Ok(entry) => {

@@ -12,7 +12,9 @@ use crate::types::{
     OrchestrationResult, SetFlowRunStateBody, SetStateStatus, SetTaskRunStateBody, State, StateCreate,
     StateDetails, StateType,
 };
-use crate::waits::{DEFAULT_ORCHESTRATION_WAIT, MAX_ORCHESTRATION_WAIT};
+use crate::waits::{
+    self, DEFAULT_ORCHESTRATION_WAIT, MAX_ORCHESTRATION_WAIT, MIN_ORCHESTRATION_WAIT, REPORT_BUDGET,
+};
 use crate::{Client, Error};
 
 /// Whose state is proposed.
@@ -150,13 +152,6 @@ pub(crate) async fn propose_with(
     propose_state(client, run, &Proposal::new(state).message(message).forced(force)).await
 }
 
-/// How long a state report is sent again while the server is away or overloaded (503 and 429
-/// past the transport's retries, timeouts, broken connections), so a run's start or end is not
-/// lost to a minute of a busy server; past it the error is returned.
-pub(crate) const REPORT_BUDGET: Duration = Duration::from_secs(120);
-/// The longest pause between two sends of one report.
-const REPORT_MAX_PAUSE: Duration = Duration::from_secs(15);
-
 /// Proposes `proposal`, waiting and proposing again as long as the server answers WAIT, and
 /// sending it again for up to [`REPORT_BUDGET`] while the failure is transient. A flow run's
 /// proposal carries a transition id, so a repeat of one the server took (its answer lost) is
@@ -184,8 +179,7 @@ pub(crate) async fn propose_state(client: &Client, run: Run, proposal: &Proposal
         match &answer {
             Err(e) if resend_after(e) && started.elapsed() < REPORT_BUDGET => {
                 sends += 1;
-                let pause =
-                    (Duration::from_secs(1) * 2u32.saturating_pow(sends.min(4))).min(REPORT_MAX_PAUSE);
+                let pause = waits::report_resend(sends);
                 tracing::warn!(?run, state = ?proposal.state, error = %e, retry_in = ?pause, "reporting the run's state failed; sending it again");
                 tokio::time::sleep(pause).await;
             }
@@ -231,8 +225,7 @@ where
         match send().await {
             Err(e) if resend_after(&e) && started.elapsed() < REPORT_BUDGET => {
                 sends += 1;
-                let pause =
-                    (Duration::from_secs(1) * 2u32.saturating_pow(sends.min(4))).min(REPORT_MAX_PAUSE);
+                let pause = waits::report_resend(sends);
                 tracing::warn!(what, error = %e, retry_in = ?pause, "a run's report failed; sending it again");
                 tokio::time::sleep(pause).await;
             }
@@ -300,7 +293,7 @@ async fn propose_until_answered(client: &Client, run: Run, proposal: &Proposal) 
 /// duration) is [`DEFAULT_ORCHESTRATION_WAIT`] or the longest wait.
 fn wait_delay(seconds: Option<f64>) -> Duration {
     match seconds {
-        Some(s) if s.is_finite() => Duration::try_from_secs_f64(s.max(0.1))
+        Some(s) if s.is_finite() => Duration::try_from_secs_f64(s.max(MIN_ORCHESTRATION_WAIT.as_secs_f64()))
             .unwrap_or(MAX_ORCHESTRATION_WAIT)
             .min(MAX_ORCHESTRATION_WAIT),
         Some(s) if s == f64::INFINITY => MAX_ORCHESTRATION_WAIT,

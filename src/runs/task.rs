@@ -29,9 +29,7 @@ use crate::types::{
     StateType, TaskRunCreate, TaskRunCreateTaskInputsValueItem, TaskRunPolicy, TaskRunPolicyRetryDelay,
     TaskRunResult, TaskRunResultInputType,
 };
-
-/// The longest a task run waits for the slots of its tags' limits.
-const TAG_SLOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+use crate::waits::{TAG_SLOT_TIMEOUT, TASK_LOG_FLUSH_BUDGET};
 
 /// A task run to start; from [`RunContext::task`]. Set its options (named after Prefect's
 /// task options), then [`run`](TaskScope::run) it. Task runs may run one after another or at
@@ -683,9 +681,6 @@ impl TaskScope {
         }
     }
 }
-
-/// How long the end of a task run that logged waits for its lines to reach the server.
-const TASK_LOG_FLUSH_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Records the end a task run could not report, for its flow run to report at its own end.
 fn intend(ctx: &RunContext, id: Uuid, state: StateType, message: Option<String>) {

@@ -19,15 +19,9 @@ use crate::query::{
 use crate::resources::call;
 use crate::runs::{Answer, Execution, Outcome, Proposal, Run, Stop, propose_state};
 use crate::types::{FlowRunPolicy, FlowRunPolicyRetryType, FlowRunUpdate, State, StateType};
+use crate::waits::{self, CANCELLATION_CHECK_EVERY, DEPLOYMENT_LEASE_RENEW_EVERY, DEPLOYMENT_LEASE_TERM};
 use crate::{Client, Error};
 
-/// How often a deployment run's concurrency lease is renewed, and for how long: the server's
-/// shortest term, a third of it apart, so the slot of a process that dies comes back within a
-/// minute (and the server's 15 s sweep). Prefect's engine renews for 300 s every 225 s.
-const LEASE_RENEW_EVERY: Duration = Duration::from_secs(20);
-const LEASE_TERM: Duration = crate::lease::MIN_LEASE_DURATION;
-/// How often, at most, a polling loop asks the server which of its runs were cancelled.
-const CANCELLATION_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// The end of a run cancelled from outside (the UI, Prefect's CLI or client).
 const CANCELLED_FROM_OUTSIDE: &str = "cancelled; the Rust future was stopped";
 /// Claims sent again after a lost answer (the same transition: the server answers a repeat
@@ -48,47 +42,24 @@ pub(crate) struct Found {
     pub(crate) in_process_retry: bool,
 }
 
-impl Found {
-    pub(crate) fn of_response(run: crate::types::FlowRunResponse) -> Found {
-        Found::new(
-            run.id,
-            run.flow_id,
-            run.empirical_policy,
-            run.parameters,
-            run.state_type,
-            run.state,
-        )
-    }
-
-    pub(crate) fn of_flow_run(run: crate::types::FlowRun) -> Found {
-        Found::new(
-            run.id,
-            run.flow_id,
-            run.empirical_policy,
-            run.parameters,
-            run.state_type,
-            run.state,
-        )
-    }
-
-    fn new(
-        id: Uuid,
-        flow_id: Uuid,
-        policy: Option<FlowRunPolicy>,
-        parameters: Map<String, Value>,
-        state_type: Option<StateType>,
-        state: Option<State>,
-    ) -> Found {
-        Found {
-            id,
-            flow_id,
-            in_process_retry: in_process(&policy),
-            parameters,
-            state_type,
-            state,
+/// `Found` from each of the types the server describes a flow run with (the same fields).
+macro_rules! found_from {
+    ($($run:ty),+) => {$(
+        impl From<$run> for Found {
+            fn from(run: $run) -> Found {
+                Found {
+                    id: run.id,
+                    flow_id: run.flow_id,
+                    in_process_retry: in_process(&run.empirical_policy),
+                    parameters: run.parameters,
+                    state_type: run.state_type,
+                    state: run.state,
+                }
+            }
         }
-    }
+    )+};
 }
+found_from!(crate::types::FlowRunResponse, crate::types::FlowRun);
 
 fn in_process(policy: &Option<FlowRunPolicy>) -> bool {
     policy
@@ -350,7 +321,7 @@ impl Core {
                 // server did with the first.
                 Err(e) if e.is_transient() && attempt < CLAIM_ATTEMPTS => {
                     tracing::debug!(flow_run_id = %id, error = %e, "claiming the run failed; asking again");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    tokio::time::sleep(waits::claim_retry(attempt)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -460,7 +431,7 @@ async fn renew(
     loop {
         let mut attempt = 0u32;
         loop {
-            match limits.renew_lease(lease, LEASE_TERM).await {
+            match limits.renew_lease(lease, DEPLOYMENT_LEASE_TERM).await {
                 Ok(()) => break,
                 Err(Error::LeaseLost { .. }) => {
                     tracing::error!(flow_run_id = %run, %lease, "the deployment's concurrency slot of the run was lost; stopping the run");
@@ -476,12 +447,12 @@ async fn renew(
                     if attempt > 10 {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_secs(u64::from(attempt).min(10))).await;
+                    tokio::time::sleep(waits::deployment_lease_retry(attempt)).await;
                 }
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(LEASE_RENEW_EVERY) => {}
+            () = tokio::time::sleep(DEPLOYMENT_LEASE_RENEW_EVERY) => {}
             () = running.notified() => {}
         }
     }

@@ -69,12 +69,24 @@ const WAKING_EVENTS: [&str; 4] = [
 /// The events that say a run was cancelled from outside (the UI, Prefect's CLI or client).
 const CANCELLING_EVENTS: [&str; 2] = ["prefect.flow-run.Cancelling", "prefect.flow-run.Cancelled"];
 
-/// The names of the events a polling loop subscribes to: [`WAKING_EVENTS`] and
-/// [`CANCELLING_EVENTS`].
-fn watched_events() -> Vec<String> {
-    WAKING_EVENTS
-        .iter()
-        .chain(CANCELLING_EVENTS.iter())
-        .map(|e| e.to_string())
-        .collect()
+/// The events a polling loop subscribes to, [`WAKING_EVENTS`] and [`CANCELLING_EVENTS`], about
+/// the resources it polls for (`related`: its deployments, or its work pool, as Prefect's
+/// resource ids).
+fn watched_events(related: Vec<String>) -> crate::types::EventFilter {
+    use crate::types::{EventFilter, EventNameFilter, EventRelatedFilter};
+    let names = WAKING_EVENTS.iter().chain(CANCELLING_EVENTS.iter());
+    EventFilter {
+        event: Some(EventNameFilter {
+            name: Some(names.map(|e| e.to_string()).collect()),
+            ..Default::default()
+        }),
+        related: Some(
+            EventRelatedFilter {
+                id: Some(related),
+                ..Default::default()
+            }
+            .into(),
+        ),
+        ..Default::default()
+    }
 }

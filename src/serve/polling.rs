@@ -16,6 +16,9 @@ use tokio::time::Instant;
 use super::core::{Core, Found, RunEnd};
 use crate::runs::Stop;
 use crate::types::{EventFilter, FlowRunResponse, ReceivedEvent, StateType};
+use crate::waits::{
+    self, DEFAULT_GRACE_PERIOD, DEFAULT_POLL_INTERVAL, MIN_WAKE_POLL_GAP, POLL_PREFETCH, SHUTDOWN_STOP_BUDGET,
+};
 use crate::{Client, Error};
 use uuid::Uuid;
 
@@ -74,23 +77,55 @@ impl Default for LoopOptions {
     fn default() -> Self {
         LoopOptions {
             limit: 5,
-            poll: Duration::from_secs(10),
-            prefetch: Duration::from_secs(10),
-            grace: Duration::from_secs(30),
+            poll: DEFAULT_POLL_INTERVAL,
+            prefetch: POLL_PREFETCH,
+            grace: DEFAULT_GRACE_PERIOD,
             on_shutdown: OnShutdown::Reschedule,
         }
     }
 }
 
-/// The longest pause between polls of a server that fails.
-const MAX_POLL_BACKOFF: Duration = Duration::from_secs(10);
-/// How long runs stopped at the end of a shutdown's grace period may take to report their end.
-const STOP_BUDGET: Duration = Duration::from_secs(30);
+/// The options setters [`Serve`](super::Serve) and [`Worker`](super::Worker) share, over their
+/// `options:` [`LoopOptions`], given the words their docs differ in: the doc of `limit`, who is
+/// `asked` for due runs, the process of Prefect's that polls as often (`as_prefect`), and whom
+/// the runs a shutdown stops are `rescheduled_for`.
+macro_rules! loop_setters {
+    (
+        limit: $limit:literal,
+        asked: $asked:literal,
+        as_prefect: $as_prefect:literal,
+        rescheduled_for: $rescheduled_for:literal $(,)?
+    ) => {
+        #[doc = $limit]
+        pub fn limit(mut self, runs: usize) -> Self {
+            self.options.limit = runs.max(1);
+            self
+        }
 
-/// Wake-up polls (a source without direct claims) are at least this far apart: a burst of
-/// events makes one poll, not one each (a poll is a write on the server: it marks the
-/// deployments or the pool ready).
-const MIN_WAKE_POLL_GAP: Duration = Duration::from_secs(1);
+        #[doc = concat!(
+                    "How often ", $asked, " is asked for due runs (default 10 s, as ", $as_prefect, "); a run"
+                )]
+        #[doc = "scheduled for now is also claimed at once, woken by the server's events."]
+        pub fn poll_interval(mut self, every: ::std::time::Duration) -> Self {
+            self.options.poll = every.max(::std::time::Duration::from_millis(100));
+            self
+        }
+
+        /// How long a shutdown lets executing runs finish before it stops them (default 30 s).
+        pub fn grace_period(mut self, grace: ::std::time::Duration) -> Self {
+            self.options.grace = grace;
+            self
+        }
+
+        /// What a shutdown does with runs still executing after the grace period (default: they
+        #[doc = concat!("are scheduled again, for ", $rescheduled_for, ").")]
+        pub fn on_shutdown(mut self, action: $crate::serve::OnShutdown) -> Self {
+            self.options.on_shutdown = action;
+            self
+        }
+    };
+}
+pub(super) use loop_setters;
 
 /// Runs the loop until `shutdown` turns true, then shuts down gracefully. A failing server
 /// never ends it: polls back off and go on.
@@ -118,8 +153,7 @@ pub(crate) async fn run(
                 }
                 Err(e) => {
                     failures += 1;
-                    let wait =
-                        (Duration::from_secs(1) * 2u32.saturating_pow(failures.min(5))).min(MAX_POLL_BACKOFF);
+                    let wait = waits::poll_backoff(failures);
                     tracing::warn!(what = source.what(), error = %e, retry_in = ?wait, "asking the server for due runs failed; carrying on");
                     wait
                 }
@@ -162,7 +196,7 @@ pub(crate) async fn run(
             "the grace period is over: stopping the runs still executing"
         );
         core.stop_all(stop);
-        if tokio::time::timeout(STOP_BUDGET, drain(source.what(), &mut runs))
+        if tokio::time::timeout(SHUTDOWN_STOP_BUDGET, drain(source.what(), &mut runs))
             .await
             .is_err()
         {
@@ -216,7 +250,7 @@ async fn claim_woken(
     let due = run.state_type == Some(StateType::Scheduled)
         && run.next_scheduled_start_time.is_none_or(|at| at <= before)
         && source.owns(&run);
-    let found = Found::of_response(run);
+    let found = Found::from(run);
     if due && !found.in_process_retry && !core.is_in_flight(found.id) {
         start(core, found, permits, runs).await?;
     }
@@ -317,7 +351,6 @@ async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<
             Err(e) => tracing::debug!(error = %e, "cannot subscribe to events; polling meanwhile"),
         }
         failures += 1;
-        let pause = (Duration::from_secs(1) * 2u32.saturating_pow(failures.min(5))).min(MAX_POLL_BACKOFF);
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(waits::poll_backoff(failures)).await;
     }
 }

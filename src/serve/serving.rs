@@ -1,10 +1,7 @@
 //! Serving deployments from this process, as Prefect's `flow.serve()` does: [`Serve`], and the
 //! [`Serving`] handle of a process that serves.
 
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -12,14 +9,11 @@ use uuid::Uuid;
 
 use super::core::{Core, Found};
 use super::flow::RustFlow;
-use super::polling::{self, Due, LoopOptions, OnShutdown, Source};
-use super::shutdown::LoopHandle;
+use super::polling::{self, Due, LoopOptions, Source};
+use super::shutdown::{self, LoopHandle};
 use crate::resources::call;
 use crate::resources::deployments::DeploymentSpec;
-use crate::types::{
-    DeploymentResponse, EventFilter, EventNameFilter, EventRelatedFilter,
-    GetScheduledFlowRunsForDeploymentsBody,
-};
+use crate::types::{DeploymentResponse, EventFilter, GetScheduledFlowRunsForDeploymentsBody};
 use crate::{Client, Error};
 
 /// Deployments served by this process; from [`Client::serve`]. Add deployments of its flows,
@@ -75,30 +69,9 @@ impl Serve {
         self
     }
 
-    /// Runs executed at once, at most (default 5, Prefect's `PREFECT_RUNNER_PROCESS_LIMIT`).
-    pub fn limit(mut self, runs: usize) -> Self {
-        self.options.limit = runs.max(1);
-        self
-    }
-
-    /// How often the server is asked for due runs (default 10 s, as Prefect's runner); a run
-    /// scheduled for now is also claimed at once, woken by the server's events.
-    pub fn poll_interval(mut self, every: Duration) -> Self {
-        self.options.poll = every.max(Duration::from_millis(100));
-        self
-    }
-
-    /// How long a shutdown lets executing runs finish before it stops them (default 30 s).
-    pub fn grace_period(mut self, grace: Duration) -> Self {
-        self.options.grace = grace;
-        self
-    }
-
-    /// What a shutdown does with runs still executing after the grace period (default: they
-    /// are scheduled again, for another process).
-    pub fn on_shutdown(mut self, action: OnShutdown) -> Self {
-        self.options.on_shutdown = action;
-        self
+    polling::loop_setters! {
+        limit: "Runs executed at once, at most (default 5, Prefect's `PREFECT_RUNNER_PROCESS_LIMIT`).",
+        asked: "the server", as_prefect: "Prefect's runner", rescheduled_for: "another process",
     }
 
     /// Pauses the served deployments when serving shuts down (default false), as Prefect's
@@ -168,15 +141,7 @@ impl Serve {
     }
 }
 
-impl IntoFuture for Serve {
-    type Output = Result<(), Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
-
-    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.start().await?.until_signal().await })
-    }
-}
+shutdown::awaited_until_signal!(Serve, does: "Serves");
 
 /// A process serving deployments; from [`Serve::start`]. Dropping it does not stop serving:
 /// call [`shutdown`](Serving::shutdown), or [`until_signal`](Serving::until_signal).
@@ -192,27 +157,7 @@ impl Serving {
         &self.deployments
     }
 
-    /// Starts a graceful shutdown: no more runs are claimed; runs executing get the grace
-    /// period to finish. [`wait`](Serving::wait) for it to end.
-    pub fn shutdown(&self) {
-        self.handle.shutdown();
-    }
-
-    /// Waits until serving ends (after [`shutdown`](Serving::shutdown)).
-    ///
-    /// # Errors
-    /// [`Error::RuntimeShutdown`] when the runtime stopped before serving ended.
-    pub async fn wait(self) -> Result<(), Error> {
-        self.handle.wait().await
-    }
-
-    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it.
-    ///
-    /// # Errors
-    /// As [`wait`](Serving::wait).
-    pub async fn until_signal(self) -> Result<(), Error> {
-        self.handle.until_signal().await
-    }
+    shutdown::handle_methods! { ends: "serving", does: "Serves" }
 }
 
 /// The deployments a process serves, as a source of runs.
@@ -240,7 +185,7 @@ impl Source for Deployments {
                     run.next_scheduled_start_time,
                 )
             });
-            Ok(runs.into_iter().map(Found::of_response).collect())
+            Ok(runs.into_iter().map(Found::from).collect())
         })
     }
 
@@ -255,24 +200,11 @@ impl Source for Deployments {
     }
 
     fn wake_on(&self) -> EventFilter {
-        EventFilter {
-            event: Some(EventNameFilter {
-                name: Some(super::watched_events()),
-                ..Default::default()
-            }),
-            related: Some(
-                EventRelatedFilter {
-                    id: Some(
-                        self.ids
-                            .iter()
-                            .map(|id| format!("prefect.deployment.{id}"))
-                            .collect(),
-                    ),
-                    ..Default::default()
-                }
-                .into(),
-            ),
-            ..Default::default()
-        }
+        super::watched_events(
+            self.ids
+                .iter()
+                .map(|id| format!("prefect.deployment.{id}"))
+                .collect(),
+        )
     }
 }

@@ -25,6 +25,58 @@ pub(crate) async fn signal() {
     }
 }
 
+/// `.await` on [`Serve`](super::Serve) or [`Worker`](super::Worker) (builders whose `start()`
+/// gives the loop's handle): it serves or works (`does`) until SIGTERM or Ctrl-C, then shuts
+/// down gracefully.
+macro_rules! awaited_until_signal {
+    ($builder:ty, does: $does:literal) => {
+        impl ::std::future::IntoFuture for $builder {
+            type Output = Result<(), $crate::Error>;
+            type IntoFuture = ::std::pin::Pin<Box<dyn ::std::future::Future<Output = Self::Output> + Send>>;
+
+            #[doc = concat!($does, " until SIGTERM or Ctrl-C, then shuts down gracefully.")]
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(async move { self.start().await?.until_signal().await })
+            }
+        }
+    };
+}
+pub(super) use awaited_until_signal;
+
+/// The methods [`Serving`](super::Serving) and [`Working`](super::Working) share, over their
+/// `handle:` [`LoopHandle`], given the words their docs differ in: what `ends` when the loop
+/// ends (`serving`, `the worker`), and what it `does` until a signal (`Serves`, `Works`).
+macro_rules! handle_methods {
+    (ends: $ends:literal, does: $does:literal $(,)?) => {
+        /// Starts a graceful shutdown: no more runs are claimed; runs executing get the grace
+        /// period to finish. [`wait`](Self::wait) for it to end.
+        pub fn shutdown(&self) {
+            self.handle.shutdown();
+        }
+
+        #[doc = concat!("Waits until ", $ends, " ends (after [`shutdown`](Self::shutdown)).")]
+        ///
+        /// # Errors
+        #[doc = concat!(
+            "[`Error::RuntimeShutdown`](crate::Error::RuntimeShutdown) when the runtime stopped before ",
+            $ends,
+            " ended."
+        )]
+        pub async fn wait(self) -> Result<(), $crate::Error> {
+            self.handle.wait().await
+        }
+
+        #[doc = concat!($does, " until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it.")]
+        ///
+        /// # Errors
+        /// As [`wait`](Self::wait).
+        pub async fn until_signal(self) -> Result<(), $crate::Error> {
+            self.handle.until_signal().await
+        }
+    };
+}
+pub(super) use handle_methods;
+
 /// A running polling loop, as serving and the worker hand it out: ask it to stop, wait for it.
 #[derive(Debug)]
 pub(crate) struct LoopHandle {

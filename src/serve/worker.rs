@@ -2,8 +2,6 @@
 //! online), polls of the pool's due runs (which hold the pool's and queues' concurrency
 //! limits), and the runs of the flows it has handlers for executed in this process.
 
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,21 +11,17 @@ use tokio::sync::watch;
 
 use super::core::{Core, Found};
 use super::flow::RustFlow;
-use super::polling::{self, Due, LoopOptions, OnShutdown, Source};
-use super::shutdown::LoopHandle;
+use super::polling::{self, Due, LoopOptions, Source};
+use super::shutdown::{self, LoopHandle};
 use crate::resources::call;
 use crate::types::{
-    EventFilter, EventNameFilter, EventRelatedFilter, GetScheduledFlowRunsBody, WorkPoolCreate,
-    WorkPoolResponse, WorkerHeartbeatBody,
+    EventFilter, GetScheduledFlowRunsBody, WorkPoolCreate, WorkPoolResponse, WorkerHeartbeatBody,
 };
+use crate::waits::WORKER_HEARTBEAT;
 use crate::{Client, Error, OptionalExt};
 
 /// The work pool type a Rust worker creates its pool with.
 pub const WORKER_TYPE: &str = "rust";
-
-/// How often a worker heartbeats, by default (Prefect's `PREFECT_WORKER_HEARTBEAT_SECONDS`): the
-/// server marks it offline after three missed beats.
-const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// The fewest runs a worker's poll asks for: the pool's due runs include runs of flows this
 /// worker has no handler for (skipped, left to their workers), which must not hide its own
@@ -84,7 +78,7 @@ impl Worker {
             queues: Vec::new(),
             name: format!("rust-worker-{host}-{}", std::process::id()),
             create_pool: false,
-            heartbeat: HEARTBEAT,
+            heartbeat: WORKER_HEARTBEAT,
             options: LoopOptions::default(),
         }
     }
@@ -114,31 +108,10 @@ impl Worker {
         self
     }
 
-    /// Runs executed at once by this worker, at most (default 5); the pool's and queues'
-    /// own concurrency limits hold besides.
-    pub fn limit(mut self, runs: usize) -> Self {
-        self.options.limit = runs.max(1);
-        self
-    }
-
-    /// How often the pool is asked for due runs (default 10 s, as Prefect's workers); a run
-    /// scheduled for now is also claimed at once, woken by the server's events.
-    pub fn poll_interval(mut self, every: Duration) -> Self {
-        self.options.poll = every.max(Duration::from_millis(100));
-        self
-    }
-
-    /// How long a shutdown lets executing runs finish before it stops them (default 30 s).
-    pub fn grace_period(mut self, grace: Duration) -> Self {
-        self.options.grace = grace;
-        self
-    }
-
-    /// What a shutdown does with runs still executing after the grace period (default: they
-    /// are scheduled again, for another worker).
-    pub fn on_shutdown(mut self, action: OnShutdown) -> Self {
-        self.options.on_shutdown = action;
-        self
+    polling::loop_setters! {
+        limit: "Runs executed at once by this worker, at most (default 5); the pool's and queues' own \
+                concurrency limits hold besides.",
+        asked: "the pool", as_prefect: "Prefect's workers", rescheduled_for: "another worker",
     }
 
     /// Finds (or creates) the pool, heartbeats once, and starts working in the background.
@@ -250,15 +223,7 @@ impl Worker {
     }
 }
 
-impl IntoFuture for Worker {
-    type Output = Result<(), Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
-
-    /// Works until SIGTERM or Ctrl-C, then shuts down gracefully.
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.start().await?.until_signal().await })
-    }
-}
+shutdown::awaited_until_signal!(Worker, does: "Works");
 
 /// A worker at work; from [`Worker::start`]. Dropping it does not stop the worker: call
 /// [`shutdown`](Working::shutdown), or [`until_signal`](Working::until_signal).
@@ -274,27 +239,7 @@ impl Working {
         &self.pool
     }
 
-    /// Starts a graceful shutdown: no more runs are claimed; runs executing get the grace
-    /// period to finish.
-    pub fn shutdown(&self) {
-        self.handle.shutdown();
-    }
-
-    /// Waits until the worker ends (after [`shutdown`](Working::shutdown)).
-    ///
-    /// # Errors
-    /// [`Error::RuntimeShutdown`] when the runtime stopped before the worker ended.
-    pub async fn wait(self) -> Result<(), Error> {
-        self.handle.wait().await
-    }
-
-    /// Works until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it.
-    ///
-    /// # Errors
-    /// As [`wait`](Working::wait).
-    pub async fn until_signal(self) -> Result<(), Error> {
-        self.handle.until_signal().await
-    }
+    shutdown::handle_methods! { ends: "the worker", does: "Works" }
 }
 
 async fn beat(client: &Client, pool: &str, name: &str, every: Duration) -> Result<(), Error> {
@@ -348,27 +293,11 @@ impl Source for Pool {
                 },
                 Ok(runs) => runs,
             };
-            Ok(runs
-                .into_iter()
-                .map(|run| Found::of_flow_run(run.flow_run))
-                .collect())
+            Ok(runs.into_iter().map(|run| Found::from(run.flow_run)).collect())
         })
     }
 
     fn wake_on(&self) -> EventFilter {
-        EventFilter {
-            event: Some(EventNameFilter {
-                name: Some(super::watched_events()),
-                ..Default::default()
-            }),
-            related: Some(
-                EventRelatedFilter {
-                    id: Some(vec![format!("prefect.work-pool.{}", self.id)]),
-                    ..Default::default()
-                }
-                .into(),
-            ),
-            ..Default::default()
-        }
+        super::watched_events(vec![format!("prefect.work-pool.{}", self.id)])
     }
 }

@@ -18,12 +18,11 @@ use uuid::Uuid;
 
 use super::socket::{self, Frame, Socket};
 use crate::retry::Backoff;
-use crate::waits::{self, KEEPALIVE, LATE_CATCH_UP_FACTOR, MAX_RECONNECT_DELAY, QUICK_DROP};
+use crate::waits::{
+    self, KEEPALIVE, LATE_CATCH_UP_FACTOR, MAX_RECONNECT_DELAY, POLL_MARGIN, QUICK_DROP, RESUME_MARGIN,
+};
 use crate::{Client, Error};
 
-/// How far before the newest item seen a resumed subscription asks the server to start again
-/// (items are then dropped by id): covers items stamped a little out of order.
-pub(crate) const RESUME_MARGIN: Duration = Duration::from_secs(60);
 /// Reconnection attempts in a row, by default, before a subscription ends with
 /// [`Error::SocketLost`] (with the default backoff, about a minute of trying).
 pub const DEFAULT_MAX_RECONNECTS: u32 = 10;
@@ -292,10 +291,6 @@ impl<T: Send + 'static> Polling<T> {
         Ok(())
     }
 }
-
-/// How far before the newest item seen each polling round reads again: lines are often written
-/// a little after their timestamp (Prefect's own handler sends them in batches every 2 s).
-pub(crate) const POLL_MARGIN: Duration = Duration::from_secs(10);
 
 impl<T: DeserializeOwned + Send + 'static> IntoFuture for Subscribe<T> {
     type Output = Result<Subscription<T>, Error>;
