@@ -470,13 +470,18 @@ async fn with_the_server_gone_the_layer_drops_and_counts_without_blocking() {
     stop_rx.await.unwrap();
     server.stop();
     go_tx.send(()).unwrap();
-    // The run cannot report its end to a stopped server: a typed error, in bounded time (its
-    // end is sent again for two minutes, in case the server comes back).
-    let result = tokio::time::timeout(Duration::from_secs(200), run)
+    // The run cannot report its end to a stopped server: its outcome comes back with a typed
+    // error beside it, in bounded time (its end is sent again for two minutes, in case the
+    // server comes back).
+    let report = tokio::time::timeout(Duration::from_secs(200), run)
         .await
         .expect("the run ends in bounded time")
-        .unwrap();
-    let error = result.unwrap_err();
+        .unwrap()
+        .expect("the body ran: its outcome comes back");
+    assert!(report.outcome.is_completed(), "{:?}", report.outcome);
+    let error = report
+        .unreported
+        .expect("the end Prefect did not record is reported");
     assert!(error.is_connect() || error.is_connection_lost(), "{error}");
     assert!(shipper.dropped() >= 19_000, "dropped {}", shipper.dropped());
 }
