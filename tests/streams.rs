@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use common::unique;
 use futures_util::{StreamExt, TryStreamExt};
 use prefect_client::Client;
-use prefect_client::query::{FlowFilter, FlowFilterName, FlowRunQuery};
+use prefect_client::query::FlowRunQuery;
 use prefect_client::types::{self, StateType};
 use prefect_testkit::LocalServer;
 use tokio::sync::OnceCell;
@@ -72,26 +72,13 @@ async fn create_run(client: &Client, flow_id: Uuid) -> Uuid {
     }
 }
 
-fn of_flow(name: &str) -> FlowRunQuery {
-    FlowRunQuery {
-        flows: Some(FlowFilter {
-            name: Some(FlowFilterName {
-                any: Some(vec![name.to_string()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn streams_follow_a_server_that_caps_pages_below_200() {
     let client = client().await;
     let (flow, ids) = runs_of_a_new_flow(&client, 120).await;
     let streamed: Vec<Uuid> = client
         .flow_runs()
-        .stream(of_flow(&flow))
+        .stream(common::runs_of_flow(&flow))
         .map_ok(|run| run.id)
         .try_collect()
         .await
@@ -113,7 +100,7 @@ async fn streams_follow_a_server_that_caps_pages_below_200() {
         .flow_runs()
         .list_page(&FlowRunQuery {
             limit: Some(100),
-            ..of_flow(&flow)
+            ..common::runs_of_flow(&flow)
         })
         .await
         .unwrap_err();
@@ -122,7 +109,7 @@ async fn streams_follow_a_server_that_caps_pages_below_200() {
         .flow_runs()
         .list_page(&FlowRunQuery {
             limit: Some(50),
-            ..of_flow(&flow)
+            ..common::runs_of_flow(&flow)
         })
         .await
         .unwrap();
@@ -134,7 +121,7 @@ async fn a_stream_yields_every_run_once_while_runs_are_created_and_deleted() {
     let client = client().await;
     let (flow, ids) = runs_of_a_new_flow(&client, 251).await;
     let flow_id = client.flows().get_by_name(&flow).await.unwrap().id;
-    let mut stream = Box::pin(client.flow_runs().stream(of_flow(&flow)));
+    let mut stream = Box::pin(client.flow_runs().stream(common::runs_of_flow(&flow)));
     let mut seen: Vec<Uuid> = Vec::new();
     // The first page is read: now one run goes (one already yielded) and 20 come.
     seen.push(stream.next().await.unwrap().unwrap().id);

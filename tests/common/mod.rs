@@ -56,6 +56,21 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The flow runs of the flow `name`.
+pub fn runs_of_flow(name: &str) -> prefect_client::query::FlowRunQuery {
+    use prefect_client::query::{FlowFilter, FlowFilterName, FlowRunQuery};
+    FlowRunQuery {
+        flows: Some(FlowFilter {
+            name: Some(FlowFilterName {
+                any: Some(vec![name.to_string()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Creates an active global limit `name` of `limit` slots (panics if the server refuses).
 pub async fn create_global_limit(client: &Client, name: &str, limit: i64) {
     if let Err(e) = client
