@@ -16,7 +16,7 @@ pub mod flows;
 pub mod global_concurrency_limits;
 pub mod logs;
 mod pagination;
-pub(crate) use pagination::{PAGE_SIZE, server_page_cap};
+pub(crate) use pagination::{PAGE_SIZE, within_server_cap};
 pub mod task_runs;
 pub mod variables;
 pub mod work_pools;

@@ -222,22 +222,11 @@ where
     }
 
     /// One page at the server's cap: a refusal naming a lower cap lowers it and asks again.
+    /// Pages overlap by one item: a cap below two cannot make progress, and the server's own
+    /// refusal (naming its cap) is the answer.
     async fn read(fetch: &F, cap: &AtomicU32, offset: u64) -> Result<(Vec<T>, u32), Error> {
-        loop {
-            let size = cap.load(Ordering::Relaxed).max(2);
-            match fetch(offset, size).await {
-                Ok(page) => return Ok((page, size)),
-                Err(e) => match server_page_cap(&e) {
-                    // Pages overlap by one item: a cap below two cannot make progress, and
-                    // the server's own refusal (naming its cap) is the answer.
-                    Some(lower) if lower < size && lower >= 2 => {
-                        tracing::debug!(cap = lower, "the server caps pages lower; asking again");
-                        cap.store(lower, Ordering::Relaxed);
-                    }
-                    _ => return Err(e),
-                },
-            }
-        }
+        let size = cap.load(Ordering::Relaxed).max(2);
+        within_server_cap(cap, size, 2, |size| fetch(offset, size)).await
     }
 
     /// Reads the next page into the buffer (or ends the stream).
@@ -291,9 +280,37 @@ where
     }
 }
 
+/// `fetch(size)`, asked again within the server's page cap when it refuses `size` with a 422
+/// naming a lower cap of at least `floor`; the cap is remembered in `cap` (the client's, shared
+/// by its clones), so later requests ask within it at once. The answer, and the size it was
+/// asked with.
+pub(crate) async fn within_server_cap<T, Fut>(
+    cap: &AtomicU32,
+    mut size: u32,
+    floor: u32,
+    fetch: impl Fn(u32) -> Fut,
+) -> Result<(T, u32), Error>
+where
+    Fut: Future<Output = Result<T, Error>>,
+{
+    loop {
+        match fetch(size).await {
+            Ok(answer) => return Ok((answer, size)),
+            Err(e) => match server_page_cap(&e) {
+                Some(lower) if lower < size && lower >= floor => {
+                    tracing::debug!(cap = lower, "the server caps pages lower; asking again");
+                    cap.store(lower, Ordering::Relaxed);
+                    size = lower;
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+}
+
 /// The page cap a 422 names: Prefect answers `Invalid limit: must be less than or equal to N`
 /// for a limit above `PREFECT_SERVER_API_DEFAULT_LIMIT`.
-pub(crate) fn server_page_cap(error: &Error) -> Option<u32> {
+fn server_page_cap(error: &Error) -> Option<u32> {
     let Error::Validation { error, fields } = error else {
         return None;
     };
@@ -489,6 +506,35 @@ mod tests {
         let error = items.into_iter().next().unwrap().unwrap_err();
         assert_eq!(error.status().map(|s| s.as_u16()), Some(422), "{error}");
         assert_eq!(asked.lock().unwrap().len(), 1, "not asked again for ever");
+    }
+
+    #[tokio::test]
+    async fn a_request_of_its_own_size_is_asked_again_within_the_cap_and_the_cap_remembered() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let cap = AtomicU32::new(PAGE_SIZE);
+        let (answer, size) = within_server_cap(&cap, 50, 1, |size| {
+            asked.lock().unwrap().push(size);
+            async move {
+                if size > 20 {
+                    return Err(crate::response::from_status(
+                        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+                        "/api/work_pools/p/get_scheduled_flow_runs".into(),
+                        None,
+                        br#"{"detail":"Invalid limit: must be less than or equal to 20."}"#,
+                    ));
+                }
+                Ok(size * 10)
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((answer, size), (200, 20));
+        assert_eq!(*asked.lock().unwrap(), vec![50, 20]);
+        assert_eq!(
+            cap.load(Ordering::Relaxed),
+            20,
+            "later requests ask within it at once"
+        );
     }
 
     #[test]

@@ -273,26 +273,27 @@ impl Source for Pool {
     }
 
     fn due(&self, client: &Client, before: DateTime<Utc>, limit: usize) -> Due {
-        let cap = client.page_cap.load(std::sync::atomic::Ordering::Relaxed) as usize;
-        let mut body = GetScheduledFlowRunsBody {
-            limit: Some(i64::try_from(limit.max(POLL_AT_LEAST.min(cap))).unwrap_or(i64::MAX)),
+        let cap = client.page_cap.clone();
+        let wanted = limit.max(POLL_AT_LEAST.min(cap.load(std::sync::atomic::Ordering::Relaxed) as usize));
+        let body = GetScheduledFlowRunsBody {
+            limit: None,
             scheduled_after: None,
             scheduled_before: Some(before),
             work_queue_names: self.queues.clone(),
         };
         let (client, pool) = (client.clone(), self.name.clone());
         Box::pin(async move {
-            let runs = match call!(client, get_scheduled_flow_runs(&pool, &body)) {
-                // A server whose page cap is lower says so: asked again within it.
-                Err(e) => match crate::resources::server_page_cap(&e) {
-                    Some(lower) if lower > 0 && body.limit.is_some_and(|l| l > i64::from(lower)) => {
-                        body.limit = Some(i64::from(lower));
-                        call!(client, get_scheduled_flow_runs(&pool, &body))?
-                    }
-                    _ => return Err(e),
-                },
-                Ok(runs) => runs,
-            };
+            let wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+            // A server whose page cap is lower says so: asked again within it.
+            let (runs, _) = crate::resources::within_server_cap(&cap, wanted, 1, |size| {
+                let body = GetScheduledFlowRunsBody {
+                    limit: Some(i64::from(size)),
+                    ..body.clone()
+                };
+                let (client, pool) = (client.clone(), pool.clone());
+                async move { call!(client, get_scheduled_flow_runs(&pool, &body)) }
+            })
+            .await?;
             Ok(runs.into_iter().map(|run| Found::from(run.flow_run)).collect())
         })
     }
