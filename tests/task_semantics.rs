@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prefect_client::Client;
 use prefect_client::runs::{LocalStorage, Outcome, RetryDelay, RunContext, TaskError, read_result};
@@ -141,7 +141,8 @@ async fn a_task_past_its_timeout_is_failed_timed_out_and_its_future_dropped() {
     let dropped = Arc::new(AtomicBool::new(false));
     let finished = Arc::new(AtomicBool::new(false));
     let (d, f) = (dropped.clone(), finished.clone());
-    let started = Instant::now();
+    // The body's own length: a task that was not stopped at its timeout would run this long.
+    const BODY: Duration = Duration::from_secs(30);
     let report = client
         .new_flow_run(&unique("rust-timeout"))
         .run(move |ctx| async move {
@@ -152,7 +153,7 @@ async fn a_task_past_its_timeout_is_failed_timed_out_and_its_future_dropped() {
                     let (d, f) = (d.clone(), f.clone());
                     async move {
                         let _flag = DropFlag(d);
-                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        tokio::time::sleep(BODY).await;
                         f.store(true, Ordering::SeqCst);
                         Ok::<_, BoxError>(())
                     }
@@ -163,22 +164,17 @@ async fn a_task_past_its_timeout_is_failed_timed_out_and_its_future_dropped() {
         })
         .await
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(dropped.load(Ordering::SeqCst) && !finished.load(Ordering::SeqCst));
     assert!(matches!(report.outcome, Outcome::Completed(())));
     let tasks = task_runs_of(&client, report.flow_run_id).await;
     let task = &tasks[0];
     let last = states(&client, task).await.pop().unwrap();
     assert_eq!(last, (StateType::Failed, "TimedOut".to_string()));
-    // Within the timeout and a second of its start.
+    // Ended at its timeout, not at the end of its body, however slow the server was meanwhile.
     let ran = (task.end_time.unwrap() - task.start_time.unwrap())
         .to_std()
         .unwrap();
-    assert!(ran < Duration::from_secs(2), "{ran:?}");
+    assert!(ran < BODY, "{ran:?}");
     let message = task.state.as_ref().unwrap().message.clone().unwrap();
     assert_eq!(message, "Task run exceeded timeout of 1.0 second(s)");
 }
