@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Prints a line with `serving` and the deployment's id once it serves. SIGTERM or Ctrl-C:
-//! stops claiming runs, lets running ones finish (30 s at most), then exits 0. With
+//! stops claiming runs, lets running ones finish (30 s at most; a second signal ends that wait
+//! and schedules them again), then exits 0. With
 //! `PREFECT__FLOW_RUN_ID` set (Prefect's own worker running this binary as a deployment's
 //! `command`), it executes that run only and exits: 0 when it completed.
 //!

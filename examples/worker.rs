@@ -7,7 +7,8 @@
 //! cargo run --example worker
 //! ```
 //!
-//! SIGTERM or Ctrl-C: stops claiming runs, lets running ones finish (30 s at most), then exits 0.
+//! SIGTERM or Ctrl-C: stops claiming runs, lets running ones finish (30 s at most; a second
+//! signal ends that wait and schedules them again), then exits 0.
 //! Uses `PREFECT_API_URL` when set; otherwise starts a local Prefect server.
 
 #[path = "common/rows_flow.rs"]

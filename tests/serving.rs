@@ -76,7 +76,7 @@ async fn two_serving_processes_execute_fifty_python_created_runs_each_once() {
 }
 
 #[tokio::test]
-async fn a_sigterm_lets_the_run_finish_and_exits_zero_leaving_nothing_running() {
+async fn a_sigterm_lets_the_run_finish_a_second_stops_it_at_once_and_nothing_is_left_running() {
     let server = own_server().start().await.unwrap();
     let client = server.client().unwrap();
     let (mut serving, _) = serve_example(server.api_url(), &[]).await;
@@ -126,13 +126,21 @@ async fn a_sigterm_lets_the_run_finish_and_exits_zero_leaving_nothing_running() 
             task.state_type
         );
     }
-    // The next process picks it up and finishes it (it sleeps again: a new attempt).
-    let (_serving, _) = serve_example(server.api_url(), &[]).await;
+    // The next process picks it up (it sleeps again: a new attempt).
+    let (mut serving, _) = serve_example(server.api_url(), &[]).await;
     client
         .flow_runs()
         .wait_for_state(long[0], &[StateType::Running], Duration::from_secs(30))
         .await
         .unwrap();
+    // A second SIGTERM ends the grace period (30 s) at once: the run is scheduled again now.
+    serving.terminate();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    serving.terminate();
+    assert_eq!(serving.exit_code(Duration::from_secs(25)).await, Some(0));
+    let run = client.flow_runs().get(long[0]).await.unwrap();
+    assert_eq!(run.state_type, Some(StateType::Scheduled), "{:?}", run.state_name);
+    assert_eq!(run.run_count, 2, "{:?}", history(&client, long[0]).await);
 }
 
 #[tokio::test]

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::core::{Core, Found, RunEnd};
+use super::shutdown::Stopping;
 use crate::runs::Stop;
 use crate::types::{EventFilter, FlowRunResponse, ReceivedEvent, StateType};
 use crate::waits::{
@@ -127,14 +128,19 @@ macro_rules! loop_setters {
 }
 pub(super) use loop_setters;
 
-/// Runs the loop until `shutdown` turns true, then shuts down gracefully. A failing server
-/// never ends it: polls back off and go on.
+/// Runs the loop until a shutdown is requested, then shuts down gracefully (the grace period
+/// ends early when `stopping.now` is notified). A failing server never ends it: polls back off
+/// and go on.
 pub(crate) async fn run(
     core: Arc<Core>,
     source: Arc<dyn Source>,
     options: LoopOptions,
-    mut shutdown: watch::Receiver<bool>,
+    stopping: Stopping,
 ) -> Result<(), Error> {
+    let Stopping {
+        requested: mut shutdown,
+        now,
+    } = stopping;
     let permits = Arc::new(Semaphore::new(options.limit.max(1)));
     let (woken_tx, mut woken) = mpsc::channel::<Uuid>(WOKEN_QUEUE);
     core.watch_cancellations_shared();
@@ -178,10 +184,11 @@ pub(crate) async fn run(
     }
     watcher.abort();
     tracing::info!(what = source.what(), executing = runs.len(), grace = ?options.grace, "shutting down: no more runs are claimed");
-    if tokio::time::timeout(options.grace, drain(source.what(), &mut runs))
-        .await
-        .is_err()
-    {
+    let drained = tokio::select! {
+        drained = tokio::time::timeout(options.grace, drain(source.what(), &mut runs)) => drained.is_ok(),
+        () = now.notified() => runs.is_empty(),
+    };
+    if !drained {
         let stop = match options.on_shutdown {
             OnShutdown::Reschedule => Stop::Reschedule(
                 "the process executing this run shut down before it finished; scheduled again for another process".into(),

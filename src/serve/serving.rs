@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::core::{Core, Found};
@@ -115,11 +114,10 @@ impl Serve {
         let source = Arc::new(Deployments {
             ids: deployments.iter().map(|d| d.id).collect(),
         });
-        let (shutdown, stopping) = watch::channel(false);
         let client = self.client.clone();
         let ids = source.ids.clone();
         let pause = self.pause_on_shutdown;
-        let task = tokio::spawn(async move {
+        let handle = LoopHandle::spawn("deployments were being served", |stopping| async move {
             let result = polling::run(core, source, self.options, stopping).await;
             if pause {
                 for id in ids {
@@ -130,14 +128,7 @@ impl Serve {
             }
             result
         });
-        Ok(Serving {
-            deployments,
-            handle: LoopHandle {
-                shutdown,
-                task,
-                what: "deployments were being served",
-            },
-        })
+        Ok(Serving { deployments, handle })
     }
 }
 

@@ -1,28 +1,69 @@
 //! Stopping a polling loop: its handle, and the signals that ask a process to stop: SIGTERM (how
 //! Kubernetes, systemd and Prefect's own workers stop a process) and Ctrl-C.
 
-/// Resolves at the first SIGTERM or Ctrl-C (SIGINT).
-pub(crate) async fn signal() {
+/// SIGTERM (how Kubernetes, systemd and Prefect's own workers stop a process) and Ctrl-C
+/// (SIGINT), listened for from when it is made: none is missed between two waits.
+pub(crate) struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Starts listening.
+    pub(crate) fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for {name}; it stops nothing gracefully");
+                    None
+                }
+            };
+            Self {
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
+                interrupt: listen(SignalKind::interrupt(), "Ctrl-C"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// Resolves at the next SIGTERM or Ctrl-C (never, when neither can be listened for).
+    pub(crate) async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn of(listener: &mut Option<tokio::signal::unix::Signal>) {
+                let received = match listener {
+                    Some(listener) => listener.recv().await.is_some(),
+                    None => false,
+                };
+                if !received {
+                    std::future::pending::<()>().await;
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                () = of(&mut self.terminate) => {}
+                () = of(&mut self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+}
+
+/// Resolves at the first SIGTERM or Ctrl-C (SIGINT).
+pub(crate) async fn signal() {
+    Signals::listen().next().await;
 }
 
 /// `.await` on [`Serve`](super::Serve) or [`Worker`](super::Worker) (builders whose `start()`
@@ -54,6 +95,13 @@ macro_rules! handle_methods {
             self.handle.shutdown();
         }
 
+        /// Shuts down without a grace period: the runs still executing are stopped at once, as
+        /// `on_shutdown` says (scheduled again by default). Also ends the grace period of a
+        /// shutdown under way. [`wait`](Self::wait) for it to end.
+        pub fn shutdown_now(&self) {
+            self.handle.shutdown_now();
+        }
+
         #[doc = concat!("Waits until ", $ends, " ends (after [`shutdown`](Self::shutdown)).")]
         ///
         /// # Errors
@@ -67,6 +115,7 @@ macro_rules! handle_methods {
         }
 
         #[doc = concat!($does, " until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it.")]
+        /// A second SIGTERM or Ctrl-C ends the grace period at once.
         ///
         /// # Errors
         /// As [`wait`](Self::wait).
@@ -77,19 +126,54 @@ macro_rules! handle_methods {
 }
 pub(super) use handle_methods;
 
+/// How a polling loop is asked to stop: gracefully first (`requested` turns true), then at once
+/// (`now` is notified: the grace period ends).
+#[derive(Debug)]
+pub(crate) struct Stopping {
+    pub(crate) requested: tokio::sync::watch::Receiver<bool>,
+    pub(crate) now: std::sync::Arc<tokio::sync::Notify>,
+}
+
 /// A running polling loop, as serving and the worker hand it out: ask it to stop, wait for it.
 #[derive(Debug)]
 pub(crate) struct LoopHandle {
-    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
-    pub(crate) task: tokio::task::JoinHandle<Result<(), crate::Error>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    now: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<Result<(), crate::Error>>,
     /// What the loop does, for the error when the runtime stops first.
-    pub(crate) what: &'static str,
+    what: &'static str,
 }
 
 impl LoopHandle {
+    /// Spawns the loop `body` makes of how it is asked to stop; `what` it does names it in the
+    /// error when the runtime stops first.
+    pub(crate) fn spawn<F>(what: &'static str, body: impl FnOnce(Stopping) -> F) -> Self
+    where
+        F: std::future::Future<Output = Result<(), crate::Error>> + Send + 'static,
+    {
+        let (shutdown, requested) = tokio::sync::watch::channel(false);
+        let now = std::sync::Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(body(Stopping {
+            requested,
+            now: now.clone(),
+        }));
+        Self {
+            shutdown,
+            now,
+            task,
+            what,
+        }
+    }
+
     /// Starts a graceful shutdown.
     pub(crate) fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Shuts down without a grace period: the runs still executing are stopped at once.
+    pub(crate) fn shutdown_now(&self) {
+        self.shutdown();
+        self.now.notify_one();
     }
 
     /// Waits until the loop ends.
@@ -100,11 +184,24 @@ impl LoopHandle {
             .map_err(|_| crate::Error::RuntimeShutdown { what })?
     }
 
-    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it.
+    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully and waits for it; a second
+    /// signal ends the grace period at once.
     pub(crate) async fn until_signal(self) -> Result<(), crate::Error> {
-        signal().await;
-        tracing::info!("shutdown signal: stopping gracefully");
+        let mut signals = Signals::listen();
+        signals.next().await;
+        tracing::info!(
+            "shutdown signal: stopping gracefully (a second signal stops the runs still executing at once)"
+        );
         self.shutdown();
-        self.wait().await
+        let now = self.now.clone();
+        let ended = self.wait();
+        tokio::pin!(ended);
+        tokio::select! {
+            result = &mut ended => return result,
+            () = signals.next() => {}
+        }
+        tracing::warn!("second shutdown signal: stopping the runs still executing now");
+        now.notify_one();
+        ended.await
     }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
 
 use super::core::{Core, Found};
 use super::flow::RustFlow;
@@ -164,20 +163,12 @@ impl Worker {
             id: pool.id,
             queues: self.queues.clone(),
         });
-        let (shutdown, stopping) = watch::channel(false);
-        let task = tokio::spawn(async move {
+        let handle = LoopHandle::spawn("a worker was working", |stopping| async move {
             let result = polling::run(core, source, self.options, stopping).await;
             heartbeats.abort();
             result
         });
-        Ok(Working {
-            pool,
-            handle: LoopHandle {
-                shutdown,
-                task,
-                what: "a worker was working",
-            },
-        })
+        Ok(Working { pool, handle })
     }
 
     /// Creates the pool with the base job template of a Rust worker: its runs' name and labels.
