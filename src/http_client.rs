@@ -61,7 +61,23 @@ fn user_agent_text() -> String {
 /// configured timeouts, User-Agent, extra certificates and certificate checking.
 pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Error> {
     let builder = reqwest::Client::builder().timeout(config.request_timeout);
-    build(config, builder, &["h2", "http/1.1"])
+    if config.enable_http2 && !offers_http2(config) {
+        tracing::warn!(
+            "PREFECT_API_ENABLE_HTTP2 is set, but prefect-client was built without its `http2` feature: \
+             using HTTP/1.1 (enable the feature to offer HTTP/2)"
+        );
+    }
+    if offers_http2(config) {
+        build(config, builder, &["h2", "http/1.1"])
+    } else {
+        build(config, builder.http1_only(), &["http/1.1"])
+    }
+}
+
+/// Whether the SDK's client offers HTTP/2: `PREFECT_API_ENABLE_HTTP2` (off by default, as in
+/// Prefect's client) in a build with the `http2` feature.
+fn offers_http2(config: &Config) -> bool {
+    cfg!(feature = "http2") && config.enable_http2
 }
 
 /// Builds the client that opens websockets: the same TLS, certificates and connect timeout,
@@ -254,5 +270,17 @@ impl ServerCertVerifier for TrustedServerCertificates {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.platform.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http2_is_offered_only_when_enabled_in_a_build_with_the_feature() {
+        let config = Config::new("https://prefect.example/api").unwrap();
+        assert!(!offers_http2(&config));
+        assert_eq!(offers_http2(&config.with_http2(true)), cfg!(feature = "http2"));
     }
 }

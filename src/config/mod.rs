@@ -39,6 +39,7 @@ pub struct Config {
     pub(crate) ssl_cert_file: Option<PathBuf>,
     pub(crate) tls_insecure_skip_verify: bool,
     pub(crate) csrf_support: bool,
+    pub(crate) enable_http2: bool,
     /// Where each setting read from a source came from (others were set in code).
     origins: BTreeMap<&'static str, Origin>,
 }
@@ -56,6 +57,7 @@ impl fmt::Debug for Config {
             .field("ssl_cert_file", &self.ssl_cert_file)
             .field("tls_insecure_skip_verify", &self.tls_insecure_skip_verify)
             .field("csrf_support", &self.csrf_support)
+            .field("enable_http2", &self.enable_http2)
             .finish()
     }
 }
@@ -79,6 +81,7 @@ impl Config {
             ssl_cert_file: None,
             tls_insecure_skip_verify: false,
             csrf_support: true,
+            enable_http2: false,
             origins: BTreeMap::new(),
         })
     }
@@ -86,13 +89,14 @@ impl Config {
     /// Reads the user's Prefect settings as Prefect's own client does: `PREFECT_API_URL`,
     /// `PREFECT_API_KEY`, `PREFECT_API_AUTH_STRING`, `PREFECT_API_REQUEST_TIMEOUT`,
     /// `PREFECT_CLIENT_MAX_RETRIES`, `PREFECT_CLIENT_RETRY_EXTRA_CODES`,
-    /// `PREFECT_API_SSL_CERT_FILE` (else `SSL_CERT_FILE`), `PREFECT_API_TLS_INSECURE_SKIP_VERIFY`
-    /// and `PREFECT_CLIENT_CSRF_SUPPORT_ENABLED`, each from the first source that sets it:
+    /// `PREFECT_API_SSL_CERT_FILE` (else `SSL_CERT_FILE`), `PREFECT_API_TLS_INSECURE_SKIP_VERIFY`,
+    /// `PREFECT_API_ENABLE_HTTP2` and `PREFECT_CLIENT_CSRF_SUPPORT_ENABLED`, each from the first
+    /// source that sets it:
     ///
     /// 1. the environment (set to the empty string counts: `PREFECT_API_KEY=` sends no key);
     /// 2. `.env` in the working directory;
     /// 3. `prefect.toml` in the working directory (`[api]` `url`, `key`, `auth_string`,
-    ///    `request_timeout`, `ssl_cert_file`, `tls_insecure_skip_verify`; `[client]`
+    ///    `request_timeout`, `ssl_cert_file`, `tls_insecure_skip_verify`, `enable_http2`; `[client]`
     ///    `max_retries`, `retry_extra_codes`, `csrf_support_enabled`);
     /// 4. `[tool.prefect]` of `pyproject.toml` in the working directory (the same tables);
     /// 5. the active profile of the profiles file (`PREFECT_PROFILE` picks another;
@@ -165,6 +169,9 @@ impl Config {
         let skip_verify = read(&sources::API_TLS_INSECURE_SKIP_VERIFY)
             .map(|(v, o)| parse_bool(&sources::API_TLS_INSECURE_SKIP_VERIFY, &v, o))
             .transpose()?;
+        let http2 = read(&sources::API_ENABLE_HTTP2)
+            .map(|(v, o)| parse_bool(&sources::API_ENABLE_HTTP2, &v, o))
+            .transpose()?;
         let csrf = read(&sources::CLIENT_CSRF_SUPPORT_ENABLED)
             .map(|(v, o)| parse_bool(&sources::CLIENT_CSRF_SUPPORT_ENABLED, &v, o))
             .transpose()?;
@@ -197,6 +204,9 @@ impl Config {
         }
         if let Some(csrf) = csrf {
             config.csrf_support = csrf;
+        }
+        if let Some(http2) = http2 {
+            config.enable_http2 = http2;
         }
         Ok(config)
     }
@@ -273,6 +283,15 @@ impl Config {
     pub fn with_csrf_support(mut self, enabled: bool) -> Config {
         self.csrf_support = enabled;
         self.set_in_code(sources::CLIENT_CSRF_SUPPORT_ENABLED.name)
+    }
+
+    /// Whether to offer HTTP/2 to the server (`PREFECT_API_ENABLE_HTTP2`, default false, as in
+    /// Prefect): over TLS, the server picks HTTP/2 or HTTP/1.1. Takes effect in a build with the
+    /// crate's `http2` feature; without it, HTTP/1.1 is used and a warning is logged when the
+    /// client is built.
+    pub fn with_http2(mut self, enabled: bool) -> Config {
+        self.enable_http2 = enabled;
+        self.set_in_code(sources::API_ENABLE_HTTP2.name)
     }
 
     /// Skips TLS certificate checks (`PREFECT_API_TLS_INSECURE_SKIP_VERIFY`): for tests only;
@@ -569,6 +588,32 @@ mod tests {
         assert_eq!(b.api_url(), "http://b:1/api");
         assert_eq!(b.request_timeout(), Duration::from_millis(7500));
         assert!(b.tls_insecure_skip_verify);
+    }
+
+    #[test]
+    fn http2_is_off_unless_a_source_enables_it() {
+        let place = Place::new(
+            Some(
+                "active = 'a'\n[profiles.a]\nPREFECT_API_URL = 'http://a:1/api'\nPREFECT_API_ENABLE_HTTP2 = 'true'\n",
+            ),
+            &[],
+        );
+        assert!(place.config(&[]).unwrap().enable_http2);
+        assert!(
+            !place
+                .config(&[("PREFECT_API_ENABLE_HTTP2", "false")])
+                .unwrap()
+                .enable_http2
+        );
+        let err = place
+            .config(&[("PREFECT_API_ENABLE_HTTP2", "maybe")])
+            .unwrap_err();
+        assert!(err.to_string().contains("PREFECT_API_ENABLE_HTTP2"), "{err}");
+        let plain = Place::new(
+            Some("active = 'a'\n[profiles.a]\nPREFECT_API_URL = 'http://a:1/api'\n"),
+            &[],
+        );
+        assert!(!plain.config(&[]).unwrap().enable_http2);
     }
 
     #[test]

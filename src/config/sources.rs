@@ -39,6 +39,7 @@ settings! {
     API_REQUEST_TIMEOUT = "PREFECT_API_REQUEST_TIMEOUT" at ["api", "request_timeout"];
     API_SSL_CERT_FILE = "PREFECT_API_SSL_CERT_FILE" at ["api", "ssl_cert_file"];
     API_TLS_INSECURE_SKIP_VERIFY = "PREFECT_API_TLS_INSECURE_SKIP_VERIFY" at ["api", "tls_insecure_skip_verify"];
+    API_ENABLE_HTTP2 = "PREFECT_API_ENABLE_HTTP2" at ["api", "enable_http2"];
     CLIENT_MAX_RETRIES = "PREFECT_CLIENT_MAX_RETRIES" at ["client", "max_retries"];
     CLIENT_RETRY_EXTRA_CODES = "PREFECT_CLIENT_RETRY_EXTRA_CODES" at ["client", "retry_extra_codes"];
     CLIENT_CSRF_SUPPORT_ENABLED = "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED" at ["client", "csrf_support_enabled"];
