@@ -17,6 +17,7 @@ use crate::query::{
     FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType, FlowRunQuery,
 };
 use crate::resources::call;
+use crate::resources::flow_runs::is_final;
 use crate::runs::{Answer, Execution, Outcome, Proposal, Run, Stop, propose_state};
 use crate::types::{FlowRunPolicy, FlowRunPolicyRetryType, FlowRunUpdate, State, StateType};
 use crate::waits::{self, CANCELLATION_CHECK_EVERY, DEPLOYMENT_LEASE_RENEW_EVERY, DEPLOYMENT_LEASE_TERM};
@@ -40,6 +41,8 @@ pub(crate) struct Found {
     pub(crate) state: Option<State>,
     /// Whether it waits for a retry of a process that executes it (never claimed by another).
     pub(crate) in_process_retry: bool,
+    /// How many times it had started (RUNNING) when it was found.
+    pub(crate) run_count: i64,
 }
 
 /// `Found` from each of the types the server describes a flow run with (the same fields).
@@ -54,6 +57,7 @@ macro_rules! found_from {
                     parameters: run.parameters,
                     state_type: run.state_type,
                     state: run.state,
+                    run_count: run.run_count,
                 }
             }
         }
@@ -248,7 +252,7 @@ impl Core {
             id: found.id,
         };
         let lease = if claim {
-            match self.claim(found.id).await {
+            match self.claim(&found).await {
                 Ok(Claim::Won(lease)) => lease,
                 Ok(Claim::Lost(reason)) => return RunEnd::Skipped(reason),
                 Err(e) => return RunEnd::Failed(e),
@@ -309,7 +313,8 @@ impl Core {
     /// run: ACCEPT (or a REJECT returning that very transition, the answer to a lost one sent
     /// again) makes it this process's; ABORT (another process took it) or another state
     /// (AwaitingConcurrencySlot, Cancelled: the deployment's limit) leaves it.
-    async fn claim(&self, id: Uuid) -> Result<Claim, Error> {
+    async fn claim(&self, found: &Found) -> Result<Claim, Error> {
+        let id = found.id;
         let transition = Uuid::new_v4();
         let proposal = Proposal::new(StateType::Pending).transition(transition);
         let mut attempt = 0;
@@ -332,7 +337,7 @@ impl Core {
                 .and_then(|s| s.state_details.as_ref())
                 .and_then(|d| d.deployment_concurrency_lease_id)
         };
-        Ok(match answer {
+        let claim = match answer {
             Answer::Accepted(state) => Claim::Won(lease_of(&state)),
             Answer::Rejected(state)
                 if state.as_ref().is_some_and(|s| {
@@ -350,7 +355,60 @@ impl Core {
                 ))
             }
             Answer::Aborted(reason) => Claim::Lost(reason),
-        })
+        };
+        if let Claim::Won(_) = claim
+            && let Some(reason) = self.executed_meanwhile(found, transition).await
+        {
+            return Ok(Claim::Lost(reason));
+        }
+        Ok(claim)
+    }
+
+    /// Whether another process executed the run between the read that found it and this
+    /// process's claim, which the server then took all the same: it takes PENDING from a
+    /// finished run (Completed, Failed, Crashed), and a claim may be answered late (waiting for
+    /// the database, sent again). The run's RUNNING count tells; the end the run had is then
+    /// set again (forced), and the run is left alone. A run that cannot be read is executed
+    /// (left PENDING, it would be lost).
+    async fn executed_meanwhile(&self, found: &Found, transition: Uuid) -> Option<String> {
+        let run = match self.client.flow_runs().get(found.id).await {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::debug!(flow_run_id = %found.id, error = %e, "could not read the claimed run back; executing it");
+                return None;
+            }
+        };
+        if run.run_count <= found.run_count {
+            return None;
+        }
+        let ours =
+            |state: &State| state.state_details.as_ref().and_then(|d| d.transition_id) == Some(transition);
+        let end = match self.client.flow_runs().states(found.id).await {
+            Ok(states) => states
+                .into_iter()
+                .filter(|s| !ours(s) && is_final(&s.type_))
+                .max_by_key(|s| s.timestamp),
+            Err(e) => {
+                tracing::warn!(flow_run_id = %found.id, error = %e, "could not read the states of a run another process executed");
+                None
+            }
+        };
+        if let Some(end) = end {
+            let mut proposal = Proposal::new(end.type_.clone())
+                .forced(true)
+                .message(end.message.clone())
+                .data(end.data.clone());
+            if let Some(name) = &end.name {
+                proposal = proposal.named(name);
+            }
+            if let Err(e) = propose_state(&self.client, Run::Flow(found.id), &proposal).await {
+                tracing::warn!(flow_run_id = %found.id, error = %e, "could not set the end of a run another process executed back");
+            }
+        }
+        Some(format!(
+            "another process executed it while this claim waited (started {} times, {} when found); its end is set again",
+            run.run_count, found.run_count
+        ))
     }
 
     /// Records on the run what executes it: the flow's version and retries, this process's id
@@ -455,5 +513,70 @@ async fn renew(
             () = tokio::time::sleep(DEPLOYMENT_LEASE_RENEW_EVERY) => {}
             () = running.notified() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+    use crate::resources::flow_runs::state_create;
+    use crate::types::FlowRunCreate;
+
+    /// A run found Scheduled that another process claims, executes and completes before this
+    /// process's claim arrives: the server takes that claim (PENDING from Completed), and the
+    /// run must neither run again nor stay PENDING.
+    #[tokio::test]
+    async fn a_claim_taken_from_a_run_executed_meanwhile_is_given_up_and_the_run_stays_completed() {
+        let server = prefect_testkit::LocalServer::start()
+            .await
+            .expect("a local Prefect server");
+        let client = Client::builder(server.api_url()).build().unwrap();
+        let executed = Arc::new(AtomicU32::new(0));
+        let counter = executed.clone();
+        let flow = RustFlow::new("claim-race", move |_ctx, _: Map<String, Value>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, String>(()) }
+        });
+        let core = Arc::new(Core::new(&client, &[&flow], Map::new()).unwrap());
+        let flow_id = client.flows().create("claim-race").await.unwrap().id;
+        let create = FlowRunCreate {
+            context: Map::new(),
+            deployment_id: None,
+            empirical_policy: None,
+            flow_id,
+            flow_version: None,
+            idempotency_key: None,
+            infrastructure_document_id: None,
+            job_variables: None,
+            labels: None,
+            name: None,
+            parameters: Map::new(),
+            parent_task_run_id: None,
+            state: Some(state_create(StateType::Scheduled, None, None)),
+            tags: Vec::new(),
+            work_pool_name: None,
+            work_queue_name: None,
+        };
+        let id = call!(client, create_flow_run(&create)).unwrap().id;
+        let found = Found::from(client.flow_runs().get(id).await.unwrap());
+        assert_eq!(found.state_type, Some(StateType::Scheduled));
+        // Another process takes it, runs it and ends it.
+        for state in [StateType::Pending, StateType::Running, StateType::Completed] {
+            let answer = propose_state(&client, Run::Flow(id), &Proposal::new(state))
+                .await
+                .unwrap();
+            assert!(matches!(answer, Answer::Accepted(_)), "{answer:?}");
+        }
+        let end = core.clone().run(found, flow.clone(), true).await;
+        assert!(
+            matches!(&end, RunEnd::Skipped(reason) if reason.contains("another process executed it")),
+            "{end:?}"
+        );
+        assert_eq!(executed.load(Ordering::SeqCst), 0, "the run was executed again");
+        let run = client.flow_runs().get(id).await.unwrap();
+        assert_eq!(run.state_type, Some(StateType::Completed), "{:?}", run.state);
+        assert_eq!(run.run_count, 1);
     }
 }
