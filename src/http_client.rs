@@ -61,13 +61,14 @@ fn user_agent_text() -> String {
 /// configured timeouts, User-Agent, extra certificates and certificate checking.
 pub(crate) fn build_http_client(config: &Config) -> Result<reqwest::Client, Error> {
     let builder = reqwest::Client::builder().timeout(config.request_timeout);
-    if config.enable_http2 && !offers_http2(config) {
+    let http2 = offers_http2(config);
+    if config.enable_http2 && !http2 {
         tracing::warn!(
             "PREFECT_API_ENABLE_HTTP2 is set, but prefect-client was built without its `http2` feature: \
              using HTTP/1.1 (enable the feature to offer HTTP/2)"
         );
     }
-    if offers_http2(config) {
+    if http2 {
         build(config, builder, &["h2", "http/1.1"])
     } else {
         build(config, builder.http1_only(), &["http/1.1"])

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use crate::resources::{call, pagination, send_on_await};
 use crate::streaming::Subscription;
 use crate::types::{
-    EventFilter, EventNameFilter, EventResourceFilter, FlowRunResponse, Log, LogFilter, LogFilterFlowRunId,
-    LogSort, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, ReceivedEvent, SetFlowRunStateBody, State,
-    StateCreate, StateType,
+    EventFilter, EventNameFilter, EventResourceFilter, FlowRunCreate, FlowRunResponse, Log, LogFilter,
+    LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, ReceivedEvent,
+    SetFlowRunStateBody, State, StateCreate, StateType,
 };
 use crate::waits::{self, MAX_POLL_INTERVAL};
 use crate::{Client, Error};
@@ -301,6 +301,29 @@ impl SetState {
 
 send_on_await! {
     SetState => OrchestrationResult;
+}
+
+/// The body creating a flow run of `flow_id` in `state`, with no parameters, tags or
+/// deployment (set the fields that differ with `..flow_run_create(..)`).
+pub(crate) fn flow_run_create(flow_id: Uuid, state: StateType) -> FlowRunCreate {
+    FlowRunCreate {
+        context: serde_json::Map::new(),
+        deployment_id: None,
+        empirical_policy: None,
+        flow_id,
+        flow_version: None,
+        idempotency_key: None,
+        infrastructure_document_id: None,
+        job_variables: None,
+        labels: None,
+        name: None,
+        parameters: serde_json::Map::new(),
+        parent_task_run_id: None,
+        state: Some(state_create(state, None, None)),
+        tags: Vec::new(),
+        work_pool_name: None,
+        work_queue_name: None,
+    }
 }
 
 /// A state to propose: its type, and optionally its name (else the type's) and message.

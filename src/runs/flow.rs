@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::execution::Execution;
 use super::task::TaskScope;
-use crate::resources::flow_runs::state_create;
+use crate::resources::flow_runs::flow_run_create;
 use crate::resources::{InvalidField, call, json_object};
 use crate::types::{FlowRunCreate, StateType};
 use crate::{Client, Error};
@@ -223,22 +223,9 @@ impl FlowScope {
         let client = self.client;
         let flow = client.flows().create(&self.name).await?;
         let create = FlowRunCreate {
-            context: Map::new(),
-            deployment_id: None,
-            empirical_policy: None,
-            flow_id: flow.id,
-            flow_version: None,
-            idempotency_key: None,
-            infrastructure_document_id: None,
-            job_variables: None,
-            labels: None,
-            name: None,
             parameters,
-            parent_task_run_id: None,
-            state: Some(state_create(StateType::Pending, None, None)),
             tags: self.tags,
-            work_pool_name: None,
-            work_queue_name: None,
+            ..flow_run_create(flow.id, StateType::Pending)
         };
         let run = call!(client, create_flow_run(&create))?;
         let execution = Execution {

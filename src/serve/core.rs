@@ -521,8 +521,7 @@ mod tests {
     use std::sync::atomic::AtomicU32;
 
     use super::*;
-    use crate::resources::flow_runs::state_create;
-    use crate::types::FlowRunCreate;
+    use crate::resources::flow_runs::flow_run_create;
 
     /// A run found Scheduled that another process claims, executes and completes before this
     /// process's claim arrives: the server takes that claim (PENDING from Completed), and the
@@ -541,24 +540,7 @@ mod tests {
         });
         let core = Arc::new(Core::new(&client, &[&flow], Map::new()).unwrap());
         let flow_id = client.flows().create("claim-race").await.unwrap().id;
-        let create = FlowRunCreate {
-            context: Map::new(),
-            deployment_id: None,
-            empirical_policy: None,
-            flow_id,
-            flow_version: None,
-            idempotency_key: None,
-            infrastructure_document_id: None,
-            job_variables: None,
-            labels: None,
-            name: None,
-            parameters: Map::new(),
-            parent_task_run_id: None,
-            state: Some(state_create(StateType::Scheduled, None, None)),
-            tags: Vec::new(),
-            work_pool_name: None,
-            work_queue_name: None,
-        };
+        let create = flow_run_create(flow_id, StateType::Scheduled);
         let id = call!(client, create_flow_run(&create)).unwrap().id;
         let found = Found::from(client.flow_runs().get(id).await.unwrap());
         assert_eq!(found.state_type, Some(StateType::Scheduled));
