@@ -368,6 +368,12 @@ impl ClientBuilder {
         self.map(|c| c.with_ssl_cert_file(path))
     }
 
+    /// How often each flow run this client executes emits a heartbeat (default 180 s, as
+    /// Prefect's engine; `None`: never): [`Config::with_flow_heartbeat`].
+    pub fn flow_heartbeat(self, every: Option<Duration>) -> ClientBuilder {
+        self.map(|c| c.with_flow_heartbeat(every))
+    }
+
     /// Skips TLS certificate checks: for tests only; a warning is logged.
     pub fn tls_insecure_skip_verify(self, skip: bool) -> ClientBuilder {
         self.map(|c| c.with_tls_insecure_skip_verify(skip))

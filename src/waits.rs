@@ -179,13 +179,15 @@ pub(crate) const CANCELLATION_CHECK_EVERY: Duration = Duration::from_secs(5);
 pub(crate) fn claim_retry(attempt: u32) -> Duration {
     Duration::from_millis(200 * u64::from(attempt))
 }
-/// How often a deployment run's concurrency lease is renewed, and for how long: the server's
-/// shortest term, a third of it apart, so the slot of a process that dies comes back within a
-/// minute (and the server's 15 s sweep). Prefect's engine renews for 300 s every 225 s.
-pub(crate) const DEPLOYMENT_LEASE_RENEW_EVERY: Duration = Duration::from_secs(20);
+/// How often a deployment run's concurrency lease is renewed, and for how long: Prefect's
+/// engine's term (300 s), renewed every minute, so a stall of four minutes keeps the slot.
+pub(crate) const DEPLOYMENT_LEASE_RENEW_EVERY: Duration = Duration::from_secs(60);
+/// How long past its time a run waiting for an in-process retry is left to the process that
+/// retries it; after that the process is taken for gone and any serving process executes it.
+pub(crate) const STRANDED_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The term each renewal of a deployment run's lease asks for (see
 /// [`DEPLOYMENT_LEASE_RENEW_EVERY`]).
-pub(crate) const DEPLOYMENT_LEASE_TERM: Duration = crate::lease::MIN_LEASE_DURATION;
+pub(crate) const DEPLOYMENT_LEASE_TERM: Duration = Duration::from_secs(300);
 /// The pause after the `attempt`th failed renewal in a row of a deployment run's lease
 /// (counted from 1): 1 s, 2 s, 3 s, …, at most 10 s; no jitter.
 pub(crate) fn deployment_lease_retry(attempt: u32) -> Duration {

@@ -40,6 +40,8 @@ pub struct Config {
     pub(crate) tls_insecure_skip_verify: bool,
     pub(crate) csrf_support: bool,
     pub(crate) enable_http2: bool,
+    /// How often a flow run this process executes beats (`None`: never).
+    pub(crate) flow_heartbeat: Option<Duration>,
     /// Where each setting read from a source came from (others were set in code).
     origins: BTreeMap<&'static str, Origin>,
 }
@@ -58,6 +60,7 @@ impl fmt::Debug for Config {
             .field("tls_insecure_skip_verify", &self.tls_insecure_skip_verify)
             .field("csrf_support", &self.csrf_support)
             .field("enable_http2", &self.enable_http2)
+            .field("flow_heartbeat", &self.flow_heartbeat)
             .finish()
     }
 }
@@ -82,6 +85,7 @@ impl Config {
             tls_insecure_skip_verify: false,
             csrf_support: true,
             enable_http2: false,
+            flow_heartbeat: Some(DEFAULT_FLOW_HEARTBEAT),
             origins: BTreeMap::new(),
         })
     }
@@ -90,14 +94,16 @@ impl Config {
     /// `PREFECT_API_KEY`, `PREFECT_API_AUTH_STRING`, `PREFECT_API_REQUEST_TIMEOUT`,
     /// `PREFECT_CLIENT_MAX_RETRIES`, `PREFECT_CLIENT_RETRY_EXTRA_CODES`,
     /// `PREFECT_API_SSL_CERT_FILE` (else `SSL_CERT_FILE`), `PREFECT_API_TLS_INSECURE_SKIP_VERIFY`,
-    /// `PREFECT_API_ENABLE_HTTP2` and `PREFECT_CLIENT_CSRF_SUPPORT_ENABLED`, each from the first
-    /// source that sets it:
+    /// `PREFECT_API_ENABLE_HTTP2`, `PREFECT_CLIENT_CSRF_SUPPORT_ENABLED` and
+    /// `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` (else its legacy name
+    /// `PREFECT_RUNNER_HEARTBEAT_FREQUENCY`), each from the first source that sets it:
     ///
     /// 1. the environment (set to the empty string counts: `PREFECT_API_KEY=` sends no key);
     /// 2. `.env` in the working directory;
     /// 3. `prefect.toml` in the working directory (`[api]` `url`, `key`, `auth_string`,
     ///    `request_timeout`, `ssl_cert_file`, `tls_insecure_skip_verify`, `enable_http2`; `[client]`
-    ///    `max_retries`, `retry_extra_codes`, `csrf_support_enabled`);
+    ///    `max_retries`, `retry_extra_codes`, `csrf_support_enabled`; `[flows]`
+    ///    `heartbeat_frequency`);
     /// 4. `[tool.prefect]` of `pyproject.toml` in the working directory (the same tables);
     /// 5. the active profile of the profiles file (`PREFECT_PROFILE` picks another;
     ///    `PREFECT_PROFILES_PATH` or `profiles_path` another file, else
@@ -172,6 +178,13 @@ impl Config {
         let http2 = read(&sources::API_ENABLE_HTTP2)
             .map(|(v, o)| parse_bool(&sources::API_ENABLE_HTTP2, &v, o))
             .transpose()?;
+        let heartbeat = match read(&sources::FLOWS_HEARTBEAT_FREQUENCY) {
+            Some(found) => Some((&sources::FLOWS_HEARTBEAT_FREQUENCY, found)),
+            None => read(&sources::RUNNER_HEARTBEAT_FREQUENCY)
+                .map(|found| (&sources::RUNNER_HEARTBEAT_FREQUENCY, found)),
+        }
+        .map(|(setting, (v, o))| parse_heartbeat(setting, &v, o))
+        .transpose()?;
         let csrf = read(&sources::CLIENT_CSRF_SUPPORT_ENABLED)
             .map(|(v, o)| parse_bool(&sources::CLIENT_CSRF_SUPPORT_ENABLED, &v, o))
             .transpose()?;
@@ -207,6 +220,9 @@ impl Config {
         }
         if let Some(http2) = http2 {
             config.enable_http2 = http2;
+        }
+        if let Some(heartbeat) = heartbeat {
+            config.flow_heartbeat = heartbeat;
         }
         Ok(config)
     }
@@ -292,6 +308,22 @@ impl Config {
     pub fn with_http2(mut self, enabled: bool) -> Config {
         self.enable_http2 = enabled;
         self.set_in_code(sources::API_ENABLE_HTTP2.name)
+    }
+
+    /// How often each flow run this process executes (served, handed over, or started with
+    /// [`Client::new_flow_run`](crate::Client::new_flow_run)) emits a
+    /// `prefect.flow-run.heartbeat` event, as Prefect's engine does
+    /// (`PREFECT_FLOWS_HEARTBEAT_FREQUENCY`, default 180 s); `None` turns heartbeats off. A
+    /// flow's own `heartbeat(..)` wins over it.
+    pub fn with_flow_heartbeat(mut self, every: Option<Duration>) -> Config {
+        self.flow_heartbeat = every.map(|e| e.max(MIN_FLOW_HEARTBEAT));
+        self.set_in_code(sources::FLOWS_HEARTBEAT_FREQUENCY.name)
+            .set_in_code(sources::RUNNER_HEARTBEAT_FREQUENCY.name)
+    }
+
+    /// How often a flow run this process executes beats (`None`: never).
+    pub fn flow_heartbeat(&self) -> Option<Duration> {
+        self.flow_heartbeat
     }
 
     /// Skips TLS certificate checks (`PREFECT_API_TLS_INSECURE_SKIP_VERIFY`): for tests only;
@@ -415,6 +447,33 @@ fn parse_seconds(setting: &Setting, value: &str, origin: Origin) -> Result<Durat
     }
 }
 
+/// Prefect's default for `PREFECT_FLOWS_HEARTBEAT_FREQUENCY`.
+const DEFAULT_FLOW_HEARTBEAT: Duration = Duration::from_secs(180);
+/// The shortest heartbeat interval taken (Prefect's own settings refuse less than 30 s; shorter
+/// ones are taken here for tests of crash detection).
+const MIN_FLOW_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A heartbeat interval in whole or decimal seconds; `none`, `null` or an empty value turn
+/// heartbeats off (Prefect's `None`).
+fn parse_heartbeat(setting: &Setting, value: &str, origin: Origin) -> Result<Option<Duration>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("null") {
+        return Ok(None);
+    }
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= MIN_FLOW_HEARTBEAT.as_secs_f64() => Ok(Some(
+            Duration::try_from_secs_f64(s.min(86_400.0)).unwrap_or(DEFAULT_FLOW_HEARTBEAT),
+        )),
+        _ => Err(ConfigError::setting(
+            setting.name,
+            origin,
+            format!(
+                "is {value:?}; use a number of seconds such as 180 (Prefect takes 30 or more), or none to turn heartbeats off"
+            ),
+        )),
+    }
+}
+
 fn parse_count(setting: &Setting, value: &str, origin: Origin) -> Result<u32, ConfigError> {
     value.trim().parse().map_err(|_| {
         ConfigError::setting(
@@ -509,6 +568,52 @@ mod tests {
         assert_eq!(config.api_key.as_ref().unwrap().expose_secret(), "pk");
         assert_eq!(config.origin("PREFECT_API_URL"), Origin::Environment);
         assert!(matches!(config.origin("PREFECT_API_KEY"), Origin::Profile { .. }));
+    }
+
+    #[test]
+    fn flow_heartbeats_default_to_prefects_180_s_and_read_the_legacy_name_too() {
+        let place = Place::new(Some(PROFILE), &[]);
+        let url = ("PREFECT_API_URL", "http://e:2/api");
+        assert_eq!(
+            place.config(&[url]).unwrap().flow_heartbeat(),
+            Some(Duration::from_secs(180))
+        );
+        let legacy = place
+            .config(&[url, ("PREFECT_RUNNER_HEARTBEAT_FREQUENCY", "30")])
+            .unwrap();
+        assert_eq!(legacy.flow_heartbeat(), Some(Duration::from_secs(30)));
+        assert_eq!(
+            legacy.origin("PREFECT_RUNNER_HEARTBEAT_FREQUENCY"),
+            Origin::Environment
+        );
+        let both = [
+            url,
+            ("PREFECT_RUNNER_HEARTBEAT_FREQUENCY", "30"),
+            ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "45"),
+        ];
+        assert_eq!(
+            place.config(&both).unwrap().flow_heartbeat(),
+            Some(Duration::from_secs(45))
+        );
+        let off = place
+            .config(&[url, ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "None")])
+            .unwrap();
+        assert_eq!(off.flow_heartbeat(), None);
+        let toml = Place::new(None, &[("prefect.toml", "[flows]\nheartbeat_frequency = 60\n")]);
+        assert_eq!(
+            toml.config(&[url]).unwrap().flow_heartbeat(),
+            Some(Duration::from_secs(60))
+        );
+        let err = place
+            .config(&[url, ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "often")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PREFECT_FLOWS_HEARTBEAT_FREQUENCY") && err.contains("180"),
+            "{err}"
+        );
+        let coded = Config::new("http://h:1/api").unwrap().with_flow_heartbeat(None);
+        assert_eq!(coded.flow_heartbeat(), None);
     }
 
     #[test]

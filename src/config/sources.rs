@@ -43,6 +43,8 @@ settings! {
     CLIENT_MAX_RETRIES = "PREFECT_CLIENT_MAX_RETRIES" at ["client", "max_retries"];
     CLIENT_RETRY_EXTRA_CODES = "PREFECT_CLIENT_RETRY_EXTRA_CODES" at ["client", "retry_extra_codes"];
     CLIENT_CSRF_SUPPORT_ENABLED = "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED" at ["client", "csrf_support_enabled"];
+    FLOWS_HEARTBEAT_FREQUENCY = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" at ["flows", "heartbeat_frequency"];
+    RUNNER_HEARTBEAT_FREQUENCY = "PREFECT_RUNNER_HEARTBEAT_FREQUENCY" at ["runner", "heartbeat_frequency"];
 }
 
 /// A `.env` file read: where, and its values.

@@ -32,13 +32,71 @@ pub(crate) enum Stop {
 /// The stops a run may receive; `None` until one is sent.
 pub(crate) type StopSignal = watch::Receiver<Option<Stop>>;
 
+/// What a flow run's heartbeats say and how often, as Prefect's engine sends them: the run as
+/// the resource, its flow, deployment and tags as related resources (what the zombie-run
+/// automation and Prefect Cloud's unresponsive-run detection match on).
+#[derive(Debug, Clone)]
+pub(crate) struct Heartbeat {
+    pub(crate) every: Duration,
+    pub(crate) run_name: String,
+    pub(crate) flow_id: Uuid,
+    pub(crate) flow_name: String,
+    pub(crate) deployment_id: Option<Uuid>,
+    pub(crate) tags: Vec<String>,
+}
+
+impl Heartbeat {
+    /// The heartbeat event of run `id`, occurring now.
+    fn event(&self, id: Uuid) -> crate::types::Event {
+        use crate::types::{RelatedResource, Resource};
+        let labels = |pairs: &[(&str, String)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let mut related = vec![RelatedResource(labels(&[
+            ("prefect.resource.id", format!("prefect.flow.{}", self.flow_id)),
+            ("prefect.resource.role", "flow".into()),
+            ("prefect.resource.name", self.flow_name.clone()),
+        ]))];
+        if let Some(deployment) = self.deployment_id {
+            related.push(RelatedResource(labels(&[
+                ("prefect.resource.id", format!("prefect.deployment.{deployment}")),
+                ("prefect.resource.role", "deployment".into()),
+            ])));
+        }
+        let mut tags = self.tags.clone();
+        tags.sort();
+        tags.dedup();
+        related.extend(tags.iter().map(|tag| {
+            RelatedResource(labels(&[
+                ("prefect.resource.id", format!("prefect.tag.{tag}")),
+                ("prefect.resource.role", "tag".into()),
+            ]))
+        }));
+        crate::types::Event {
+            event: "prefect.flow-run.heartbeat".into(),
+            follows: None,
+            id: Uuid::new_v4(),
+            occurred: chrono::Utc::now(),
+            payload: serde_json::Map::new(),
+            related,
+            resource: Resource(labels(&[
+                ("prefect.resource.id", format!("prefect.flow-run.{id}")),
+                ("prefect.resource.name", self.run_name.clone()),
+            ])),
+        }
+    }
+}
+
 /// One flow run to execute.
 pub(crate) struct Execution {
     pub(crate) client: Client,
     pub(crate) flow_run_id: Uuid,
     pub(crate) flow_name: String,
-    /// `prefect.flow-run.heartbeat` events this often while it runs.
-    pub(crate) heartbeat: Option<Duration>,
+    /// `prefect.flow-run.heartbeat` events while it runs.
+    pub(crate) heartbeat: Option<Heartbeat>,
     /// The longest one attempt may take: it then ends FAILED "TimedOut" (retried if the run
     /// has retries left).
     pub(crate) timeout: Option<Duration>,
@@ -56,6 +114,11 @@ impl Execution {
     /// When the server answers a failure with AwaitingRetry (the run's retries), the run is
     /// proposed RUNNING again (the server's WAIT covers the delay) and `body` called again; it
     /// answers `None` when it cannot run again, and the failure stands (forced).
+    ///
+    /// A stop or a cancellation while RUNNING is awaited (a scheduled start, a retry's delay)
+    /// ends the run as it would end a body; a run the server keeps CANCELLING (cancelled while
+    /// it waited or while its body ended) is ended CANCELLED, as Prefect's runner ends it. A
+    /// `body` that panics before it gives its future ends the run as a panicking future does.
     ///
     /// Dropping this future before the end is reported stops the body and the heartbeats and
     /// ends the run CANCELLED (see [`Abandon`]).
@@ -93,7 +156,7 @@ impl Execution {
                 active_tasks: Mutex::default(),
             }),
         };
-        let heartbeat = heartbeat.map(|every| tokio::spawn(beat(client.clone(), id, every)));
+        let heartbeat = heartbeat.map(|beats| tokio::spawn(beat(client.clone(), id, beats)));
         let _beating = heartbeat.as_ref().map(|h| AbortOnDrop(h.abort_handle()));
         let mut last_failure: Option<Outcome<T, E>> = None;
         loop {
@@ -104,50 +167,86 @@ impl Execution {
                 work: None,
                 end: Some(dropped_end()),
             };
-            let started = propose(&client, Run::Flow(id), StateType::Running, None).await;
+            let started = tokio::select! {
+                answer = propose(&client, Run::Flow(id), StateType::Running, None) => Ok(answer),
+                interrupt = interrupted(&client, id, stop.as_mut(), watch_cancellation) => Err(interrupt),
+            };
             starting.disarm();
-            match started? {
-                Answer::Accepted(_) => {
-                    if let Some(running) = &running {
-                        running.notify_one();
+            let mut abandon: Option<Abandon> = None;
+            let outcome = match started {
+                Err(interrupt) => {
+                    tracing::info!(flow_run_id = %id, ?interrupt, "the run was stopped while it waited to start");
+                    interrupt.outcome()
+                }
+                Ok(answer) => match answer? {
+                    Answer::Accepted(_) => {
+                        if let Some(running) = &running {
+                            running.notify_one();
+                        }
+                        // Each attempt counts its task runs afresh: a persisted task's record is
+                        // found again by its place in the flow.
+                        ctx.shared
+                            .task_counts
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clear();
+                        let made =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(ctx.clone())));
+                        match made {
+                            Ok(Some(future)) => {
+                                let span = tracing::info_span!("prefect_flow_run", prefect.flow_run_id = %id, prefect.flow = %flow_name);
+                                let work = tokio::spawn(
+                                    async move {
+                                        match timeout {
+                                            Some(limit) => {
+                                                tokio::time::timeout(limit, future).await.map_err(|_| limit)
+                                            }
+                                            None => Ok(future.await),
+                                        }
+                                    }
+                                    .instrument(span),
+                                );
+                                abandon = Some(Abandon {
+                                    shared: ctx.shared.clone(),
+                                    work: Some(work.abort_handle()),
+                                    end: Some(dropped_end()),
+                                });
+                                watch(&client, id, work, stop.as_mut(), watch_cancellation).await
+                            }
+                            Ok(None) => {
+                                // The body cannot run again: its last failure stands, for good.
+                                let last = last_failure.take().unwrap_or(Outcome::Stopped {
+                                    state: StateType::Failed,
+                                    message: CANNOT_RETRY.into(),
+                                });
+                                let unreported =
+                                    propose_state(&client, Run::Flow(id), &end_of(&last).forced(true))
+                                        .await
+                                        .err();
+                                return Ok(report(last, unreported));
+                            }
+                            Err(payload) => {
+                                let message = panic_message(payload);
+                                tracing::error!(flow_run_id = %id, %message, "the flow's handler panicked before it gave its future");
+                                Outcome::Panicked(message)
+                            }
+                        }
                     }
-                }
-                Answer::Rejected(state) => {
-                    let (state, message) = Answer::rejected_state(&state);
-                    return Ok(report(Outcome::NotStarted { state, message }, None));
-                }
-                Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
-            }
-            let Some(future) = body(ctx.clone()) else {
-                // The body cannot run again: its last failure stands, for good.
-                let last = last_failure.take().unwrap_or(Outcome::Stopped {
-                    state: StateType::Failed,
-                    message: CANNOT_RETRY.into(),
-                });
-                let unreported = propose_state(&client, Run::Flow(id), &end_of(&last).forced(true))
-                    .await
-                    .err();
-                return Ok(report(last, unreported));
-            };
-            let span =
-                tracing::info_span!("prefect_flow_run", prefect.flow_run_id = %id, prefect.flow = %flow_name);
-            let work = tokio::spawn(
-                async move {
-                    match timeout {
-                        Some(limit) => tokio::time::timeout(limit, future).await.map_err(|_| limit),
-                        None => Ok(future.await),
+                    Answer::Rejected(state) if is_cancelling(&state) => Outcome::Cancelled,
+                    Answer::Rejected(state) => {
+                        let (state, message) = Answer::rejected_state(&state);
+                        return Ok(report(Outcome::NotStarted { state, message }, None));
                     }
-                }
-                .instrument(span),
-            );
-            let mut abandon = Abandon {
-                shared: ctx.shared.clone(),
-                work: Some(work.abort_handle()),
-                end: Some(dropped_end()),
+                    Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
+                },
             };
-            let outcome = watch(&client, id, work, stop.as_mut(), watch_cancellation).await;
             let proposal = end_of(&outcome);
             // Dropped from here on, the run still ends as the body did.
+            let mut abandon = abandon.unwrap_or(Abandon {
+                shared: ctx.shared.clone(),
+                work: None,
+                end: None,
+            });
             abandon.end = Some(proposal.clone().forced(true));
             if matches!(
                 &outcome,
@@ -179,8 +278,111 @@ impl Execution {
                     last_failure = Some(outcome);
                     continue;
                 }
+                // Cancelled while its end was on the way: the server keeps it CANCELLING until
+                // the side executing it says CANCELLED.
+                Answer::Rejected(state) if is_cancelling(&state) => {
+                    tracing::info!(flow_run_id = %id, "the run was cancelled as it ended; ending it CANCELLED");
+                    let unreported = propose_state(
+                        &client,
+                        Run::Flow(id),
+                        &end_of::<T, E>(&Outcome::Cancelled).forced(true),
+                    )
+                    .await
+                    .err();
+                    return Ok(report(Outcome::Cancelled, unreported));
+                }
                 Answer::Accepted(_) | Answer::Rejected(_) => return Ok(report(outcome, None)),
                 Answer::Aborted(reason) => return Err(Error::RunAborted { run_id: id, reason }),
+            }
+        }
+    }
+}
+
+/// Whether the state the server keeps is CANCELLING.
+fn is_cancelling(state: &Option<Box<crate::types::State>>) -> bool {
+    state.as_ref().is_some_and(|s| s.type_ == StateType::Cancelling)
+}
+
+/// What stopped a run before its body ran.
+#[derive(Debug)]
+enum Interrupt {
+    /// A stop from outside (a shutdown, a cancellation the caller watched, a lost slot).
+    Stop(Stop),
+    /// The run's own watch saw it CANCELLING or CANCELLED.
+    Cancelled,
+}
+
+impl Interrupt {
+    fn outcome<T, E>(self) -> Outcome<T, E> {
+        match self {
+            Interrupt::Stop(reason) => stopped_outcome(reason),
+            Interrupt::Cancelled => Outcome::Cancelled,
+        }
+    }
+}
+
+/// Resolves when the run is stopped from outside, or (when it watches its own) cancelled.
+/// A stop already sent is seen at once; the run's own watch begins after
+/// [`START_WATCH_DELAY`], so a RUNNING proposal answered at once costs no subscription.
+async fn interrupted(
+    client: &Client,
+    id: Uuid,
+    stop: Option<&mut StopSignal>,
+    watch_cancellation: bool,
+) -> Interrupt {
+    let cancelled = async {
+        tokio::time::sleep(START_WATCH_DELAY).await;
+        cancellation(client.clone(), id, watch_cancellation).await;
+    };
+    tokio::select! {
+        reason = stopped(stop) => Interrupt::Stop(reason),
+        () = cancelled => Interrupt::Cancelled,
+    }
+}
+
+/// How long a RUNNING proposal is awaited before the run watches its own cancellation.
+const START_WATCH_DELAY: Duration = Duration::from_secs(1);
+
+/// Resolves at the first stop sent (at once for one sent already); never without a signal.
+async fn stopped(stop: Option<&mut StopSignal>) -> Stop {
+    let Some(stop) = stop else {
+        return std::future::pending::<Stop>().await;
+    };
+    loop {
+        if let Some(reason) = stop.borrow_and_update().clone() {
+            return reason;
+        }
+        if stop.changed().await.is_err() {
+            return std::future::pending::<Stop>().await;
+        }
+    }
+}
+
+/// Resolves when the run is CANCELLING or CANCELLED (seen by its events, or by polls when the
+/// event socket cannot be used); never when `watching` is false or another final state was
+/// forced from outside.
+async fn cancellation(client: Client, id: Uuid, watching: bool) {
+    if !watching {
+        return std::future::pending::<()>().await;
+    }
+    loop {
+        match client
+            .flow_runs()
+            .wait_for_state(
+                id,
+                &[StateType::Cancelling, StateType::Cancelled],
+                CANCELLATION_WATCH_SPAN,
+            )
+            .await
+        {
+            Ok(run) if matches!(run.state_type, Some(StateType::Cancelling | StateType::Cancelled)) => {
+                return;
+            }
+            // Another final state was forced from outside: the work goes on to its end.
+            Ok(_) => std::future::pending::<()>().await,
+            Err(e) => {
+                tracing::warn!(flow_run_id = %id, error = %e, "watching the flow run for cancellation failed; trying again");
+                tokio::time::sleep(CANCELLATION_WATCH_RETRY).await;
             }
         }
     }
@@ -326,46 +528,8 @@ async fn watch<T, E>(
     stop: Option<&mut StopSignal>,
     watch_cancellation: bool,
 ) -> Outcome<T, E> {
-    let client = client.clone();
-    let cancelled = async move {
-        if !watch_cancellation {
-            return std::future::pending::<()>().await;
-        }
-        loop {
-            match client
-                .flow_runs()
-                .wait_for_state(
-                    id,
-                    &[StateType::Cancelling, StateType::Cancelled],
-                    CANCELLATION_WATCH_SPAN,
-                )
-                .await
-            {
-                Ok(run) if matches!(run.state_type, Some(StateType::Cancelling | StateType::Cancelled)) => {
-                    return;
-                }
-                // Another final state was forced from outside: the work goes on to its end.
-                Ok(_) => std::future::pending::<()>().await,
-                Err(e) => {
-                    tracing::warn!(flow_run_id = %id, error = %e, "watching the flow run for cancellation failed; trying again");
-                    tokio::time::sleep(CANCELLATION_WATCH_RETRY).await;
-                }
-            }
-        }
-    };
-    let stopped = async move {
-        let Some(stop) = stop else {
-            return std::future::pending::<Stop>().await;
-        };
-        loop {
-            if let Some(reason) = stop.borrow_and_update().clone() {
-                return reason;
-            }
-            if stop.changed().await.is_err() {
-                return std::future::pending::<Stop>().await;
-            }
-        }
-    };
+    let cancelled = cancellation(client.clone(), id, watch_cancellation);
+    let stopped = stopped(stop);
     tokio::select! {
         joined = &mut work => match joined {
             Ok(Ok(Ok(value))) => Outcome::Completed(value),
@@ -435,17 +599,13 @@ pub(crate) async fn end_active_tasks(client: &Client, shared: &Shared, state: St
     }
 }
 
-async fn beat(client: Client, id: Uuid, every: Duration) {
+/// Emits the run's heartbeat now and every `beats.every` after, until aborted.
+async fn beat(client: Client, id: Uuid, beats: Heartbeat) {
     loop {
-        let event = client
-            .events()
-            .emit("prefect.flow-run.heartbeat", &format!("prefect.flow-run.{id}"))
-            .send()
-            .await;
-        if let Err(e) = event {
+        if let Err(e) = client.events().emit_all(&[beats.event(id)]).await {
             tracing::debug!(flow_run_id = %id, error = %e, "a heartbeat failed");
         }
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(beats.every).await;
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::execution::Execution;
+use super::execution::{Execution, Heartbeat};
 use super::task::TaskScope;
 use crate::resources::flow_runs::flow_run_create;
 use crate::resources::{InvalidField, call, json_object};
@@ -187,7 +187,9 @@ impl FlowScope {
 
     /// Emits `prefect.flow-run.heartbeat` events this often while the run runs, so that a
     /// server with a heartbeat automation (or Prefect Cloud) marks a run whose process died as
-    /// crashed. Prefect's own runs beat every 30 s or more.
+    /// crashed. By default every run beats as the client's
+    /// [`flow_heartbeat`](crate::Config::flow_heartbeat) says (Prefect's
+    /// `PREFECT_FLOWS_HEARTBEAT_FREQUENCY`, 180 s).
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = Some(every.max(Duration::from_secs(1)));
         self
@@ -228,11 +230,22 @@ impl FlowScope {
             ..flow_run_create(flow.id, StateType::Pending)
         };
         let run = call!(client, create_flow_run(&create))?;
+        let heartbeat = self
+            .heartbeat
+            .or(client.config().flow_heartbeat())
+            .map(|every| Heartbeat {
+                every,
+                run_name: run.name.clone().unwrap_or_default(),
+                flow_id: flow.id,
+                flow_name: self.name.clone(),
+                deployment_id: None,
+                tags: run.tags.clone(),
+            });
         let execution = Execution {
             client,
             flow_run_id: run.id,
             flow_name: self.name,
-            heartbeat: self.heartbeat,
+            heartbeat,
             timeout: self.timeout,
             stop: None,
             running: None,

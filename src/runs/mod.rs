@@ -20,11 +20,11 @@ mod orchestration;
 mod results;
 mod task;
 
-pub(crate) use execution::{Execution, Stop};
+pub(crate) use execution::{Execution, Heartbeat, Stop};
 pub use flow::{FlowRunReport, FlowScope, Outcome, RunContext};
 #[cfg(feature = "tracing-layer")]
 pub use log_layer::{DEFAULT_LOG_QUEUE, LogShipper, PrefectLogLayer};
-pub(crate) use orchestration::{Answer, Proposal, Run, propose_state};
+pub(crate) use orchestration::{Answer, Proposal, Run, propose_state, resending};
 pub use results::{LocalStorage, ResultStorage, read_result};
 pub use task::{PersistedTask, RetryDelay, TaskError, TaskOutput, TaskScope};
 

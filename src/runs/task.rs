@@ -304,23 +304,31 @@ impl PersistedTask {
             results::check_key(key)?;
         }
         let persist = self.persist;
+        let flow_run = self.scope.ctx.shared.flow_run_id;
+        let task = self.scope.name.clone();
+        // Without a key of its own, the record is the run's: found again when the same flow run
+        // runs again (a retry in process or from the UI, a run scheduled again at shutdown, a
+        // handed-over run started again), as Prefect's default cache policy (`RUN_ID`) finds it.
+        let key_of = move |occurrence: u64| {
+            persist
+                .key
+                .clone()
+                .unwrap_or_else(|| run_scoped_key(flow_run, &task, occurrence))
+        };
+        let (storage, expiration, refresh) = (persist.storage.clone(), persist.expiration, persist.refresh);
+        let key_for_store = key_of.clone();
         self.scope
             .execute(
                 body,
-                |value: &T| {
-                    let key = persist
-                        .key
-                        .clone()
-                        .unwrap_or_else(|| Uuid::new_v4().simple().to_string());
-                    let expiration = persist
-                        .expiration
+                move |value: &T, occurrence| {
+                    let expiration = expiration
                         .and_then(|e| chrono::Duration::from_std(e).ok())
                         .map(|e| chrono::Utc::now() + e);
-                    results::write(persist.storage.as_ref(), &key, value, expiration).map(Some)
+                    results::write(storage.as_ref(), &key_for_store(occurrence), value, expiration).map(Some)
                 },
-                || match (&persist.key, persist.refresh) {
-                    (Some(key), false) => results::read_cached::<T>(persist.storage.as_ref(), key),
-                    _ => None,
+                move |occurrence| match refresh {
+                    false => results::read_cached::<T>(persist.storage.as_ref(), &key_of(occurrence)),
+                    true => None,
                 },
             )
             .await
@@ -465,14 +473,14 @@ impl TaskScope {
         Fut: Future<Output = Result<T, E>>,
         E: Display + 'static,
     {
-        self.execute(body, |_: &T| Ok(None), || None).await
+        self.execute(body, |_: &T, _| Ok(None), |_| None).await
     }
 
     async fn execute<F, Fut, T, E>(
         self,
         mut body: F,
-        store: impl FnOnce(&T) -> Result<Option<Value>, Error>,
-        cached: impl FnOnce() -> Option<(T, Value)>,
+        store: impl FnOnce(&T, u64) -> Result<Option<Value>, Error>,
+        cached: impl FnOnce(u64) -> Option<(T, Value)>,
     ) -> Result<TaskOutput<T>, TaskError<E>>
     where
         F: FnMut() -> Fut,
@@ -482,22 +490,27 @@ impl TaskScope {
         super::check_run_name("task name", &self.name)?;
         let shared = &self.ctx.shared;
         let client = &shared.client;
-        let dynamic_key = {
+        // The task's place among the task runs of its name in this attempt of the flow run.
+        let occurrence = {
             let mut counts = shared.task_counts.lock().unwrap_or_else(|p| p.into_inner());
             let count = counts.entry(self.name.clone()).or_default();
             let key = *count;
             *count += 1;
             key
         };
+        // A key of its own, as Prefect's engine makes it: the server upserts task runs by (flow
+        // run, task key, dynamic key), and a flow run executed again (retried in process or from
+        // the UI, scheduled again) must get new task runs, not its last attempt's ended ones.
+        let dynamic_key = Uuid::new_v4().to_string();
         let create = TaskRunCreate {
             cache_expiration: None,
             cache_key: None,
-            dynamic_key: dynamic_key.to_string(),
+            dynamic_key,
             empirical_policy: Some(self.retry_delay.policy(self.retries)),
             flow_run_id: Some(shared.flow_run_id),
             id: None,
             labels: None,
-            name: Some(format!("{}-{dynamic_key}", self.name)),
+            name: Some(format!("{}-{occurrence}", self.name)),
             state: Some(state_create(StateType::Pending, None, None)),
             tags: self.tags.clone(),
             task_inputs: self.inputs.clone(),
@@ -532,7 +545,15 @@ impl TaskScope {
             )
         };
         let force = slots.is_some();
-        let outcome = self.attempts(id, force, &mut body, store, cached).await;
+        let outcome = self
+            .attempts(
+                id,
+                force,
+                &mut body,
+                |value| store(value, occurrence),
+                || cached(occurrence),
+            )
+            .await;
         if let Some(slots) = slots
             && let Err(e) = slots.release().await
         {
@@ -682,6 +703,16 @@ impl TaskScope {
     }
 }
 
+/// The record key of a persisted task without a cache key of its own: its flow run, its name
+/// and its place among the task runs of that name (a file name whatever the task's name).
+fn run_scoped_key(flow_run: Uuid, task: &str, occurrence: u64) -> String {
+    // FNV-1a: stable across processes and releases, unlike std's hasher.
+    let name = task.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("run-{}-{name:016x}-{occurrence}", flow_run.simple())
+}
+
 /// Records the end a task run could not report, for its flow run to report at its own end.
 fn intend(ctx: &RunContext, id: Uuid, state: StateType, message: Option<String>) {
     let mut tasks = ctx.shared.active_tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -694,5 +725,53 @@ fn set_active(ctx: &RunContext, id: Uuid, active: bool) {
         tasks.insert(id, None);
     } else {
         tasks.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_scoped_key_is_a_stable_file_name_per_run_task_and_place() {
+        let run = Uuid::from_u128(7);
+        let key = run_scoped_key(run, "load/rows: ✓", 0);
+        assert_eq!(key, run_scoped_key(run, "load/rows: ✓", 0), "the same every time");
+        results::check_key(&key).unwrap();
+        assert!(key.starts_with(&format!("run-{}-", run.simple())), "{key}");
+        assert_ne!(key, run_scoped_key(run, "load/rows: ✓", 1));
+        assert_ne!(key, run_scoped_key(run, "load/rows", 0));
+        assert_ne!(key, run_scoped_key(Uuid::from_u128(8), "load/rows: ✓", 0));
+    }
+
+    #[test]
+    fn retry_delays_follow_prefects_shapes() {
+        let s = Duration::from_secs;
+        assert_eq!(RetryDelay::Fixed(s(3)).before(5), s(3));
+        let listed = RetryDelay::PerAttempt(vec![s(1), s(10)]);
+        assert_eq!(
+            (listed.before(0), listed.before(1), listed.before(7)),
+            (s(1), s(10), s(10))
+        );
+        assert_eq!(RetryDelay::PerAttempt(vec![]).before(0), Duration::ZERO);
+        let exact = RetryDelay::Exponential {
+            base: s(2),
+            jitter: 0.0,
+        };
+        assert_eq!((exact.before(0), exact.before(3)), (s(2), s(16)));
+        let jittered = RetryDelay::Exponential {
+            base: s(10),
+            jitter: 0.5,
+        };
+        for _ in 0..100 {
+            let delay = jittered.before(1);
+            assert!(delay >= s(10) && delay <= s(30), "{delay:?}");
+        }
+        // Out-of-range jitter is clamped, not a panic.
+        let wild = RetryDelay::Exponential {
+            base: s(1),
+            jitter: f64::NAN,
+        };
+        assert_eq!(wild.before(0), s(1));
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 use tokio::sync::watch;
@@ -18,9 +18,11 @@ use crate::query::{
 };
 use crate::resources::call;
 use crate::resources::flow_runs::is_final;
-use crate::runs::{Answer, Execution, Outcome, Proposal, Run, Stop, propose_state};
+use crate::runs::{Answer, Execution, Heartbeat, Outcome, Proposal, Run, Stop, propose_state};
 use crate::types::{FlowRunPolicy, FlowRunPolicyRetryType, FlowRunUpdate, State, StateType};
-use crate::waits::{self, CANCELLATION_CHECK_EVERY, DEPLOYMENT_LEASE_RENEW_EVERY, DEPLOYMENT_LEASE_TERM};
+use crate::waits::{
+    self, CANCELLATION_CHECK_EVERY, DEPLOYMENT_LEASE_RENEW_EVERY, DEPLOYMENT_LEASE_TERM, STRANDED_RETRY_AFTER,
+};
 use crate::{Client, Error};
 
 /// The end of a run cancelled from outside (the UI, Prefect's CLI or client).
@@ -43,6 +45,30 @@ pub(crate) struct Found {
     pub(crate) in_process_retry: bool,
     /// How many times it had started (RUNNING) when it was found.
     pub(crate) run_count: i64,
+    /// Its name, deployment and tags (its heartbeats' resources).
+    pub(crate) name: String,
+    pub(crate) deployment_id: Option<Uuid>,
+    pub(crate) tags: Vec<String>,
+    /// Its retry policy as the server has it (filled in, not replaced, when it is executed).
+    pub(crate) policy: Option<FlowRunPolicy>,
+    /// What executes it, as recorded (a worker's handle on a handed-over run's process).
+    pub(crate) infrastructure_pid: Option<String>,
+    /// When it is due (a retry's time, for a run waiting for one).
+    pub(crate) due_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The job variables given to this run (over its deployment's).
+    pub(crate) job_variables: Option<Map<String, Value>>,
+}
+
+impl Found {
+    /// Whether a run waiting for the in-process retry of the process that executed it was left
+    /// by that process: past its time by [`STRANDED_RETRY_AFTER`] (a live process proposes
+    /// RUNNING at the time itself). Prefect's runner executes such a run; so does serving.
+    pub(crate) fn stranded(&self) -> bool {
+        self.in_process_retry
+            && self.due_at.is_some_and(|at| {
+                chrono::Utc::now() - at > chrono::Duration::from_std(STRANDED_RETRY_AFTER).unwrap_or_default()
+            })
+    }
 }
 
 /// `Found` from each of the types the server describes a flow run with (the same fields).
@@ -58,6 +84,13 @@ macro_rules! found_from {
                     state_type: run.state_type,
                     state: run.state,
                     run_count: run.run_count,
+                    name: run.name.unwrap_or_default(),
+                    deployment_id: run.deployment_id,
+                    tags: run.tags,
+                    policy: run.empirical_policy,
+                    infrastructure_pid: run.infrastructure_pid,
+                    due_at: run.next_scheduled_start_time,
+                    job_variables: run.job_variables,
                 }
             }
         }
@@ -97,6 +130,10 @@ pub(crate) struct Core {
     shared_cancellation_watch: AtomicBool,
     /// When [`Core::check_cancelled`] last asked the server.
     cancellations_checked: Mutex<Option<Instant>>,
+    /// Whether the runs were handed over by a worker (which records its own handle on them).
+    handed_over: bool,
+    /// Whether the runs' `labels` job variable (a Rust work pool's) is recorded on them.
+    job_labels: bool,
 }
 
 impl Core {
@@ -129,7 +166,23 @@ impl Core {
             labels,
             shared_cancellation_watch: AtomicBool::new(false),
             cancellations_checked: Mutex::default(),
+            handed_over: false,
+            job_labels: false,
         })
+    }
+
+    /// Records each run's `labels` job variable (its deployment's, then its own over them) on
+    /// the run, beside the process's labels: what a Rust work pool's job template offers.
+    pub(crate) fn applying_job_labels(mut self) -> Core {
+        self.job_labels = true;
+        self
+    }
+
+    /// Marks the runs as handed over by a worker: the worker's record of what executes them is
+    /// kept.
+    pub(crate) fn handed_over(mut self) -> Core {
+        self.handed_over = true;
+        self
     }
 
     /// From now on the runs' cancellations are watched by the caller (a polling loop) through
@@ -144,6 +197,27 @@ impl Core {
         if let Some(sender) = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
             tracing::info!(flow_run_id = %id, "the run was cancelled from outside; stopping it");
             let _ = sender.send(Some(Stop::Cancel(CANCELLED_FROM_OUTSIDE.into())));
+        }
+    }
+
+    /// Stops the run, if this process executes it and the server has it CANCELLING or
+    /// CANCELLED now: an event about a cancellation may be an old one (a subscription replays
+    /// the last minutes), of a run cancelled and then retried. A run that cannot be read is
+    /// left to the polls, which ask again.
+    pub(crate) async fn cancel_if_cancelled(&self, id: Uuid) {
+        if !self.is_in_flight(id) {
+            return;
+        }
+        match self.client.flow_runs().get(id).await {
+            Ok(run) if matches!(run.state_type, Some(StateType::Cancelling | StateType::Cancelled)) => {
+                self.cancel(id)
+            }
+            Ok(_) => {
+                tracing::debug!(flow_run_id = %id, "an event said the run was cancelled, and it is not now")
+            }
+            Err(e) => {
+                tracing::debug!(flow_run_id = %id, error = %e, "could not read a run an event said was cancelled; the next poll asks")
+            }
         }
     }
 
@@ -264,7 +338,7 @@ impl Core {
                 .and_then(|s| s.state_details.as_ref())
                 .and_then(|d| d.deployment_concurrency_lease_id)
         };
-        self.record(found.id, &flow).await;
+        self.record(&found, &flow).await;
         if let Err(problem) = flow.check(&found.parameters) {
             tracing::warn!(flow_run_id = %found.id, %problem, "the run's parameters do not fit its flow; it fails");
             let proposal = Proposal::new(StateType::Failed).message(Some(problem.clone()));
@@ -274,13 +348,33 @@ impl Core {
             };
         }
         let running = Arc::new(tokio::sync::Notify::new());
-        let renewer = lease
-            .map(|lease| tokio::spawn(renew(self.client.clone(), found.id, lease, stop, running.clone())));
+        // Stopped however this future ends (a panic, a drop): a run that ended holds no slot.
+        let _renewer = lease.map(|lease| {
+            AbortOnDrop(tokio::spawn(renew(
+                self.client.clone(),
+                found.id,
+                lease,
+                stop,
+                running.clone(),
+            )))
+        });
+        let heartbeat = flow
+            .options
+            .heartbeat
+            .or(self.client.config().flow_heartbeat())
+            .map(|every| Heartbeat {
+                every,
+                run_name: found.name.clone(),
+                flow_id: found.flow_id,
+                flow_name: flow.name.clone(),
+                deployment_id: found.deployment_id,
+                tags: found.tags.clone(),
+            });
         let execution = Execution {
             client: self.client.clone(),
             flow_run_id: found.id,
             flow_name: flow.name.clone(),
-            heartbeat: flow.options.heartbeat.or_else(heartbeat_setting),
+            heartbeat,
             timeout: flow.options.timeout,
             stop: Some(stopped),
             running: Some(running),
@@ -295,9 +389,6 @@ impl Core {
                 })
             })
             .await;
-        if let Some(renewer) = renewer {
-            renewer.abort();
-        }
         match result {
             // An end Prefect did not record is a failure of this process: a handed-over run
             // exits non-zero, so Prefect's worker marks it crashed.
@@ -383,7 +474,12 @@ impl Core {
         }
         let ours =
             |state: &State| state.state_details.as_ref().and_then(|d| d.transition_id) == Some(transition);
-        let end = match self.client.flow_runs().states(found.id).await {
+        // Read until the server answers: the run stays PENDING under this claim meanwhile.
+        let states = crate::runs::resending("reading the states of a claimed run", || async {
+            self.client.flow_runs().states(found.id).await
+        })
+        .await;
+        let end = match states {
             Ok(states) => states
                 .into_iter()
                 .filter(|s| !ours(s) && is_final(&s.type_))
@@ -411,41 +507,82 @@ impl Core {
         ))
     }
 
-    /// Records on the run what executes it: the flow's version and retries, this process's id
-    /// (`infrastructure_pid`), and the labels. A failure is logged: the run still runs.
-    async fn record(&self, id: Uuid, flow: &RustFlow) {
+    /// Records on the run what executes it, filling in what is unset as Prefect's engine does:
+    /// the flow's retries and retry delay where the run has none (its pause keys, retry type
+    /// and per-run retries kept), the flow's version, this process's id (`infrastructure_pid`,
+    /// unless a handed-over run's worker recorded its own handle), and the labels. A failure is
+    /// logged: the run still runs.
+    async fn record(&self, found: &Found, flow: &RustFlow) {
+        let id = found.id;
         let options = &flow.options;
-        let policy = (options.retries > 0).then(|| FlowRunPolicy {
-            retries: Some(i64::from(options.retries)),
-            retry_delay: Some(options.retry_delay.as_secs().try_into().unwrap_or(i64::MAX)),
-            ..Default::default()
-        });
+        let mut policy = found.policy.clone().unwrap_or_default();
+        let mut changed = false;
+        if options.retries > 0 && policy.retries.is_none() {
+            policy.retries = Some(i64::from(options.retries));
+            changed = true;
+        }
+        if options.retries > 0 && policy.retry_delay.is_none() {
+            policy.retry_delay = Some(options.retry_delay.as_secs().try_into().unwrap_or(i64::MAX));
+            changed = true;
+        }
+        let keep_pid = self.handed_over && found.infrastructure_pid.as_deref().is_some_and(|p| !p.is_empty());
         let update = FlowRunUpdate {
-            empirical_policy: policy,
+            empirical_policy: changed.then_some(policy),
             flow_version: options.version.clone(),
-            infrastructure_pid: Some(std::process::id().to_string()),
+            infrastructure_pid: (!keep_pid).then(|| std::process::id().to_string()),
             ..Default::default()
         };
         if let Err(e) = call!(self.client, update_flow_run(&id, &update)) {
             tracing::warn!(flow_run_id = %id, error = %e, "could not record the run's version, retries and process");
         }
-        if !self.labels.is_empty()
-            && let Err(e) = call!(self.client, update_flow_run_labels(&id, &self.labels))
+        let mut labels = self.labels.clone();
+        if self.job_labels {
+            labels.extend(self.job_labels_of(found).await);
+        }
+        if !labels.is_empty()
+            && let Err(e) = call!(self.client, update_flow_run_labels(&id, &labels))
         {
             tracing::warn!(flow_run_id = %id, error = %e, "could not label the run");
         }
     }
+
+    /// The run's `labels` job variable: its deployment's, with the run's own over them. A
+    /// deployment that cannot be read adds none (logged).
+    async fn job_labels_of(&self, found: &Found) -> Map<String, Value> {
+        let labels_in = |variables: Option<&Map<String, Value>>| {
+            variables
+                .and_then(|v| v.get("labels"))
+                .and_then(Value::as_object)
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .filter(|(_, v)| v.is_string() || v.is_number() || v.is_boolean())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<Map<String, Value>>()
+                })
+                .unwrap_or_default()
+        };
+        let mut labels = Map::new();
+        if let Some(deployment) = found.deployment_id {
+            match self.client.deployments().get(deployment).await {
+                Ok(deployment) => labels.extend(labels_in(Some(&deployment.job_variables))),
+                Err(e) => {
+                    tracing::warn!(flow_run_id = %found.id, error = %e, "could not read the run's deployment for its labels job variable")
+                }
+            }
+        }
+        labels.extend(labels_in(found.job_variables.as_ref()));
+        labels
+    }
 }
 
-/// `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` (seconds), Prefect's own setting for how often a run
-/// beats, when a flow sets none.
-fn heartbeat_setting() -> Option<Duration> {
-    let seconds: f64 = std::env::var("PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (seconds.is_finite() && seconds >= 1.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What a claim came to.
@@ -472,12 +609,13 @@ impl Drop for InFlight {
     }
 }
 
-/// Renews a deployment run's concurrency lease while it runs, as Prefect's engine does, but
-/// for the shortest term the server takes (60 s, every 20 s; the engine's 300 s keeps a dead
-/// process's slot five minutes). It renews at once, and again when the server accepts RUNNING
-/// (which sets the lease to its initial 300 s). A lease the server no longer has (410) stops the
-/// run CRASHED, since its slot may be another run's now. Transient failures are tried again
-/// while the lease lasts.
+/// Renews a deployment run's concurrency lease while it runs, as Prefect's engine does: for
+/// 300 s at a time, from when the server accepts RUNNING (until then the lease the claim made
+/// lasts the deployment's `concurrency_grace_period`), every minute and again at each RUNNING
+/// the server accepts (a retry), so a stall of minutes (a paused VM, a 503 storm) keeps the
+/// slot and a process that dies frees it within five minutes. A lease the server no longer has
+/// (410) stops the run CRASHED, since its slot may be another run's now. Transient failures
+/// are tried again while the lease lasts.
 async fn renew(
     client: Client,
     run: Uuid,
@@ -486,6 +624,7 @@ async fn renew(
     running: Arc<tokio::sync::Notify>,
 ) {
     let limits = client.global_concurrency_limits();
+    running.notified().await;
     loop {
         let mut attempt = 0u32;
         loop {

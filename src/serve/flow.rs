@@ -144,8 +144,8 @@ impl RustFlow {
     }
 
     /// Emits `prefect.flow-run.heartbeat` events this often while a run runs, for crash
-    /// detection (default: `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` seconds when set, Prefect's own
-    /// setting; else no heartbeats).
+    /// detection (default: the client's [`flow_heartbeat`](crate::Config::flow_heartbeat),
+    /// Prefect's `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` or its legacy name, 180 s unless set).
     pub fn heartbeat(mut self, every: Duration) -> RustFlow {
         self.options.heartbeat = Some(every.max(Duration::from_secs(1)));
         self

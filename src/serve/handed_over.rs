@@ -61,7 +61,11 @@ async fn execute(client: &Client, id: &str, flows: &[&RustFlow]) -> Result<ExitC
         .trim()
         .parse()
         .map_err(|e| format!("{FLOW_RUN_ID_VARIABLE} is not a flow run id ({e})"))?;
-    let core = Arc::new(Core::new(client, flows, serde_json::Map::new()).map_err(|e| e.to_string())?);
+    let core = Arc::new(
+        Core::new(client, flows, serde_json::Map::new())
+            .map_err(|e| e.to_string())?
+            .handed_over(),
+    );
     let run = client.flow_runs().get(id).await.map_err(|e| e.to_string())?;
     let found = Found::from(run);
     let Some(flow) = core.flow_of(found.flow_id).await.map_err(|e| e.to_string())? else {

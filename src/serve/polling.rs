@@ -18,7 +18,8 @@ use super::shutdown::Stopping;
 use crate::runs::Stop;
 use crate::types::{EventFilter, FlowRunResponse, ReceivedEvent, StateType};
 use crate::waits::{
-    self, DEFAULT_GRACE_PERIOD, DEFAULT_POLL_INTERVAL, MIN_WAKE_POLL_GAP, POLL_PREFETCH, SHUTDOWN_STOP_BUDGET,
+    self, CANCELLATION_CHECK_EVERY, DEFAULT_GRACE_PERIOD, DEFAULT_POLL_INTERVAL, MIN_WAKE_POLL_GAP,
+    POLL_PREFETCH, SHUTDOWN_STOP_BUDGET,
 };
 use crate::{Client, Error};
 use uuid::Uuid;
@@ -149,6 +150,9 @@ pub(crate) async fn run(
     let mut failures = 0u32;
     let mut next_poll = Instant::now();
     let mut last_poll: Option<Instant> = None;
+    // A handle dropped leaves the loop serving for good: its channel is closed then, and is
+    // not waited on again (a closed channel answers at once, every time).
+    let mut handle_kept = true;
     while !*shutdown.borrow() {
         if Instant::now() >= next_poll {
             last_poll = Some(Instant::now());
@@ -179,13 +183,14 @@ pub(crate) async fn run(
             }
             () = tokio::time::sleep_until(next_poll) => {}
             Some(ended) = runs.join_next(), if !runs.is_empty() => log_end(source.what(), ended),
-            _ = shutdown.changed() => {}
+            changed = shutdown.changed(), if handle_kept => handle_kept = changed.is_ok(),
         }
     }
-    watcher.abort();
     tracing::info!(what = source.what(), executing = runs.len(), grace = ?options.grace, "shutting down: no more runs are claimed");
+    // The runs executing are still watched for cancellation while they finish: the event
+    // watcher runs on, and the server is asked as often as while polling.
     let drained = tokio::select! {
-        drained = tokio::time::timeout(options.grace, drain(source.what(), &mut runs)) => drained.is_ok(),
+        drained = tokio::time::timeout(options.grace, drain_watched(&core, source.what(), &mut runs)) => drained.is_ok(),
         () = now.notified() => runs.is_empty(),
     };
     if !drained {
@@ -211,6 +216,7 @@ pub(crate) async fn run(
             runs.abort_all();
         }
     }
+    watcher.abort();
     Ok(())
 }
 
@@ -229,7 +235,7 @@ async fn poll(
     if let Err(e) = core.check_cancelled().await {
         tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again at the next poll");
     }
-    due.retain(|run| !run.in_process_retry && !core.is_in_flight(run.id));
+    due.retain(|run| !core.is_in_flight(run.id) && (!run.in_process_retry || run.stranded()));
     for run in due {
         if !start(core, run, permits, runs).await? {
             break;
@@ -258,7 +264,7 @@ async fn claim_woken(
         && run.next_scheduled_start_time.is_none_or(|at| at <= before)
         && source.owns(&run);
     let found = Found::from(run);
-    if due && !found.in_process_retry && !core.is_in_flight(found.id) {
+    if due && (!found.in_process_retry || found.stranded()) && !core.is_in_flight(found.id) {
         start(core, found, permits, runs).await?;
     }
     Ok(())
@@ -291,6 +297,24 @@ async fn start(
 async fn drain(what: &'static str, runs: &mut JoinSet<RunEnd>) {
     while let Some(ended) = runs.join_next().await {
         log_end(what, ended);
+    }
+}
+
+/// Waits for every run to end, asking the server which of them were cancelled meanwhile (the
+/// fallback for events the subscription misses, as while polling).
+async fn drain_watched(core: &Core, what: &'static str, runs: &mut JoinSet<RunEnd>) {
+    loop {
+        tokio::select! {
+            ended = runs.join_next() => match ended {
+                Some(ended) => log_end(what, ended),
+                None => return,
+            },
+            () = tokio::time::sleep(CANCELLATION_CHECK_EVERY) => {
+                if let Err(e) = core.check_cancelled().await {
+                    tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again");
+                }
+            }
+        }
     }
 }
 
@@ -342,7 +366,7 @@ async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<
                         Ok(event) => {
                             failures = 0;
                             if let Some(id) = cancelled_run(&event) {
-                                core.cancel(id);
+                                core.cancel_if_cancelled(id).await;
                             } else if let Some(id) = flow_run_of(&event) {
                                 // A full queue drops it: the polls find the run.
                                 let _ = woken.try_send(id);

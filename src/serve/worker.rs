@@ -150,7 +150,7 @@ impl Worker {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let flows: Vec<&RustFlow> = self.flows.iter().collect();
-        let core = Arc::new(Core::new(&self.client, &flows, labels)?);
+        let core = Arc::new(Core::new(&self.client, &flows, labels)?.applying_job_labels());
         beat(&self.client, &self.pool, &self.name, self.heartbeat).await?;
         let heartbeats = tokio::spawn(keep_beating(
             self.client.clone(),
@@ -171,19 +171,14 @@ impl Worker {
         Ok(Working { pool, handle })
     }
 
-    /// Creates the pool with the base job template of a Rust worker: its runs' name and labels.
+    /// Creates the pool with the base job template of a Rust worker: its runs' labels, recorded
+    /// on each run it executes.
     async fn create(&self, name: &str) -> Result<WorkPoolResponse, Error> {
         let template = json!({
-            "job_configuration": { "name": "{{ name }}", "labels": "{{ labels }}" },
+            "job_configuration": { "labels": "{{ labels }}" },
             "variables": {
                 "type": "object",
                 "properties": {
-                    "name": {
-                        "title": "Name",
-                        "description": "Name given to the flow runs a Rust worker executes.",
-                        "anyOf": [{ "type": "string" }, { "type": "null" }],
-                        "default": null
-                    },
                     "labels": {
                         "title": "Labels",
                         "description": "Labels of the flow runs a Rust worker executes.",

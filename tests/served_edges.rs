@@ -1,0 +1,550 @@
+//! Served runs at the edges operators hit, against a real server, each beside what Prefect's
+//! own runner does in the same case: a cancel while a run waits for its retry, "Retry" from the
+//! UI after a persisted task completed, a handler that panics before it gives its future, a
+//! shutdown while a run waits for its retry, heartbeats as Prefect's engine sends them, and an
+//! old cancellation event replayed to a run retried since.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use prefect_client::resources::deployments::CollisionStrategy;
+use prefect_client::runs::{LocalStorage, RunContext};
+use prefect_client::serve::RustFlow;
+use prefect_client::types::{FlowRunPolicyRetryType, StateType};
+use prefect_client::{Client, Config};
+use uuid::Uuid;
+
+use common::serving::{history, python, python_cancel, task_runs_of, wait_final};
+use common::{client, unique};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Waits until `check` holds for the run (at most `within`); the run then.
+async fn wait_for_run(
+    client: &Client,
+    run: Uuid,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&prefect_client::types::FlowRunResponse) -> bool,
+) -> prefect_client::types::FlowRunResponse {
+    let started = tokio::time::Instant::now();
+    loop {
+        let found = client.flow_runs().get(run).await.unwrap();
+        if check(&found) {
+            return found;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what} within {within:?}: {:?} {:?}",
+            found.state_type,
+            found.state_name
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Retries a run as Prefect's UI and CLI do: SCHEDULED "AwaitingRetry", due now, forced.
+async fn retry_as_the_ui_does(api_url: &str, run: Uuid) {
+    let script = "import asyncio, sys, uuid\n\
+        from prefect.client.orchestration import get_client\n\
+        from prefect.states import AwaitingRetry\n\
+        async def main():\n    \
+            async with get_client() as client:\n        \
+                await client.set_flow_run_state(uuid.UUID(sys.argv[1]), AwaitingRetry(), force=True)\n\
+        asyncio.run(main())\n";
+    python(api_url, script, &[&run.to_string()]).await;
+}
+
+/// A flow whose first attempt fails; its attempts so far.
+fn failing_first(name: &str) -> (RustFlow, Arc<AtomicU32>) {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counted = attempts.clone();
+    let flow = RustFlow::without_parameters(name, move |_ctx: RunContext| {
+        let attempt = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if attempt == 0 {
+                return Err::<(), BoxError>("the first attempt fails".into());
+            }
+            Ok(())
+        }
+    });
+    (flow, attempts)
+}
+
+#[tokio::test]
+async fn a_cancel_while_a_run_waits_for_its_retry_ends_it_cancelled_at_once() {
+    let client = client().await;
+    let name = unique("rust-cancel-in-retry");
+    let (flow, attempts) = failing_first(&name);
+    let flow = flow.retries(1, Duration::from_secs(120));
+    let serving = client
+        .serve([&flow])
+        .deployment(flow.deployment("waits"))
+        .start()
+        .await
+        .unwrap();
+    let run = client
+        .deployments()
+        .run(serving.deployments()[0].id)
+        .await
+        .unwrap();
+    wait_for_run(&client, run.id, Duration::from_secs(60), "AwaitingRetry", |r| {
+        r.state_name.as_deref() == Some("AwaitingRetry")
+    })
+    .await;
+    python_cancel(common::server().await.api_url(), run.id).await;
+    // Prefect's runner ends it CANCELLED at once; the server alone would after 300 s.
+    let ended = wait_final(&client, &[run.id], Duration::from_secs(20)).await;
+    assert_eq!(
+        ended[&run.id].state_type,
+        Some(StateType::Cancelled),
+        "{:?}",
+        history(&client, run.id).await
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "the retry never ran");
+    serving.shutdown();
+    serving.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_process() {
+    let client = client().await;
+    let name = unique("rust-shutdown-in-retry");
+    let (flow, attempts) = failing_first(&name);
+    let flow = flow.retries(1, Duration::from_secs(120));
+    let serving = client
+        .serve([&flow])
+        .deployment(flow.deployment("waits"))
+        .grace_period(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let deployment = serving.deployments()[0].id;
+    let run = client.deployments().run(deployment).await.unwrap();
+    wait_for_run(&client, run.id, Duration::from_secs(60), "AwaitingRetry", |r| {
+        r.state_name.as_deref() == Some("AwaitingRetry")
+    })
+    .await;
+    let stopping = tokio::time::Instant::now();
+    serving.shutdown();
+    serving.wait().await.unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(20),
+        "the shutdown waited {:?}",
+        stopping.elapsed()
+    );
+    let left = client.flow_runs().get(run.id).await.unwrap();
+    assert_eq!(
+        left.state_type,
+        Some(StateType::Scheduled),
+        "scheduled again, not cancelled: {:?}",
+        history(&client, run.id).await
+    );
+    let retry_type = left.empirical_policy.as_ref().and_then(|p| p.retry_type.clone());
+    assert!(
+        !matches!(retry_type, Some(FlowRunPolicyRetryType::InProcess)),
+        "no other process takes an in-process retry"
+    );
+    // Another process takes it at once, not in 120 s.
+    let next = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
+    let serving = client
+        .serve([&next])
+        .deployment(next.deployment("waits"))
+        .poll_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
+    assert_eq!(ended[&run.id].state_type, Some(StateType::Completed));
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    serving.shutdown();
+    serving.wait().await.unwrap();
+}
+
+/// A flow running a persisted task (counted), a plain task (counted), then failing on its
+/// first execution only.
+struct RetriedFlow {
+    flow: RustFlow,
+    executions: Arc<AtomicU32>,
+    persisted_bodies: Arc<AtomicU32>,
+    plain_bodies: Arc<AtomicU32>,
+}
+
+fn persisted_then_failing(name: &str, storage: &std::path::Path) -> RetriedFlow {
+    let (executions, persisted_bodies, plain_bodies) = (
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+    );
+    let storage: Arc<LocalStorage> = Arc::new(LocalStorage::new(storage));
+    let (e, p, q) = (executions.clone(), persisted_bodies.clone(), plain_bodies.clone());
+    let flow = RustFlow::without_parameters(name, move |ctx: RunContext| {
+        let execution = e.fetch_add(1, Ordering::SeqCst);
+        let (p, q, storage) = (p.clone(), q.clone(), storage.clone());
+        async move {
+            let rows: u64 = ctx
+                .task("extract")
+                .persisted()
+                .storage(storage)
+                .run(|| {
+                    p.fetch_add(1, Ordering::SeqCst);
+                    async { Ok::<_, std::io::Error>(42) }
+                })
+                .await?;
+            ctx.task("count")
+                .run(|| {
+                    q.fetch_add(1, Ordering::SeqCst);
+                    async { Ok::<_, std::io::Error>(()) }
+                })
+                .await?;
+            if execution == 0 {
+                return Err::<u64, BoxError>("the first execution fails after its tasks".into());
+            }
+            Ok(rows)
+        }
+    });
+    RetriedFlow {
+        flow,
+        executions,
+        persisted_bodies,
+        plain_bodies,
+    }
+}
+
+#[tokio::test]
+async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
+    let client = client().await;
+    let storage = tempfile::tempdir().unwrap();
+    let name = unique("rust-ui-retry");
+    let retried = persisted_then_failing(&name, storage.path());
+    let serving = client
+        .serve([&retried.flow])
+        .deployment(retried.flow.deployment("retried"))
+        .poll_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let run = client
+        .deployments()
+        .run(serving.deployments()[0].id)
+        .await
+        .unwrap();
+    let failed = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
+    assert_eq!(failed[&run.id].state_type, Some(StateType::Failed));
+    retry_as_the_ui_does(common::server().await.api_url(), run.id).await;
+    let ended = wait_for_run(&client, run.id, Duration::from_secs(60), "ended again", |r| {
+        r.run_count >= 2
+            && r.state_type
+                .as_ref()
+                .is_some_and(prefect_client::resources::flow_runs::is_final)
+    })
+    .await;
+    assert_eq!(
+        ended.state_type,
+        Some(StateType::Completed),
+        "{:?} {:?}",
+        ended.state,
+        history(&client, run.id).await
+    );
+    assert_eq!(retried.executions.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        retried.persisted_bodies.load(Ordering::SeqCst),
+        1,
+        "the persisted task's value was read back, not computed again"
+    );
+    assert_eq!(
+        retried.plain_bodies.load(Ordering::SeqCst),
+        2,
+        "a plain task runs again"
+    );
+    // Each execution has task runs of its own: the second one's persisted task is "Cached".
+    let tasks = task_runs_of(&client, run.id).await;
+    assert_eq!(tasks.len(), 4, "{tasks:?}");
+    assert!(
+        tasks.iter().all(|t| t.state_type == Some(StateType::Completed)),
+        "{:?}",
+        tasks.iter().map(|t| (&t.name, &t.state_name)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        tasks
+            .iter()
+            .filter(|t| t.state_name.as_deref() == Some("Cached"))
+            .count(),
+        1
+    );
+    serving.shutdown();
+    serving.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_in_process_flow_retry_reuses_the_persisted_task() {
+    let client = client().await;
+    let storage = tempfile::tempdir().unwrap();
+    let name = unique("rust-in-process-retry");
+    let retried = persisted_then_failing(&name, storage.path());
+    let flow = retried.flow.clone().retries(1, Duration::from_secs(1));
+    let serving = client
+        .serve([&flow])
+        .deployment(flow.deployment("retried"))
+        .start()
+        .await
+        .unwrap();
+    let run = client
+        .deployments()
+        .run(serving.deployments()[0].id)
+        .await
+        .unwrap();
+    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
+    assert_eq!(ended[&run.id].state_type, Some(StateType::Completed));
+    assert_eq!(ended[&run.id].run_count, 2);
+    assert_eq!(retried.persisted_bodies.load(Ordering::SeqCst), 1);
+    assert_eq!(retried.plain_bodies.load(Ordering::SeqCst), 2);
+    serving.shutdown();
+    serving.wait().await.unwrap();
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Boom {
+    #[serde(default)]
+    boom: bool,
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_before_its_future_ends_its_run_and_frees_the_deployment_slot() {
+    let client = client().await;
+    let name = unique("rust-panicking-handler");
+    let flow = RustFlow::new(&name, |_ctx: RunContext, p: Boom| {
+        if p.boom {
+            panic!("the handler panicked before its future");
+        }
+        async move { Ok::<_, BoxError>(()) }
+    });
+    let spec = flow
+        .deployment("limited")
+        .concurrency_limit(1, CollisionStrategy::Enqueue);
+    let serving = client
+        .serve([&flow])
+        .deployment(spec)
+        .poll_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let deployment = serving.deployments()[0].id;
+    let boom = client
+        .deployments()
+        .run(deployment)
+        .parameters(&serde_json::json!({ "boom": true }))
+        .await
+        .unwrap();
+    let ended = wait_final(&client, &[boom.id], Duration::from_secs(30)).await;
+    let ended = &ended[&boom.id];
+    assert_eq!(ended.state_type, Some(StateType::Crashed), "{:?}", ended.state);
+    let message = ended
+        .state
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("panicked before its future"), "{message}");
+    // The slot was given back: the next run of the limit of one completes.
+    let next = client.deployments().run(deployment).await.unwrap();
+    let ended = wait_final(&client, &[next.id], Duration::from_secs(60)).await;
+    assert_eq!(ended[&next.id].state_type, Some(StateType::Completed));
+    serving.shutdown();
+    serving.wait().await.unwrap();
+}
+
+/// The heartbeat events stored for a run (waiting up to `within` for at least one).
+async fn heartbeats_of(
+    client: &Client,
+    run: Uuid,
+    within: Duration,
+) -> Vec<prefect_client::types::ReceivedEvent> {
+    use prefect_client::types::{EventFilter, EventNameFilter, EventResourceFilter, ReadEventsBody};
+    let filter = ReadEventsBody {
+        filter: Some(EventFilter {
+            event: Some(EventNameFilter {
+                name: Some(vec!["prefect.flow-run.heartbeat".into()]),
+                ..Default::default()
+            }),
+            resource: Some(EventResourceFilter {
+                id: Some(vec![format!("prefect.flow-run.{run}")]),
+                ..Default::default()
+            }),
+            occurred: Some(prefect_client::types::EventOccurredFilter {
+                since: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
+                until: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+            }),
+            ..Default::default()
+        }),
+        limit: 50,
+    };
+    let started = tokio::time::Instant::now();
+    loop {
+        let page = client.events().list_page(&filter).await.unwrap();
+        if !page.events.is_empty() || started.elapsed() > within {
+            return page.events;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn served_runs_beat_by_default_and_as_the_legacy_setting_says_with_their_related_resources() {
+    let api_url = common::server().await.api_url().to_string();
+    let name = unique("rust-beating");
+    let tags = ["beats", "rust"];
+    let sleeping = |name: &str| {
+        RustFlow::without_parameters(name, |_ctx: RunContext| async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            Ok::<_, BoxError>(())
+        })
+    };
+    // Prefect's legacy name for the setting, as Prefect 3.8 still reads it.
+    let env = [
+        ("PREFECT_API_URL", api_url.clone()),
+        ("PREFECT_RUNNER_HEARTBEAT_FREQUENCY", "1".to_string()),
+    ];
+    let config = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    assert_eq!(config.flow_heartbeat(), Some(Duration::from_secs(1)));
+    let legacy = Client::from_config(config).unwrap();
+    let flow = sleeping(&name);
+    let serving = legacy
+        .serve([&flow])
+        .deployment(flow.deployment("beating").tags(tags))
+        .start()
+        .await
+        .unwrap();
+    let deployment = serving.deployments()[0].id;
+    let run = legacy.deployments().run(deployment).await.unwrap();
+    let ended = wait_final(&legacy, &[run.id], Duration::from_secs(60)).await;
+    assert_eq!(ended[&run.id].state_type, Some(StateType::Completed));
+    serving.shutdown();
+    serving.wait().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let beats = heartbeats_of(&legacy, run.id, Duration::from_secs(20)).await;
+    assert!(beats.len() >= 3, "a beat a second for 4 s: {}", beats.len());
+    let beat = &beats[0];
+    let roles: Vec<(String, String)> = beat
+        .related
+        .iter()
+        .map(|r| {
+            (
+                r.get("prefect.resource.role").cloned().unwrap_or_default(),
+                r.get("prefect.resource.id").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let flow_id = ended[&run.id].flow_id;
+    assert!(
+        roles.contains(&("flow".into(), format!("prefect.flow.{flow_id}"))),
+        "{roles:?}"
+    );
+    assert!(
+        roles.contains(&("deployment".into(), format!("prefect.deployment.{deployment}"))),
+        "{roles:?}"
+    );
+    for tag in tags {
+        assert!(
+            roles.contains(&("tag".into(), format!("prefect.tag.{tag}"))),
+            "{roles:?}"
+        );
+    }
+    // With no setting at all, a run beats too (Prefect's default, every 180 s: once here).
+    let default = Client::builder(&api_url).build().unwrap();
+    assert_eq!(default.config().flow_heartbeat(), Some(Duration::from_secs(180)));
+    let report = default
+        .new_flow_run(&unique("rust-beating-default"))
+        .run(|_ctx| async { Ok::<_, BoxError>(()) })
+        .await
+        .unwrap();
+    assert!(report.outcome.is_completed());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let beats = heartbeats_of(&default, report.flow_run_id, Duration::from_secs(20)).await;
+    assert!(!beats.is_empty(), "a run beats by default");
+}
+
+/// CPU time this thread used so far, in clock ticks (Linux: `/proc/thread-self/stat`).
+#[cfg(target_os = "linux")]
+fn thread_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the command's ")".
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The test's runtime has one thread, and the serving loop runs on it: what that thread
+/// spends while the test sleeps is the idle loop's cost.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn serving_whose_handle_was_dropped_serves_on_and_idles_at_no_cost() {
+    let client = client().await;
+    let name = unique("rust-dropped-handle");
+    let flow = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
+    let serving = client
+        .serve([&flow])
+        .deployment(flow.deployment("dropped"))
+        .start()
+        .await
+        .unwrap();
+    let deployment = serving.deployments()[0].id;
+    drop(serving);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = thread_cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let spent = thread_cpu_ticks() - before;
+    // A loop spinning on a closed channel spends all 3 s (about 300 ticks).
+    assert!(spent < 60, "the idle loop spent {spent} ticks of CPU in 3 s");
+    // It still serves.
+    let run = client.deployments().run(deployment).await.unwrap();
+    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
+    assert_eq!(ended[&run.id].state_type, Some(StateType::Completed));
+}
+
+#[tokio::test]
+async fn a_rust_worker_records_the_labels_job_variable_of_the_deployment_and_the_run() {
+    let client = client().await;
+    let pool = unique("rust-labelled-pool");
+    let name = unique("rust-labelled");
+    let flow = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
+    let working = client
+        .worker(&pool, [&flow])
+        .create_pool(true)
+        .poll_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let spec = flow
+        .deployment("labelled")
+        .work_pool(&pool)
+        .job_variables(&serde_json::json!({ "labels": { "team": "data", "env": "prod" } }));
+    let deployment = client.deployments().apply(&spec).await.unwrap();
+    let run = client
+        .deployments()
+        .run(deployment.id)
+        .job_variables(&serde_json::json!({ "labels": { "env": "ci" } }))
+        .await
+        .unwrap();
+    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
+    let ended = &ended[&run.id];
+    assert_eq!(ended.state_type, Some(StateType::Completed));
+    let labels = serde_json::to_value(&ended.labels).unwrap();
+    assert_eq!(labels["team"], "data", "{labels}");
+    assert_eq!(
+        labels["env"], "ci",
+        "the run's own over its deployment's: {labels}"
+    );
+    assert_eq!(labels["prefect.work-pool.name"], pool.as_str(), "{labels}");
+    // A variable the template does not offer is refused before the run is made.
+    let refused = client
+        .deployments()
+        .run(deployment.id)
+        .job_variables(&serde_json::json!({ "name": "x" }))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("name"), "{refused}");
+    working.shutdown();
+    working.wait().await.unwrap();
+}
