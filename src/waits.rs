@@ -184,7 +184,9 @@ pub(crate) fn claim_retry(attempt: u32) -> Duration {
 pub(crate) const DEPLOYMENT_LEASE_RENEW_EVERY: Duration = Duration::from_secs(60);
 /// How long past its time a run waiting for an in-process retry is left to the process that
 /// retries it; after that the process is taken for gone and any serving process executes it.
-pub(crate) const STRANDED_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Longer than a retrying process may be late (its reports resent for two minutes, its
+/// deployment lease held five) and than the clock skew allowed.
+pub(crate) const STRANDED_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// The term each renewal of a deployment run's lease asks for (see
 /// [`DEPLOYMENT_LEASE_RENEW_EVERY`]).
 pub(crate) const DEPLOYMENT_LEASE_TERM: Duration = Duration::from_secs(300);

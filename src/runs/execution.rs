@@ -156,8 +156,10 @@ impl Execution {
                 active_tasks: Mutex::default(),
             }),
         };
-        let heartbeat = heartbeat.map(|beats| tokio::spawn(beat(client.clone(), id, beats)));
-        let _beating = heartbeat.as_ref().map(|h| AbortOnDrop(h.abort_handle()));
+        // Beating from the first RUNNING on (as Prefect's engine), through retry delays, until
+        // this future ends.
+        let mut heartbeat = heartbeat;
+        let mut _beating: Option<AbortOnDrop> = None;
         let mut last_failure: Option<Outcome<T, E>> = None;
         loop {
             // Dropped while RUNNING is proposed (a WAIT answer may hold it), the run ends
@@ -182,6 +184,10 @@ impl Execution {
                     Answer::Accepted(_) => {
                         if let Some(running) = &running {
                             running.notify_one();
+                        }
+                        if let Some(beats) = heartbeat.take() {
+                            let beating = tokio::spawn(beat(client.clone(), id, beats));
+                            _beating = Some(AbortOnDrop(beating.abort_handle()));
                         }
                         // Each attempt counts its task runs afresh: a persisted task's record is
                         // found again by its place in the flow.

@@ -60,7 +60,8 @@ pub enum Outcome<T, E> {
     /// The future panicked; the run is CRASHED with the panic's message.
     Panicked(String),
     /// The run was cancelled from outside (the UI or the API) and the future stopped; the run
-    /// is CANCELLED.
+    /// is CANCELLED. A cancellation that came as the future ended wins over its value, as in
+    /// Prefect's UI: the run is CANCELLED and the value dropped.
     Cancelled,
     /// One attempt took longer than the run's timeout and was stopped; the run is FAILED,
     /// named "TimedOut".

@@ -226,8 +226,8 @@ struct Persist {
     refresh: bool,
 }
 
-/// A task whose value is persisted (a result record in Prefect's format) and, with a cache
-/// key, looked up first: from [`TaskScope::persisted`].
+/// A task whose value is persisted (a result record in Prefect's format) and looked up first
+/// (under its cache key, or its place in its flow run): from [`TaskScope::persisted`].
 #[must_use = "call .run(...) to run the task"]
 pub struct PersistedTask {
     scope: TaskScope,
@@ -402,8 +402,14 @@ impl TaskScope {
     }
 
     /// Persists the task's value as a result record in Prefect's format (read by Python's
-    /// `State.result()`), and with a [`cache_key`](PersistedTask::cache_key) returns a cached
-    /// value without running the body.
+    /// `State.result()`), and returns a value recorded before without running the body: the
+    /// value under its [`cache_key`](PersistedTask::cache_key), in any process reading the same
+    /// storage; without a key, the value this task recorded in an earlier attempt of the same
+    /// flow run (a retry in process or from the UI, a run scheduled again), found by the task's
+    /// name and its place among the task runs of that name (as Prefect's default cache policy
+    /// finds it by the run's id; Prefect's also hashes the inputs, which Rust cannot see: give a
+    /// key built from them when they may change between attempts, or
+    /// [`refresh_cache`](PersistedTask::refresh_cache)).
     pub fn persisted(self) -> PersistedTask {
         PersistedTask {
             scope: self,

@@ -389,6 +389,18 @@ impl Core {
                 })
             })
             .await;
+        // The server gives a deployment slot back when a run leaves RUNNING, PENDING or
+        // CANCELLING; a run ended while it waited in SCHEDULED (a retry's delay) keeps its lease
+        // until it expires. Released here; a lease the server released already is left alone.
+        if let Some(lease) = lease
+            && let Err(e) = self
+                .client
+                .global_concurrency_limits()
+                .decrement_with_lease(lease)
+                .await
+        {
+            tracing::debug!(flow_run_id = %found.id, %lease, error = %e, "could not release the run's deployment slot; it comes back when its lease expires");
+        }
         match result {
             // An end Prefect did not record is a failure of this process: a handed-over run
             // exits non-zero, so Prefect's worker marks it crashed.

@@ -303,13 +303,16 @@ async fn drain(what: &'static str, runs: &mut JoinSet<RunEnd>) {
 /// Waits for every run to end, asking the server which of them were cancelled meanwhile (the
 /// fallback for events the subscription misses, as while polling).
 async fn drain_watched(core: &Core, what: &'static str, runs: &mut JoinSet<RunEnd>) {
+    let mut checks = tokio::time::interval(CANCELLATION_CHECK_EVERY);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    checks.tick().await;
     loop {
         tokio::select! {
             ended = runs.join_next() => match ended {
                 Some(ended) => log_end(what, ended),
                 None => return,
             },
-            () = tokio::time::sleep(CANCELLATION_CHECK_EVERY) => {
+            _ = checks.tick() => {
                 if let Err(e) = core.check_cancelled().await {
                     tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again");
                 }
