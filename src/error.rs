@@ -26,7 +26,7 @@ pub enum Error {
     /// A task's result record could not be read or written (its storage: a directory, for
     /// Prefect's default local storage).
     #[error(
-        "{context}: {source}; check that the result storage is writable (PREFECT_RESULTS_LOCAL_STORAGE_PATH, PREFECT_HOME)"
+        "{context}; check that the result storage is writable (PREFECT_RESULTS_LOCAL_STORAGE_PATH, PREFECT_HOME)"
     )]
     Io {
         /// What was being done, and where.
@@ -600,12 +600,26 @@ impl Error {
     pub fn is_server(&self) -> bool {
         matches!(self, Error::Server(_))
     }
-    /// Timed out: a request, waiting for slots, or waiting for a flow run.
+    /// Timed out, any of three ways that each need their own fix: a request
+    /// ([`is_request_timeout`](Self::is_request_timeout)), waiting for slots
+    /// ([`is_acquire_timeout`](Self::is_acquire_timeout)), or waiting for a flow run
+    /// ([`is_wait_timeout`](Self::is_wait_timeout)).
     pub fn is_timeout(&self) -> bool {
-        matches!(
-            self,
-            Error::Timeout { .. } | Error::AcquireTimeout { .. } | Error::WaitTimeout { .. }
-        )
+        self.is_request_timeout() || self.is_acquire_timeout() || self.is_wait_timeout()
+    }
+    /// A request did not complete within the request timeout ([`Error::Timeout`]): the server
+    /// is slow or away.
+    pub fn is_request_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+    /// Slots were not free within the acquisition's timeout ([`Error::AcquireTimeout`]): the
+    /// limit stayed full.
+    pub fn is_acquire_timeout(&self) -> bool {
+        matches!(self, Error::AcquireTimeout { .. })
+    }
+    /// A flow run did not reach the state waited for in time ([`Error::WaitTimeout`]).
+    pub fn is_wait_timeout(&self) -> bool {
+        matches!(self, Error::WaitTimeout { .. })
     }
     /// Could not connect ([`Error::Connect`], a refused connection or a connect timeout):
     /// nothing reached the server, so repeating the call is safe.
@@ -663,5 +677,49 @@ impl Error {
             what,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_shows_its_cause_once_in_a_chain() {
+        let error = Error::Io {
+            context: "writing the task's result record k".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "permission denied (os error 13)",
+            ),
+        };
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with("writing the task's result record k;"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("os error 13"),
+            "the cause is the source's: {shown}"
+        );
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("permission denied (os error 13)"));
+    }
+
+    #[test]
+    fn each_timeout_has_a_helper_of_its_own() {
+        let acquire = Error::AcquireTimeout {
+            names: vec!["db".into()],
+            slots: 1,
+            waited: Duration::from_secs(1),
+        };
+        let wait = Error::WaitTimeout {
+            flow_run_id: uuid::Uuid::nil(),
+            waited: Duration::from_secs(1),
+            state: None,
+        };
+        assert!(acquire.is_timeout() && acquire.is_acquire_timeout());
+        assert!(!acquire.is_wait_timeout() && !acquire.is_request_timeout());
+        assert!(wait.is_timeout() && wait.is_wait_timeout() && !wait.is_acquire_timeout());
     }
 }
