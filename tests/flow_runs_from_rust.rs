@@ -486,43 +486,12 @@ async fn with_the_server_gone_the_layer_drops_and_counts_without_blocking() {
     assert!(shipper.dropped() >= 19_000, "dropped {}", shipper.dropped());
 }
 
-/// Prefect's documented zombie-run automation ("detect zombie flows"), with a 10 s window: a
-/// flow run whose heartbeats stop, without a final state, is set CRASHED.
-async fn create_zombie_automation(client: &Client) {
-    let automation: prefect_client::types::AutomationCreate = serde_json::from_value(json!({
-        "name": unique("crash-zombie-flows"),
-        "trigger": {
-            "type": "event",
-            "posture": "Proactive",
-            "after": ["prefect.flow-run.heartbeat"],
-            "expect": [
-                "prefect.flow-run.heartbeat",
-                "prefect.flow-run.Completed",
-                "prefect.flow-run.Failed",
-                "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed"
-            ],
-            "match": { "prefect.resource.id": ["prefect.flow-run.*"] },
-            "for_each": ["prefect.resource.id"],
-            "threshold": 1,
-            "within": 10
-        },
-        "actions": [{
-            "type": "change-flow-run-state",
-            "state": "CRASHED",
-            "message": "no heartbeat for 10 s: the process running it is gone"
-        }]
-    }))
-    .unwrap();
-    client.raw().create_automation(&automation).await.unwrap();
-}
-
 #[tokio::test]
 async fn a_killed_process_with_heartbeats_does_not_leave_its_run_running() {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let server = prefect_testkit::LocalServer::start().await.unwrap();
     let client = server.client().unwrap();
-    create_zombie_automation(&client).await;
+    common::create_zombie_automation(&client).await;
     let worker = prefect_testkit::worker_binary().unwrap();
     let mut child = tokio::process::Command::new(worker)
         .args(["flow-heartbeat", client.api_url(), &unique("rust-zombie")])

@@ -17,34 +17,11 @@ use prefect_client::types::{FlowRunPolicyRetryType, StateType};
 use prefect_client::{Client, Config};
 use uuid::Uuid;
 
-use common::serving::{history, python, python_cancel, task_runs_of, wait_final};
+use common::serving::{
+    BoxError, failing_once_then_sleeping, history, python, python_cancel, serve_and_run, task_runs_of,
+    wait_final, wait_for_run,
+};
 use common::{client, unique};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Waits until `check` holds for the run (at most `within`); the run then.
-async fn wait_for_run(
-    client: &Client,
-    run: Uuid,
-    within: Duration,
-    what: &str,
-    check: impl Fn(&prefect_client::types::FlowRunResponse) -> bool,
-) -> prefect_client::types::FlowRunResponse {
-    let started = tokio::time::Instant::now();
-    loop {
-        let found = client.flow_runs().get(run).await.unwrap();
-        if check(&found) {
-            return found;
-        }
-        assert!(
-            started.elapsed() < within,
-            "{what} within {within:?}: {:?} {:?}",
-            found.state_type,
-            found.state_name
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// Retries a run as Prefect's UI and CLI do: SCHEDULED "AwaitingRetry", due now, forced.
 async fn retry_as_the_ui_does(api_url: &str, run: Uuid) {
@@ -58,51 +35,25 @@ async fn retry_as_the_ui_does(api_url: &str, run: Uuid) {
     python(api_url, script, &[&run.to_string()]).await;
 }
 
-/// A flow whose first attempt fails; its attempts so far.
-fn failing_first(name: &str) -> (RustFlow, Arc<AtomicU32>) {
-    let attempts = Arc::new(AtomicU32::new(0));
-    let counted = attempts.clone();
-    let flow = RustFlow::without_parameters(name, move |_ctx: RunContext| {
-        let attempt = counted.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if attempt == 0 {
-                return Err::<(), BoxError>("the first attempt fails".into());
-            }
-            Ok(())
-        }
-    });
-    (flow, attempts)
-}
-
 #[tokio::test]
 async fn a_cancel_while_a_run_waits_for_its_retry_ends_it_cancelled_at_once() {
     let client = client().await;
     let name = unique("rust-cancel-in-retry");
-    let (flow, attempts) = failing_first(&name);
+    let (flow, attempts) = failing_once_then_sleeping(&name, Duration::ZERO);
     let flow = flow.retries(1, Duration::from_secs(120));
-    let serving = client
-        .serve([&flow])
-        .deployment(flow.deployment("waits"))
-        .start()
-        .await
-        .unwrap();
-    let run = client
-        .deployments()
-        .run(serving.deployments()[0].id)
-        .await
-        .unwrap();
-    wait_for_run(&client, run.id, Duration::from_secs(60), "AwaitingRetry", |r| {
+    let (serving, run) = serve_and_run(&client, &flow, flow.deployment("waits")).await;
+    wait_for_run(&client, run, Duration::from_secs(60), "AwaitingRetry", |r| {
         r.state_name.as_deref() == Some("AwaitingRetry")
     })
     .await;
-    python_cancel(common::server().await.api_url(), run.id).await;
+    python_cancel(common::server().await.api_url(), run).await;
     // Prefect's runner ends it CANCELLED at once; the server alone would after 300 s.
-    let ended = wait_final(&client, &[run.id], Duration::from_secs(20)).await;
+    let ended = wait_final(&client, &[run], Duration::from_secs(20)).await;
     assert_eq!(
-        ended[&run.id].state_type,
+        ended[&run].state_type,
         Some(StateType::Cancelled),
         "{:?}",
-        history(&client, run.id).await
+        history(&client, run).await
     );
     assert_eq!(attempts.load(Ordering::SeqCst), 1, "the retry never ran");
     serving.shutdown();
@@ -113,18 +64,23 @@ async fn a_cancel_while_a_run_waits_for_its_retry_ends_it_cancelled_at_once() {
 async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_process() {
     let client = client().await;
     let name = unique("rust-shutdown-in-retry");
-    let (flow, attempts) = failing_first(&name);
+    let (flow, attempts) = failing_once_then_sleeping(&name, Duration::ZERO);
     let flow = flow.retries(1, Duration::from_secs(120));
+    // A limit of one: the slot the waiting run holds must come back with the shutdown.
+    let limited = |flow: &RustFlow| {
+        flow.deployment("waits")
+            .concurrency_limit(1, CollisionStrategy::Enqueue)
+    };
     let serving = client
         .serve([&flow])
-        .deployment(flow.deployment("waits"))
+        .deployment(limited(&flow))
         .grace_period(Duration::from_secs(1))
         .start()
         .await
         .unwrap();
     let deployment = serving.deployments()[0].id;
-    let run = client.deployments().run(deployment).await.unwrap();
-    wait_for_run(&client, run.id, Duration::from_secs(60), "AwaitingRetry", |r| {
+    let run = client.deployments().run(deployment).await.unwrap().id;
+    wait_for_run(&client, run, Duration::from_secs(60), "AwaitingRetry", |r| {
         r.state_name.as_deref() == Some("AwaitingRetry")
     })
     .await;
@@ -136,12 +92,12 @@ async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_pro
         "the shutdown waited {:?}",
         stopping.elapsed()
     );
-    let left = client.flow_runs().get(run.id).await.unwrap();
+    let left = client.flow_runs().get(run).await.unwrap();
     assert_eq!(
         left.state_type,
         Some(StateType::Scheduled),
         "scheduled again, not cancelled: {:?}",
-        history(&client, run.id).await
+        history(&client, run).await
     );
     let retry_type = left.empirical_policy.as_ref().and_then(|p| p.retry_type.clone());
     assert!(
@@ -152,13 +108,13 @@ async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_pro
     let next = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
     let serving = client
         .serve([&next])
-        .deployment(next.deployment("waits"))
+        .deployment(limited(&next))
         .poll_interval(Duration::from_secs(1))
         .start()
         .await
         .unwrap();
-    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
-    assert_eq!(ended[&run.id].state_type, Some(StateType::Completed));
+    let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;
+    assert_eq!(ended[&run].state_type, Some(StateType::Completed));
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
     serving.shutdown();
     serving.wait().await.unwrap();
@@ -231,11 +187,12 @@ async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
         .deployments()
         .run(serving.deployments()[0].id)
         .await
-        .unwrap();
-    let failed = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
-    assert_eq!(failed[&run.id].state_type, Some(StateType::Failed));
-    retry_as_the_ui_does(common::server().await.api_url(), run.id).await;
-    let ended = wait_for_run(&client, run.id, Duration::from_secs(60), "ended again", |r| {
+        .unwrap()
+        .id;
+    let failed = wait_final(&client, &[run], Duration::from_secs(60)).await;
+    assert_eq!(failed[&run].state_type, Some(StateType::Failed));
+    retry_as_the_ui_does(common::server().await.api_url(), run).await;
+    let ended = wait_for_run(&client, run, Duration::from_secs(60), "ended again", |r| {
         r.run_count >= 2
             && r.state_type
                 .as_ref()
@@ -247,7 +204,7 @@ async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
         Some(StateType::Completed),
         "{:?} {:?}",
         ended.state,
-        history(&client, run.id).await
+        history(&client, run).await
     );
     assert_eq!(retried.executions.load(Ordering::SeqCst), 2);
     assert_eq!(
@@ -261,7 +218,7 @@ async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
         "a plain task runs again"
     );
     // Each execution has task runs of its own: the second one's persisted task is "Cached".
-    let tasks = task_runs_of(&client, run.id).await;
+    let tasks = task_runs_of(&client, run).await;
     assert_eq!(tasks.len(), 4, "{tasks:?}");
     assert!(
         tasks.iter().all(|t| t.state_type == Some(StateType::Completed)),
@@ -286,20 +243,10 @@ async fn an_in_process_flow_retry_reuses_the_persisted_task() {
     let name = unique("rust-in-process-retry");
     let retried = persisted_then_failing(&name, storage.path());
     let flow = retried.flow.clone().retries(1, Duration::from_secs(1));
-    let serving = client
-        .serve([&flow])
-        .deployment(flow.deployment("retried"))
-        .start()
-        .await
-        .unwrap();
-    let run = client
-        .deployments()
-        .run(serving.deployments()[0].id)
-        .await
-        .unwrap();
-    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
-    assert_eq!(ended[&run.id].state_type, Some(StateType::Completed));
-    assert_eq!(ended[&run.id].run_count, 2);
+    let (serving, run) = serve_and_run(&client, &flow, flow.deployment("retried")).await;
+    let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;
+    assert_eq!(ended[&run].state_type, Some(StateType::Completed));
+    assert_eq!(ended[&run].run_count, 2);
     assert_eq!(retried.persisted_bodies.load(Ordering::SeqCst), 1);
     assert_eq!(retried.plain_bodies.load(Ordering::SeqCst), 2);
     serving.shutdown();
@@ -418,13 +365,13 @@ async fn served_runs_beat_by_default_and_as_the_legacy_setting_says_with_their_r
         .await
         .unwrap();
     let deployment = serving.deployments()[0].id;
-    let run = legacy.deployments().run(deployment).await.unwrap();
-    let ended = wait_final(&legacy, &[run.id], Duration::from_secs(60)).await;
-    assert_eq!(ended[&run.id].state_type, Some(StateType::Completed));
+    let run = legacy.deployments().run(deployment).await.unwrap().id;
+    let ended = wait_final(&legacy, &[run], Duration::from_secs(60)).await;
+    assert_eq!(ended[&run].state_type, Some(StateType::Completed));
     serving.shutdown();
     serving.wait().await.unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let beats = heartbeats_of(&legacy, run.id, Duration::from_secs(20)).await;
+    let beats = heartbeats_of(&legacy, run, Duration::from_secs(20)).await;
     assert!(beats.len() >= 3, "a beat a second for 4 s: {}", beats.len());
     let beat = &beats[0];
     let roles: Vec<(String, String)> = beat
@@ -437,7 +384,7 @@ async fn served_runs_beat_by_default_and_as_the_legacy_setting_says_with_their_r
             )
         })
         .collect();
-    let flow_id = ended[&run.id].flow_id;
+    let flow_id = ended[&run].flow_id;
     assert!(
         roles.contains(&("flow".into(), format!("prefect.flow.{flow_id}"))),
         "{roles:?}"
@@ -498,53 +445,7 @@ async fn serving_whose_handle_was_dropped_serves_on_and_idles_at_no_cost() {
     // A loop spinning on a closed channel spends all 3 s (about 300 ticks).
     assert!(spent < 60, "the idle loop spent {spent} ticks of CPU in 3 s");
     // It still serves.
-    let run = client.deployments().run(deployment).await.unwrap();
-    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
-    assert_eq!(ended[&run.id].state_type, Some(StateType::Completed));
-}
-
-#[tokio::test]
-async fn a_rust_worker_records_the_labels_job_variable_of_the_deployment_and_the_run() {
-    let client = client().await;
-    let pool = unique("rust-labelled-pool");
-    let name = unique("rust-labelled");
-    let flow = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
-    let working = client
-        .worker(&pool, [&flow])
-        .create_pool(true)
-        .poll_interval(Duration::from_secs(1))
-        .start()
-        .await
-        .unwrap();
-    let spec = flow
-        .deployment("labelled")
-        .work_pool(&pool)
-        .job_variables(&serde_json::json!({ "labels": { "team": "data", "env": "prod" } }));
-    let deployment = client.deployments().apply(&spec).await.unwrap();
-    let run = client
-        .deployments()
-        .run(deployment.id)
-        .job_variables(&serde_json::json!({ "labels": { "env": "ci" } }))
-        .await
-        .unwrap();
-    let ended = wait_final(&client, &[run.id], Duration::from_secs(60)).await;
-    let ended = &ended[&run.id];
-    assert_eq!(ended.state_type, Some(StateType::Completed));
-    let labels = serde_json::to_value(&ended.labels).unwrap();
-    assert_eq!(labels["team"], "data", "{labels}");
-    assert_eq!(
-        labels["env"], "ci",
-        "the run's own over its deployment's: {labels}"
-    );
-    assert_eq!(labels["prefect.work-pool.name"], pool.as_str(), "{labels}");
-    // A variable the template does not offer is refused before the run is made.
-    let refused = client
-        .deployments()
-        .run(deployment.id)
-        .job_variables(&serde_json::json!({ "name": "x" }))
-        .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("name"), "{refused}");
-    working.shutdown();
-    working.wait().await.unwrap();
+    let run = client.deployments().run(deployment).await.unwrap().id;
+    let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;
+    assert_eq!(ended[&run].state_type, Some(StateType::Completed));
 }

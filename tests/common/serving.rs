@@ -8,8 +8,12 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use prefect_client::Client;
+use prefect_client::runs::RunContext;
+use prefect_client::serve::RustFlow;
 use prefect_client::types::{FlowRunResponse, StateType};
+use prefect_testkit::{LocalServer, LocalServerBuilder};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
@@ -257,4 +261,128 @@ pub async fn history(client: &Client, run: Uuid) -> Vec<(StateType, Option<Strin
         .into_iter()
         .map(|s| (s.type_, s.name))
         .collect()
+}
+
+/// A boxed error, for the flows of tests.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A server of this test's own (the example's deployment name is fixed), with the services
+/// fast: expired leases freed every second, AwaitingConcurrencySlot runs back after a second.
+pub fn own_server() -> LocalServerBuilder {
+    LocalServer::builder()
+        .env("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1")
+        .env("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "1")
+}
+
+/// Log lines of a run that say a row was done: one per task run executed.
+pub async fn rows_logged(client: &Client, run: Uuid) -> usize {
+    let logs: Vec<_> = client.flow_runs().logs(run).try_collect().await.unwrap();
+    logs.iter().filter(|l| l.message.starts_with("row done")).count()
+}
+
+/// Creates the work pool `pool` as `prefect work-pool create --type process` does: with the
+/// process worker's base job template (whose variables include `command`).
+pub async fn create_process_pool(api_url: &str, pool: &str) {
+    python(
+        api_url,
+        "import asyncio, sys\n\
+         from prefect.client.orchestration import get_client\n\
+         from prefect.client.schemas.actions import WorkPoolCreate\n\
+         from prefect.workers.process import ProcessWorker\n\
+         async def main():\n    \
+             async with get_client() as client:\n        \
+                 await client.create_work_pool(WorkPoolCreate(name=sys.argv[1], type='process', \
+                     base_job_template=ProcessWorker.get_default_base_job_template()))\n\
+         asyncio.run(main())\n",
+        &[pool],
+    )
+    .await;
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct SleepParams {
+    #[serde(default)]
+    pub sleep_s: f64,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct RowsParams {
+    pub rows: u64,
+}
+
+/// A flow that completes at once.
+pub fn trivial(name: &str) -> RustFlow {
+    RustFlow::without_parameters(name, |_ctx: RunContext| async move { Ok::<_, BoxError>(()) })
+}
+
+/// Waits for `run` to end (at most `within`) and requires it COMPLETED.
+pub async fn completes(client: &Client, run: Uuid, within: Duration) {
+    let ended = wait_final(client, &[run], within).await;
+    assert_eq!(
+        ended[&run].state_type,
+        Some(StateType::Completed),
+        "{:?}",
+        ended[&run].state
+    );
+}
+
+/// A flow whose first attempt fails and whose later ones sleep `sleep`; its attempts so far.
+pub fn failing_once_then_sleeping(
+    name: &str,
+    sleep: Duration,
+) -> (RustFlow, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = attempts.clone();
+    let flow = RustFlow::without_parameters(name, move |_ctx: RunContext| {
+        let attempt = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if attempt == 0 {
+                return Err::<(), BoxError>("the first attempt fails".into());
+            }
+            tokio::time::sleep(sleep).await;
+            Ok(())
+        }
+    });
+    (flow, attempts)
+}
+
+/// Waits until `check` holds for the run (at most `within`, else panics naming `what`); the
+/// run then.
+pub async fn wait_for_run(
+    client: &Client,
+    run: Uuid,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&FlowRunResponse) -> bool,
+) -> FlowRunResponse {
+    let started = tokio::time::Instant::now();
+    loop {
+        let found = client.flow_runs().get(run).await.unwrap();
+        if check(&found) {
+            return found;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what} within {within:?}: {:?} {:?}",
+            found.state_type,
+            found.state_name
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Serves `flow` in this process with the deployment `spec`, and creates one run of it: the
+/// serving handle and the run's id.
+pub async fn serve_and_run(
+    client: &Client,
+    flow: &RustFlow,
+    spec: prefect_client::resources::deployments::DeploymentSpec,
+) -> (prefect_client::serve::Serving, Uuid) {
+    let serving = client.serve([flow]).deployment(spec).start().await.unwrap();
+    let run = client
+        .deployments()
+        .run(serving.deployments()[0].id)
+        .await
+        .unwrap();
+    (serving, run.id)
 }
