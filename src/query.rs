@@ -16,13 +16,30 @@
 //! # let _ = nightly;
 //! ```
 
-pub use crate::types::{
-    ReadAllConcurrencyLimitsV2Body as GlobalConcurrencyLimitQuery, ReadArtifactsBody as ArtifactQuery,
-    ReadConcurrencyLimitsBody as ConcurrencyLimitQuery, ReadDeploymentsBody as DeploymentQuery,
-    ReadEventsBody as EventQuery, ReadFlowRunsBody as FlowRunQuery, ReadFlowsBody as FlowQuery,
-    ReadLogsBody as LogQuery, ReadTaskRunsBody as TaskRunQuery, ReadVariablesBody as VariableQuery,
-    ReadWorkPoolsBody as WorkPoolQuery, ReadWorkQueuesInWorkPoolsBody as WorkQueueQuery,
-};
+/// The body of the list call of global concurrency limits: its filters, sort, `limit` and `offset`.
+pub type GlobalConcurrencyLimitQuery = crate::types::ReadAllConcurrencyLimitsV2Body;
+/// The body of the list call of artifacts: its filters, sort, `limit` and `offset`.
+pub type ArtifactQuery = crate::types::ReadArtifactsBody;
+/// The body of the list call of tag concurrency limits: its filters, sort, `limit` and `offset`.
+pub type ConcurrencyLimitQuery = crate::types::ReadConcurrencyLimitsBody;
+/// The body of the list call of deployments: its filters, sort, `limit` and `offset`.
+pub type DeploymentQuery = crate::types::ReadDeploymentsBody;
+/// The body of the list call of events: its filters, sort, `limit` and `offset`.
+pub type EventQuery = crate::types::ReadEventsBody;
+/// The body of the list call of flow runs: its filters, sort, `limit` and `offset`.
+pub type FlowRunQuery = crate::types::ReadFlowRunsBody;
+/// The body of the list call of flows: its filters, sort, `limit` and `offset`.
+pub type FlowQuery = crate::types::ReadFlowsBody;
+/// The body of the list call of logs: its filters, sort, `limit` and `offset`.
+pub type LogQuery = crate::types::ReadLogsBody;
+/// The body of the list call of task runs: its filters, sort, `limit` and `offset`.
+pub type TaskRunQuery = crate::types::ReadTaskRunsBody;
+/// The body of the list call of variables: its filters, sort, `limit` and `offset`.
+pub type VariableQuery = crate::types::ReadVariablesBody;
+/// The body of the list call of work pools: its filters, sort, `limit` and `offset`.
+pub type WorkPoolQuery = crate::types::ReadWorkPoolsBody;
+/// The body of the list call of a pool's work queues: its filters, sort, `limit` and `offset`.
+pub type WorkQueueQuery = crate::types::ReadWorkQueuesInWorkPoolsBody;
 
 pub use crate::types::{
     ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey, ArtifactSort, DeploymentFilter,

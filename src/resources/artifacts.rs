@@ -5,8 +5,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::query::ArtifactQuery;
 use crate::resources::{call, pagination, send_on_await};
-use crate::types::{Artifact, ArtifactCreate, ReadArtifactsBody};
+use crate::types::{Artifact, ArtifactCreate};
 use crate::{Client, Error};
 
 /// Artifacts; from [`Client::artifacts`]. A key (lowercase letters, digits and dashes) groups
@@ -85,18 +86,18 @@ impl<'a> Artifacts<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadArtifactsBody) -> Result<Vec<Artifact>, Error> {
+    pub async fn list_page(&self, filter: &ArtifactQuery) -> Result<Vec<Artifact>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every artifact (every version) matching `filter` (`ReadArtifactsBody::default()` for all).
+    /// Every artifact (every version) matching `filter` (`ArtifactQuery::default()` for all).
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
     pub fn stream(
         &self,
-        filter: ReadArtifactsBody,
+        filter: ArtifactQuery,
     ) -> impl Stream<Item = Result<Artifact, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }

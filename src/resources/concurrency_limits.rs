@@ -6,9 +6,10 @@
 use futures_core::Stream;
 use uuid::Uuid;
 
+use crate::query::ConcurrencyLimitQuery;
 use crate::resources::pagination;
 use crate::resources::{call, check_limit, check_name};
-use crate::types::{self, ConcurrencyLimit, MinimalConcurrencyLimitResponse, ReadConcurrencyLimitsBody};
+use crate::types::{self, ConcurrencyLimit, MinimalConcurrencyLimitResponse};
 use crate::{Client, Error};
 
 /// Tag concurrency limits; from [`Client::concurrency_limits`]. A v1 limit's name is its tag.
@@ -74,21 +75,18 @@ impl<'a> ConcurrencyLimits<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(
-        &self,
-        filter: &ReadConcurrencyLimitsBody,
-    ) -> Result<Vec<ConcurrencyLimit>, Error> {
+    pub async fn list_page(&self, filter: &ConcurrencyLimitQuery) -> Result<Vec<ConcurrencyLimit>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every limit (`ReadConcurrencyLimitsBody::default()`), page after page as consumed.
+    /// Every limit (`ConcurrencyLimitQuery::default()`), page after page as consumed.
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
     pub fn stream(
         &self,
-        filter: ReadConcurrencyLimitsBody,
+        filter: ConcurrencyLimitQuery,
     ) -> impl Stream<Item = Result<ConcurrencyLimit, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }

@@ -9,12 +9,11 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::query::EventQuery;
 use crate::resources::{InvalidField, call, json_object, send_on_await};
 use crate::streaming::subscription::{BoxFuture, Feed};
 use crate::streaming::{EventEmitter, Subscribe};
-use crate::types::{
-    Event, EventFilter, EventOccurredFilter, EventOrder, EventPage, ReadEventsBody, ReceivedEvent, Resource,
-};
+use crate::types::{Event, EventFilter, EventOccurredFilter, EventOrder, EventPage, ReceivedEvent, Resource};
 use crate::waits::{EVENT_STORE_DELAY, RESUME_MARGIN};
 use crate::{Client, Error};
 
@@ -76,7 +75,7 @@ impl<'a> Events<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadEventsBody) -> Result<EventPage, Error> {
+    pub async fn list_page(&self, filter: &EventQuery) -> Result<EventPage, Error> {
         if !(1..=EVENT_PAGE_SIZE).contains(&filter.limit) {
             return Err(Error::invalid(
                 "page size",
@@ -98,10 +97,10 @@ impl<'a> Events<'a> {
     /// of any page after the first.
     pub fn stream(
         &self,
-        mut filter: ReadEventsBody,
+        mut filter: EventQuery,
     ) -> impl Stream<Item = Result<ReceivedEvent, Error>> + Send + use<> {
         enum Next {
-            First(Box<ReadEventsBody>),
+            First(Box<EventQuery>),
             Token(String),
             Done,
         }
@@ -221,7 +220,7 @@ impl Feed<ReceivedEvent> for EventFeed {
         let occurred = filter.occurred.get_or_insert_with(EventOccurredFilter::default);
         occurred.since = Some(occurred.since.map_or(since, |s| s.max(since)));
         filter.order = Some(EventOrder::Asc);
-        let body = ReadEventsBody {
+        let body = EventQuery {
             filter: Some(filter),
             limit: EVENT_PAGE_SIZE,
         };

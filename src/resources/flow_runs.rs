@@ -7,12 +7,13 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::query::{FlowRunQuery, LogQuery};
 use crate::resources::{call, pagination, send_on_await};
 use crate::streaming::Subscription;
 use crate::types::{
     EventFilter, EventNameFilter, EventResourceFilter, FlowRunCreate, FlowRunResponse, Log, LogFilter,
-    LogFilterFlowRunId, LogSort, OrchestrationResult, ReadFlowRunsBody, ReadLogsBody, ReceivedEvent,
-    SetFlowRunStateBody, State, StateCreate, StateType,
+    LogFilterFlowRunId, LogSort, OrchestrationResult, ReceivedEvent, SetFlowRunStateBody, State, StateCreate,
+    StateType,
 };
 use crate::waits::{self, MAX_POLL_INTERVAL};
 use crate::{Client, Error};
@@ -67,18 +68,18 @@ impl<'a> FlowRuns<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadFlowRunsBody) -> Result<Vec<FlowRunResponse>, Error> {
+    pub async fn list_page(&self, filter: &FlowRunQuery) -> Result<Vec<FlowRunResponse>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every flow run matching `filter` (`ReadFlowRunsBody::default()` for all).
+    /// Every flow run matching `filter` (`FlowRunQuery::default()` for all).
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
     pub fn stream(
         &self,
-        filter: ReadFlowRunsBody,
+        filter: FlowRunQuery,
     ) -> impl Stream<Item = Result<FlowRunResponse, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }
@@ -250,7 +251,7 @@ impl<'a> FlowRuns<'a> {
 
     /// The run's logs, oldest first.
     pub fn logs(&self, id: Uuid) -> impl Stream<Item = Result<Log, Error>> + Send + use<> {
-        let filter = ReadLogsBody {
+        let filter = LogQuery {
             logs: Some(LogFilter {
                 flow_run_id: Some(LogFilterFlowRunId { any: Some(vec![id]) }),
                 ..Default::default()

@@ -3,8 +3,9 @@
 use futures_core::Stream;
 use uuid::Uuid;
 
+use crate::query::FlowQuery;
 use crate::resources::{call, check_name, generated_name, pagination};
-use crate::types::{Flow, FlowCreate, ReadFlowsBody};
+use crate::types::{Flow, FlowCreate};
 use crate::{Client, Error};
 
 /// Flows; from [`Client::flows`].
@@ -69,16 +70,16 @@ impl<'a> Flows<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadFlowsBody) -> Result<Vec<Flow>, Error> {
+    pub async fn list_page(&self, filter: &FlowQuery) -> Result<Vec<Flow>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every flow matching `filter` (`ReadFlowsBody::default()` for all), paged as needed.
+    /// Every flow matching `filter` (`FlowQuery::default()` for all), paged as needed.
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
-    pub fn stream(&self, filter: ReadFlowsBody) -> impl Stream<Item = Result<Flow, Error>> + Send + use<> {
+    pub fn stream(&self, filter: FlowQuery) -> impl Stream<Item = Result<Flow, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }
 }

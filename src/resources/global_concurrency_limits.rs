@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use crate::error::LeaseLoss;
 use crate::lease::{LeaseHolder, LeaseTerms, SlotMode, check_lease_duration, checked_slots};
+use crate::query::GlobalConcurrencyLimitQuery;
 use crate::resources::{call, check_limit, check_name, generated_name, pagination, send_on_await};
 use crate::types::{
     self, ConcurrencyLimitV2, ConcurrencyLimitWithLeaseResponse, GlobalConcurrencyLimitResponse,
-    MinimalConcurrencyLimitResponse, ReadAllConcurrencyLimitsV2Body,
+    MinimalConcurrencyLimitResponse,
 };
 use crate::{Client, Error};
 
@@ -104,19 +105,19 @@ impl<'a> GlobalConcurrencyLimits<'a> {
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
     pub async fn list_page(
         &self,
-        filter: &ReadAllConcurrencyLimitsV2Body,
+        filter: &GlobalConcurrencyLimitQuery,
     ) -> Result<Vec<GlobalConcurrencyLimitResponse>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every limit (`ReadAllConcurrencyLimitsV2Body::default()`), page after page as consumed.
+    /// Every limit (`GlobalConcurrencyLimitQuery::default()`), page after page as consumed.
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
     pub fn stream(
         &self,
-        filter: ReadAllConcurrencyLimitsV2Body,
+        filter: GlobalConcurrencyLimitQuery,
     ) -> impl Stream<Item = Result<GlobalConcurrencyLimitResponse, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }

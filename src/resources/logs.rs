@@ -6,10 +6,11 @@ use uuid::Uuid;
 
 use std::time::Duration;
 
+use crate::query::LogQuery;
 use crate::resources::{call, pagination};
 use crate::streaming::Subscribe;
 use crate::streaming::subscription::{BoxFuture, Feed, Subscription};
-use crate::types::{Log, LogCreate, LogFilter, LogFilterTimestamp, LogSort, ReadLogsBody};
+use crate::types::{Log, LogCreate, LogFilter, LogFilterTimestamp, LogSort};
 use crate::waits::LOG_POLL_INTERVAL;
 use crate::{Client, Error};
 
@@ -138,16 +139,16 @@ impl<'a> Logs<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadLogsBody) -> Result<Vec<Log>, Error> {
+    pub async fn list_page(&self, filter: &LogQuery) -> Result<Vec<Log>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every log line matching `filter` (`ReadLogsBody::default()` for all).
+    /// Every log line matching `filter` (`LogQuery::default()` for all).
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
-    pub fn stream(&self, filter: ReadLogsBody) -> impl Stream<Item = Result<Log, Error>> + Send + use<> {
+    pub fn stream(&self, filter: LogQuery) -> impl Stream<Item = Result<Log, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }
 
@@ -236,7 +237,7 @@ impl Feed<Log> for LogFeed {
         let mut filter = self.filter.clone();
         let timestamp = filter.timestamp.get_or_insert_with(LogFilterTimestamp::default);
         timestamp.after = Some(timestamp.after.map_or(since, |after| after.max(since)));
-        let body = ReadLogsBody {
+        let body = LogQuery {
             logs: Some(filter),
             sort: Some(LogSort::TimestampAsc),
             ..Default::default()

@@ -101,23 +101,23 @@ macro_rules! listing {
 }
 
 listing! {
-    types::ReadFlowsBody => types::Flow, read_flows, id |f| f.id,
+    crate::query::FlowQuery => types::Flow, read_flows, id |f| f.id,
         sort types::FlowSort::CreatedDesc => |f| time(f.created, true);
-    types::ReadFlowRunsBody => types::FlowRunResponse, read_flow_runs, id |r| r.id,
+    crate::query::FlowRunQuery => types::FlowRunResponse, read_flow_runs, id |r| r.id,
         sort types::FlowRunSort::IdDesc => |r| id_desc(r.id);
-    types::ReadTaskRunsBody => types::TaskRun, read_task_runs, id |r| r.id,
+    crate::query::TaskRunQuery => types::TaskRun, read_task_runs, id |r| r.id,
         sort types::TaskRunSort::IdDesc => |r| id_desc(r.id);
-    types::ReadDeploymentsBody => types::DeploymentResponse, read_deployments, id |d| d.id,
+    crate::query::DeploymentQuery => types::DeploymentResponse, read_deployments, id |d| d.id,
         sort types::DeploymentSort::CreatedDesc => |d| time(d.created, true);
-    types::ReadVariablesBody => types::Variable, read_variables, id |v| v.id,
+    crate::query::VariableQuery => types::Variable, read_variables, id |v| v.id,
         sort types::VariableSort::CreatedDesc => |v| time(v.created, true);
-    types::ReadLogsBody => types::Log, read_logs, id |l| l.id,
+    crate::query::LogQuery => types::Log, read_logs, id |l| l.id,
         sort types::LogSort::TimestampAsc => |l| time(Some(l.timestamp), false);
-    types::ReadArtifactsBody => types::Artifact, read_artifacts, id |a| a.id.unwrap_or_default(),
+    crate::query::ArtifactQuery => types::Artifact, read_artifacts, id |a| a.id.unwrap_or_default(),
         sort types::ArtifactSort::IdDesc => |a| id_desc(a.id.unwrap_or_default());
-    types::ReadWorkPoolsBody => types::WorkPoolResponse, read_work_pools, id |p| p.id,;
-    types::ReadConcurrencyLimitsBody => types::ConcurrencyLimit, read_concurrency_limits, id |l| l.id,;
-    types::ReadAllConcurrencyLimitsV2Body => types::GlobalConcurrencyLimitResponse, read_all_concurrency_limits_v2, id |l| l.id,;
+    crate::query::WorkPoolQuery => types::WorkPoolResponse, read_work_pools, id |p| p.id,;
+    crate::query::ConcurrencyLimitQuery => types::ConcurrencyLimit, read_concurrency_limits, id |l| l.id,;
+    crate::query::GlobalConcurrencyLimitQuery => types::GlobalConcurrencyLimitResponse, read_all_concurrency_limits_v2, id |l| l.id,;
 }
 
 /// One page: the filter's own `limit` (default the server's) and `offset`.
@@ -560,7 +560,7 @@ mod tests {
         // Port 9 (discard) is never asked: the check comes first.
         let client = Client::new("http://127.0.0.1:9/api").unwrap();
         for limit in [0, -1] {
-            let filter = types::ReadFlowsBody {
+            let filter = crate::query::FlowQuery {
                 limit: Some(limit),
                 ..Default::default()
             };

@@ -3,8 +3,9 @@
 use futures_core::Stream;
 use uuid::Uuid;
 
+use crate::query::TaskRunQuery;
 use crate::resources::{call, pagination};
-use crate::types::{ReadTaskRunsBody, State, TaskRun};
+use crate::types::{State, TaskRun};
 use crate::{Client, Error};
 
 /// Task runs; from [`Client::task_runs`].
@@ -47,7 +48,7 @@ impl<'a> TaskRuns<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadTaskRunsBody) -> Result<Vec<TaskRun>, Error> {
+    pub async fn list_page(&self, filter: &TaskRunQuery) -> Result<Vec<TaskRun>, Error> {
         pagination::page(self.client, filter).await
     }
 
@@ -56,10 +57,7 @@ impl<'a> TaskRuns<'a> {
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: ReadTaskRunsBody,
-    ) -> impl Stream<Item = Result<TaskRun, Error>> + Send + use<> {
+    pub fn stream(&self, filter: TaskRunQuery) -> impl Stream<Item = Result<TaskRun, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }
 

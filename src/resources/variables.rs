@@ -6,8 +6,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::query::VariableQuery;
 use crate::resources::{call, pagination};
-use crate::types::{ReadVariablesBody, Variable, VariableCreate, VariableUpdate};
+use crate::types::{Variable, VariableCreate, VariableUpdate};
 use crate::{Client, Error};
 
 /// Variables; from [`Client::variables`]. Values are any JSON: read and write them as your own
@@ -131,18 +132,18 @@ impl<'a> Variables<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadVariablesBody) -> Result<Vec<Variable>, Error> {
+    pub async fn list_page(&self, filter: &VariableQuery) -> Result<Vec<Variable>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every variable matching `filter` (`ReadVariablesBody::default()` for all).
+    /// Every variable matching `filter` (`VariableQuery::default()` for all).
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
     pub fn stream(
         &self,
-        filter: ReadVariablesBody,
+        filter: VariableQuery,
     ) -> impl Stream<Item = Result<Variable, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }

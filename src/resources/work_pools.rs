@@ -4,10 +4,10 @@
 use futures_core::Stream;
 use serde_json::Map;
 
+use crate::query::{WorkPoolQuery, WorkQueueQuery};
 use crate::resources::{call, generated_name, pagination};
 use crate::types::{
-    ReadWorkPoolsBody, ReadWorkQueuesInWorkPoolsBody, WorkPoolCreate, WorkPoolResponse, WorkPoolUpdate,
-    WorkQueueCreate, WorkQueueResponse, WorkQueueUpdate,
+    WorkPoolCreate, WorkPoolResponse, WorkPoolUpdate, WorkQueueCreate, WorkQueueResponse, WorkQueueUpdate,
 };
 use crate::{Client, Error};
 
@@ -66,18 +66,18 @@ impl<'a> WorkPools<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadWorkPoolsBody) -> Result<Vec<WorkPoolResponse>, Error> {
+    pub async fn list_page(&self, filter: &WorkPoolQuery) -> Result<Vec<WorkPoolResponse>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every work pool matching `filter` (`ReadWorkPoolsBody::default()` for all).
+    /// Every work pool matching `filter` (`WorkPoolQuery::default()` for all).
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
     pub fn stream(
         &self,
-        filter: ReadWorkPoolsBody,
+        filter: WorkPoolQuery,
     ) -> impl Stream<Item = Result<WorkPoolResponse, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }
@@ -181,10 +181,7 @@ impl WorkQueues<'_> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(
-        &self,
-        filter: &ReadWorkQueuesInWorkPoolsBody,
-    ) -> Result<Vec<WorkQueueResponse>, Error> {
+    pub async fn list_page(&self, filter: &WorkQueueQuery) -> Result<Vec<WorkQueueResponse>, Error> {
         check_pool(&self.pool)?;
         call!(self.client, read_work_queues_in_work_pools(&self.pool, filter))
     }
@@ -196,7 +193,7 @@ impl WorkQueues<'_> {
     /// of any page after the first.
     pub fn stream(
         &self,
-        filter: ReadWorkQueuesInWorkPoolsBody,
+        filter: WorkQueueQuery,
     ) -> impl Stream<Item = Result<WorkQueueResponse, Error>> + Send + use<> {
         let (client, pool) = (self.client.clone(), self.pool.clone());
         pagination::paginate_with(

@@ -12,10 +12,11 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::OptionalExt;
+use crate::query::DeploymentQuery;
 use crate::resources::{InvalidField, call, check_name, json_object, pagination, send_on_await};
 use crate::types::{
     DeploymentCreate, DeploymentFlowRunCreate, DeploymentResponse, DeploymentSchedule,
-    DeploymentScheduleUpdate, FlowRunResponse, ReadDeploymentsBody, StateCreate, StateDetails, StateType,
+    DeploymentScheduleUpdate, FlowRunResponse, StateCreate, StateDetails, StateType,
 };
 use crate::{Client, Error};
 
@@ -111,18 +112,18 @@ impl<'a> Deployments<'a> {
     /// # Errors
     /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
     /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadDeploymentsBody) -> Result<Vec<DeploymentResponse>, Error> {
+    pub async fn list_page(&self, filter: &DeploymentQuery) -> Result<Vec<DeploymentResponse>, Error> {
         pagination::page(self.client, filter).await
     }
 
-    /// Every deployment matching `filter` (`ReadDeploymentsBody::default()` for all).
+    /// Every deployment matching `filter` (`DeploymentQuery::default()` for all).
     ///
     /// # Errors
     /// The stream's last item is the error that stopped it: those of `list_page`, and an error
     /// of any page after the first.
     pub fn stream(
         &self,
-        filter: ReadDeploymentsBody,
+        filter: DeploymentQuery,
     ) -> impl Stream<Item = Result<DeploymentResponse, Error>> + Send + use<> {
         pagination::stream(self.client, filter)
     }
