@@ -4,15 +4,16 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::flow::{FlowRunReport, Outcome, RunContext, Shared, ui_url};
+use super::context::{RunContext, Shared, TaskEnd};
 use super::orchestration::{Answer, Proposal, Run, propose, propose_state, propose_with};
+use super::outcome::{FlowRunReport, Outcome};
 use crate::types::StateType;
 use crate::waits::{CANCELLATION_WATCH_RETRY, CANCELLATION_WATCH_SPAN, LOG_FLUSH_BUDGET};
 use crate::{Client, Error};
@@ -139,22 +140,15 @@ impl Execution {
             running,
             watch_cancellation,
         } = self;
-        let url = ui_url(client.api_url(), "flow-run", id);
+        let ctx = RunContext {
+            shared: Arc::new(Shared::new(&client, id, &flow_name)),
+        };
+        let url = ctx.shared.url.clone();
         let report = |outcome, unreported| FlowRunReport {
             flow_run_id: id,
             url: url.clone(),
             outcome,
             unreported,
-        };
-        let ctx = RunContext {
-            shared: Arc::new(Shared {
-                client: client.clone(),
-                flow_run_id: id,
-                flow_name: flow_name.clone(),
-                url: url.clone(),
-                task_counts: Mutex::default(),
-                active_tasks: Mutex::default(),
-            }),
         };
         // Beating from the first RUNNING on (as Prefect's engine), through retry delays, until
         // this future ends.
@@ -191,11 +185,7 @@ impl Execution {
                         }
                         // Each attempt counts its task runs afresh: a persisted task's record is
                         // found again by its place in the flow.
-                        ctx.shared
-                            .task_counts
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .clear();
+                        ctx.shared.task_counts.restart();
                         let made =
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(ctx.clone())));
                         match made {
@@ -589,11 +579,7 @@ async fn end_tasks<T, E>(shared: &Shared, outcome: &Outcome<T, E>) {
 /// the flow ends its own task runs, and a tagged one's rule could hang, see task.rs); a task run
 /// whose own end could not be reported ends with the state it meant to report.
 pub(crate) async fn end_active_tasks(client: &Client, shared: &Shared, state: StateType, message: &str) {
-    let active: Vec<(Uuid, Option<super::flow::TaskEnd>)> = shared
-        .active_tasks
-        .lock()
-        .map(|mut tasks| tasks.drain().collect())
-        .unwrap_or_default();
+    let active: Vec<(Uuid, Option<TaskEnd>)> = shared.active_tasks.drain();
     for (task, intended) in active {
         let (state, message) = match intended {
             Some((state, message)) => (state, message),

@@ -5,26 +5,32 @@
 //! a cancellation from the UI stops the future.
 //!
 //! - `orchestration`: proposing states and acting on ACCEPT / REJECT / WAIT / ABORT.
-//! - `flow`: a new flow run around a future, what its code sees, how it ended.
+//! - `outcome`: how a flow run ended, as its caller learns it.
+//! - `context`: what a running flow's code sees and its task runs share.
+//! - `flow`: a new flow run around a future.
 //! - `execution`: executing a flow run that exists: RUNNING, the body, its cancellation watch,
 //!   heartbeats, timeout, the server's retries, stops from outside, the end.
 //! - `task`: task runs (retries, timeouts, caching, inputs).
 //! - `results`: result records in Prefect's format, and where they are kept.
 //! - `log_layer`: the `tracing` layer and its shipper thread.
 
+mod context;
 mod execution;
 mod flow;
 #[cfg(feature = "tracing-layer")]
 mod log_layer;
 mod orchestration;
+mod outcome;
 mod results;
 mod task;
 
+pub use context::RunContext;
 pub(crate) use execution::{Execution, Heartbeat, Stop};
-pub use flow::{FlowRunReport, FlowScope, Outcome, RunContext};
+pub use flow::FlowScope;
 #[cfg(feature = "tracing-layer")]
 pub use log_layer::{DEFAULT_LOG_QUEUE, LogShipper, PrefectLogLayer};
 pub(crate) use orchestration::{Answer, Proposal, Run, propose_state, resending};
+pub use outcome::{FlowRunReport, Outcome};
 pub use results::{LocalStorage, ResultStorage, read_result};
 pub use task::{PersistedTask, RetryDelay, TaskError, TaskOutput, TaskScope};
 

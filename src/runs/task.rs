@@ -16,7 +16,7 @@ use serde_json::Value;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::flow::RunContext;
+use super::context::RunContext;
 use super::orchestration::{Answer, Proposal, Run, propose_state};
 #[cfg(doc)]
 use super::results::LocalStorage;
@@ -497,13 +497,7 @@ impl TaskScope {
         let shared = &self.ctx.shared;
         let client = &shared.client;
         // The task's place among the task runs of its name in this attempt of the flow run.
-        let occurrence = {
-            let mut counts = shared.task_counts.lock().unwrap_or_else(|p| p.into_inner());
-            let count = counts.entry(self.name.clone()).or_default();
-            let key = *count;
-            *count += 1;
-            key
-        };
+        let occurrence = shared.task_counts.next(&self.name);
         // A key of its own, as Prefect's engine makes it: the server upserts task runs by (flow
         // run, task key, dynamic key), and a flow run executed again (retried in process or from
         // the UI, scheduled again) must get new task runs, not its last attempt's ended ones.
@@ -531,7 +525,7 @@ impl TaskScope {
         let id = task.id;
         // Until it ends, the flow ends it if the future is dropped (cancelled, or the flow
         // returned without awaiting it).
-        set_active(&self.ctx, id, true);
+        shared.active_tasks.started(id);
         // Tag limits are held here, as Prefect's own engine does: a slot of the global limit
         // `tag:<tag>` per tag, under a lease held by this task run, taken before RUNNING and
         // freed after the end. The server's own rule for them is skipped (`force`): on Prefect
@@ -600,11 +594,11 @@ impl TaskScope {
                 Answer::Accepted(_) => {}
                 Answer::Rejected(returned) => {
                     let (state, message) = Answer::rejected_state(&returned);
-                    set_active(&self.ctx, id, false);
+                    self.ctx.shared.active_tasks.ended(id);
                     return Err(TaskError::NotStarted { state, message });
                 }
                 Answer::Aborted(reason) => {
-                    set_active(&self.ctx, id, false);
+                    self.ctx.shared.active_tasks.ended(id);
                     return Err(TaskError::Prefect(Error::RunAborted { run_id: id, reason }));
                 }
             }
@@ -693,16 +687,19 @@ impl TaskScope {
     async fn report_end(&self, id: Uuid, end: &Proposal) -> Result<(), Error> {
         match propose_state(&self.ctx.shared.client, Run::Task(id), end).await {
             Ok(Answer::Accepted(_) | Answer::Rejected(_)) => {
-                set_active(&self.ctx, id, false);
+                self.ctx.shared.active_tasks.ended(id);
                 Ok(())
             }
             Ok(Answer::Aborted(reason)) => {
-                set_active(&self.ctx, id, false);
+                self.ctx.shared.active_tasks.ended(id);
                 Err(Error::RunAborted { run_id: id, reason })
             }
             Err(e) => {
                 tracing::warn!(task_run_id = %id, error = %e, "reporting the task run's end failed; the flow run reports it when it ends");
-                intend(&self.ctx, id, end.state.clone(), end.message.clone());
+                self.ctx
+                    .shared
+                    .active_tasks
+                    .intend(id, end.state.clone(), end.message.clone());
                 Ok(())
             }
         }
@@ -717,21 +714,6 @@ fn run_scoped_key(flow_run: Uuid, task: &str, occurrence: u64) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     format!("run-{}-{name:016x}-{occurrence}", flow_run.simple())
-}
-
-/// Records the end a task run could not report, for its flow run to report at its own end.
-fn intend(ctx: &RunContext, id: Uuid, state: StateType, message: Option<String>) {
-    let mut tasks = ctx.shared.active_tasks.lock().unwrap_or_else(|p| p.into_inner());
-    tasks.insert(id, Some((state, message)));
-}
-
-fn set_active(ctx: &RunContext, id: Uuid, active: bool) {
-    let mut tasks = ctx.shared.active_tasks.lock().unwrap_or_else(|p| p.into_inner());
-    if active {
-        tasks.insert(id, None);
-    } else {
-        tasks.remove(&id);
-    }
 }
 
 #[cfg(test)]
