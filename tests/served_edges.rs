@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use common::serving::{
     BoxError, failing_once_then_sleeping, history, python, python_cancel, serve_and_run, task_runs_of,
-    wait_final, wait_for_run,
+    trivial, wait_final, wait_for_run,
 };
 use common::{client, unique};
 
@@ -105,7 +105,7 @@ async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_pro
         "no other process takes an in-process retry"
     );
     // Another process takes it at once, not in 120 s.
-    let next = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
+    let next = trivial(&name);
     let serving = client
         .serve([&next])
         .deployment(limited(&next))
@@ -429,7 +429,7 @@ fn thread_cpu_ticks() -> u64 {
 async fn serving_whose_handle_was_dropped_serves_on_and_idles_at_no_cost() {
     let client = client().await;
     let name = unique("rust-dropped-handle");
-    let flow = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
+    let flow = trivial(&name);
     let serving = client
         .serve([&flow])
         .deployment(flow.deployment("dropped"))

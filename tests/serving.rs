@@ -275,7 +275,7 @@ async fn a_sigkilled_holder_of_a_deployment_slot_gives_it_back() {
 async fn an_interval_schedule_s_runs_made_by_prefects_scheduler_execute() {
     let client = client().await;
     let name = unique("rust-scheduled");
-    let flow = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
+    let flow = trivial(&name);
     let serving = client
         .serve([&flow])
         .deployment(

@@ -210,7 +210,7 @@ async fn a_rust_worker_records_the_labels_job_variable_of_the_deployment_and_the
     let client = client().await;
     let pool = unique("rust-labelled-pool");
     let name = unique("rust-labelled");
-    let flow = RustFlow::without_parameters(&name, |_ctx: RunContext| async { Ok::<_, BoxError>(()) });
+    let flow = trivial(&name);
     let working = client
         .worker(&pool, [&flow])
         .create_pool(true)

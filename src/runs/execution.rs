@@ -458,8 +458,9 @@ fn dropped_end() -> Proposal {
 pub(crate) const DROPPED: &str = "the Rust future running this flow run was dropped before it finished \
                                   (cancelled by its caller, e.g. a timeout around it); its work was stopped";
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
+/// Aborts a task when dropped: a background task (heartbeats, a lease's renewal) that ends with
+/// whatever owns it, however that ends.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -226,6 +226,18 @@ struct Persist {
     refresh: bool,
 }
 
+impl Persist {
+    /// The record's key for the task `task` at its place `occurrence` in flow run `flow_run`:
+    /// the cache key, or without one the run's (found again when the same flow run runs again:
+    /// a retry in process or from the UI, a run scheduled again at shutdown, a handed-over run
+    /// started again), as Prefect's default cache policy (`RUN_ID`) finds it.
+    fn key_at(&self, flow_run: Uuid, task: &str, occurrence: u64) -> String {
+        self.key
+            .clone()
+            .unwrap_or_else(|| run_scoped_key(flow_run, task, occurrence))
+    }
+}
+
 /// A task whose value is persisted (a result record in Prefect's format) and looked up first
 /// (under its cache key, or its place in its flow run): from [`TaskScope::persisted`].
 #[must_use = "call .run(...) to run the task"]
@@ -304,30 +316,20 @@ impl PersistedTask {
             results::check_key(key)?;
         }
         let persist = self.persist;
-        let flow_run = self.scope.ctx.shared.flow_run_id;
-        let task = self.scope.name.clone();
-        // Without a key of its own, the record is the run's: found again when the same flow run
-        // runs again (a retry in process or from the UI, a run scheduled again at shutdown, a
-        // handed-over run started again), as Prefect's default cache policy (`RUN_ID`) finds it.
-        let key_of = move |occurrence: u64| {
-            persist
-                .key
-                .clone()
-                .unwrap_or_else(|| run_scoped_key(flow_run, &task, occurrence))
-        };
-        let (storage, expiration, refresh) = (persist.storage.clone(), persist.expiration, persist.refresh);
-        let key_for_store = key_of.clone();
+        let (flow_run, task) = (self.scope.ctx.shared.flow_run_id, self.scope.name.clone());
+        let key = |occurrence| persist.key_at(flow_run, &task, occurrence);
         self.scope
             .execute(
                 body,
-                move |value: &T, occurrence| {
-                    let expiration = expiration
+                |value: &T, occurrence| {
+                    let expiration = persist
+                        .expiration
                         .and_then(|e| chrono::Duration::from_std(e).ok())
                         .map(|e| chrono::Utc::now() + e);
-                    results::write(storage.as_ref(), &key_for_store(occurrence), value, expiration).map(Some)
+                    results::write(persist.storage.as_ref(), &key(occurrence), value, expiration).map(Some)
                 },
-                move |occurrence| match refresh {
-                    false => results::read_cached::<T>(persist.storage.as_ref(), &key_of(occurrence)),
+                |occurrence| match persist.refresh {
+                    false => results::read_cached::<T>(persist.storage.as_ref(), &key(occurrence)),
                     true => None,
                 },
             )

@@ -18,7 +18,7 @@ use crate::query::{
 };
 use crate::resources::call;
 use crate::resources::flow_runs::is_final;
-use crate::runs::{Answer, Execution, Heartbeat, Outcome, Proposal, Run, Stop, propose_state};
+use crate::runs::{AbortOnDrop, Answer, Execution, Heartbeat, Outcome, Proposal, Run, Stop, propose_state};
 use crate::types::{FlowRunPolicy, FlowRunPolicyRetryType, FlowRunUpdate, State, StateType};
 use crate::waits::{
     self, CANCELLATION_CHECK_EVERY, DEPLOYMENT_LEASE_RENEW_EVERY, DEPLOYMENT_LEASE_TERM, STRANDED_RETRY_AFTER,
@@ -63,11 +63,17 @@ impl Found {
     /// Whether a run waiting for the in-process retry of the process that executed it was left
     /// by that process: past its time by [`STRANDED_RETRY_AFTER`] (a live process proposes
     /// RUNNING at the time itself). Prefect's runner executes such a run; so does serving.
-    pub(crate) fn stranded(&self) -> bool {
+    fn stranded(&self) -> bool {
         self.in_process_retry
             && self.due_at.is_some_and(|at| {
                 chrono::Utc::now() - at > chrono::Duration::from_std(STRANDED_RETRY_AFTER).unwrap_or_default()
             })
+    }
+
+    /// Whether any process may take the run: not waiting for another process's in-process
+    /// retry, or waiting for one that was [`stranded`](Found::stranded).
+    pub(crate) fn takeable(&self) -> bool {
+        !self.in_process_retry || self.stranded()
     }
 }
 
@@ -350,13 +356,10 @@ impl Core {
         let running = Arc::new(tokio::sync::Notify::new());
         // Stopped however this future ends (a panic, a drop): a run that ended holds no slot.
         let _renewer = lease.map(|lease| {
-            AbortOnDrop(tokio::spawn(renew(
-                self.client.clone(),
-                found.id,
-                lease,
-                stop,
-                running.clone(),
-            )))
+            AbortOnDrop(
+                tokio::spawn(renew(self.client.clone(), found.id, lease, stop, running.clone()))
+                    .abort_handle(),
+            )
         });
         let heartbeat = flow
             .options
@@ -585,15 +588,6 @@ impl Core {
         }
         labels.extend(labels_in(found.job_variables.as_ref()));
         labels
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -235,7 +235,7 @@ async fn poll(
     if let Err(e) = core.check_cancelled().await {
         tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again at the next poll");
     }
-    due.retain(|run| !core.is_in_flight(run.id) && (!run.in_process_retry || run.stranded()));
+    due.retain(|run| !core.is_in_flight(run.id) && run.takeable());
     for run in due {
         if !start(core, run, permits, runs).await? {
             break;
@@ -264,7 +264,7 @@ async fn claim_woken(
         && run.next_scheduled_start_time.is_none_or(|at| at <= before)
         && source.owns(&run);
     let found = Found::from(run);
-    if due && (!found.in_process_retry || found.stranded()) && !core.is_in_flight(found.id) {
+    if due && found.takeable() && !core.is_in_flight(found.id) {
         start(core, found, permits, runs).await?;
     }
     Ok(())
