@@ -396,7 +396,7 @@ async fn run_tasks(client: &Client, name: &str, scenario: Scenario) -> u64 {
                     client
                         .concurrency([name.as_str()])
                         // The hold starts once the slot is held (a Sleep created outside would not).
-                        .run(async { tokio::time::sleep(hold).await })
+                        .hold(async { tokio::time::sleep(hold).await })
                         .await
                         .expect("acquisition");
                 }
@@ -579,7 +579,7 @@ async fn run_for(client: &Client, name: &str, tasks: usize, run: Duration, hold:
                     match client
                         .concurrency([name.as_str()])
                         .timeout(left)
-                        .run(async { tokio::time::sleep(hold).await })
+                        .hold(async { tokio::time::sleep(hold).await })
                         .await
                     {
                         Ok(()) => done += 1,

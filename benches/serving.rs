@@ -159,7 +159,7 @@ async fn measure(client: &Client, child: &mut Child, flow: &str) -> String {
 
     let mut latencies = Vec::new();
     for _ in 0..LATENCY_RUNS {
-        let run = client.deployments().run(deployment.id).await.unwrap();
+        let run = client.deployments().create_run(deployment.id).await.unwrap();
         let ended = wait_final(client, &[run.id]).await;
         latencies.push(to_running(&ended[0]));
     }
@@ -167,7 +167,7 @@ async fn measure(client: &Client, child: &mut Child, flow: &str) -> String {
 
     let mut runs = Vec::new();
     for _ in 0..THROUGHPUT_RUNS {
-        runs.push(client.deployments().run(deployment.id).await.unwrap().id);
+        runs.push(client.deployments().create_run(deployment.id).await.unwrap().id);
     }
     let ended = wait_final(client, &runs).await;
     let first = ended.iter().filter_map(|r| r.created).min().unwrap();

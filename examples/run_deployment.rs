@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let run = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .parameters(&serde_json::json!({ "rows": 500 }))
         .tags(["rust"])
         .send()

@@ -26,7 +26,9 @@ async fn main() -> Result<(), BoxError> {
         .unwrap_or_else(|| "rust-pool".to_string());
     let flow = rows_flow::flow();
     let working = client.worker(&pool, [&flow]).create_pool(true).start().await?;
-    println!("working on pool {pool} ({})", working.pool().id);
+    if let Some(worked) = working.work_pool() {
+        println!("working on pool {pool} ({})", worked.id);
+    }
     working.until_signal().await?;
     Ok(())
 }

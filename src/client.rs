@@ -84,7 +84,7 @@ impl Client {
     /// };
     /// # Ok(()) }
     /// ```
-    pub fn raw(&self) -> &generated::Client {
+    pub fn raw(&self) -> &crate::RawClient {
         &self.raw
     }
 
@@ -326,17 +326,19 @@ impl ClientBuilder {
         self
     }
 
-    /// Sends `Authorization: Bearer <key>` (Prefect Cloud).
+    /// Sends `Authorization: Bearer <key>` (Prefect Cloud API keys; `PREFECT_API_KEY`).
     pub fn api_key(self, key: impl Into<String>) -> ClientBuilder {
         self.map(|c| c.with_api_key(key))
     }
 
-    /// Sends `Authorization: Basic <base64(user:password)>` (self-hosted with an auth string).
+    /// Sends `Authorization: Basic <base64(auth_string)>`: a self-hosted server with
+    /// `PREFECT_SERVER_API_AUTH_STRING`, given as `user:password` (`PREFECT_API_AUTH_STRING`).
     pub fn auth_string(self, auth_string: impl Into<String>) -> ClientBuilder {
         self.map(|c| c.with_auth_string(auth_string))
     }
 
-    /// The longest a whole request may take (default 60 s).
+    /// The longest a whole request (connect, send, read the body) may take (default 60 s;
+    /// `PREFECT_API_REQUEST_TIMEOUT`).
     pub fn request_timeout(self, timeout: Duration) -> ClientBuilder {
         self.map(|c| c.with_request_timeout(timeout))
     }
@@ -346,7 +348,9 @@ impl ClientBuilder {
         self.map(|c| c.with_connect_timeout(timeout))
     }
 
-    /// How requests are retried (default [`RetryPolicy::standard`]).
+    /// How requests are retried (default [`RetryPolicy::standard`], with
+    /// `PREFECT_CLIENT_MAX_RETRIES` and `PREFECT_CLIENT_RETRY_EXTRA_CODES` applied by
+    /// [`Config::from_env`]).
     pub fn retry_policy(self, policy: RetryPolicy) -> ClientBuilder {
         self.map(|c| c.with_retry_policy(policy))
     }
@@ -357,24 +361,42 @@ impl ClientBuilder {
         self.map(|c| c.with_max_retries(retries))
     }
 
-    /// Status codes retried besides 429, 502, 503 and 504.
+    /// Status codes retried besides 429, 502, 503 and 504: the retry policy's
+    /// [`with_extra_codes`](RetryPolicy::with_extra_codes).
     pub fn retry_extra_codes(self, codes: impl IntoIterator<Item = u16>) -> ClientBuilder {
         self.map(|c| c.with_retry_extra_codes(codes))
     }
 
-    /// Trusts the certificates of this PEM file too: a private CA that signed the server's
-    /// certificate, or the server's own (self-signed) certificate.
+    /// Trusts the certificates of this PEM file too (`PREFECT_API_SSL_CERT_FILE`): a private
+    /// CA that signed the server's certificate, or the server's own (self-signed) certificate.
     pub fn ssl_cert_file(self, path: impl Into<std::path::PathBuf>) -> ClientBuilder {
         self.map(|c| c.with_ssl_cert_file(path))
     }
 
-    /// How often each flow run this client executes emits a heartbeat (default 180 s, as
-    /// Prefect's engine; `None`: never): [`Config::with_flow_heartbeat`].
+    /// Whether to fetch and send CSRF tokens to servers that want them (default true;
+    /// `PREFECT_CLIENT_CSRF_SUPPORT_ENABLED`).
+    pub fn csrf_support(self, enabled: bool) -> ClientBuilder {
+        self.map(|c| c.with_csrf_support(enabled))
+    }
+
+    /// Whether to offer HTTP/2 to the server (default false, as in Prefect;
+    /// `PREFECT_API_ENABLE_HTTP2`): over TLS, the server picks HTTP/2 or HTTP/1.1. Takes effect
+    /// in a build with the crate's `http2` feature; without it, HTTP/1.1 is used and a warning
+    /// is logged when the client is built.
+    pub fn http2(self, enabled: bool) -> ClientBuilder {
+        self.map(|c| c.with_http2(enabled))
+    }
+
+    /// How often each flow run this client executes (served, handed over, or started with
+    /// [`Client::new_flow_run`]) emits a `prefect.flow-run.heartbeat` event, as Prefect's
+    /// engine does (default 180 s; `PREFECT_FLOWS_HEARTBEAT_FREQUENCY`); `None` turns
+    /// heartbeats off. A flow's own `heartbeat(..)` wins over it.
     pub fn flow_heartbeat(self, every: Option<Duration>) -> ClientBuilder {
         self.map(|c| c.with_flow_heartbeat(every))
     }
 
-    /// Skips TLS certificate checks: for tests only; a warning is logged.
+    /// Skips TLS certificate checks (`PREFECT_API_TLS_INSECURE_SKIP_VERIFY`): for tests only;
+    /// a warning is logged when the client is built.
     pub fn tls_insecure_skip_verify(self, skip: bool) -> ClientBuilder {
         self.map(|c| c.with_tls_insecure_skip_verify(skip))
     }

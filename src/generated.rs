@@ -1,5 +1,6 @@
 //! The generated layer: every operation of Prefect's REST API as a typed async method on
-//! [`Client`], with request and response types in [`types`].
+//! `Client` (public as [`crate::RawClient`]), with request and response types in `types`
+//! (public as [`crate::types`]).
 //!
 //! Produced by `build.rs` from `openapi.yaml` with progenitor at build time; never edited by
 //! hand. Method names are the Prefect server's route names (`create_concurrency_limit`,

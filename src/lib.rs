@@ -7,7 +7,7 @@ pub mod config;
 mod csrf;
 mod detached;
 pub mod error;
-pub mod generated;
+mod generated;
 mod http_client;
 pub mod lease;
 pub mod query;
@@ -23,8 +23,16 @@ mod waits;
 pub use client::{Client, ClientBuilder};
 pub use config::{Config, ConfigError};
 pub use error::{ApiError, Error, FieldError, TlsProblem};
+/// The generated client: every operation of Prefect's REST API as a typed async method named
+/// after the server's route (`create_concurrency_limit`, `read_flow_run`, …), produced by
+/// `build.rs` from `openapi.yaml`; reach it through [`Client::raw`]. Its errors become typed
+/// with [`Error::from_generated`].
+pub use generated::Client as RawClient;
 /// The request and response types of every operation, generated from Prefect's schema.
 pub use generated::types;
+/// What a [`RawClient`] call answers ([`RawResponse`]) and how it fails ([`RawError`], typed by
+/// [`Error::from_generated`]).
+pub use generated::{Error as RawError, ResponseValue as RawResponse};
 /// The HTTP client crate the SDK uses, for [`ClientBuilder::http_client`].
 pub use reqwest;
 pub use retry::RetryPolicy;

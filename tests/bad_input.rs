@@ -136,7 +136,7 @@ async fn arguments_the_client_can_check_are_rejected_before_any_request() {
         "deployment parameters that are not an object",
         client
             .deployments()
-            .run(uuid::Uuid::nil())
+            .create_run(uuid::Uuid::nil())
             .parameters(&[1, 2, 3])
             .idempotency_key("k")
             .send()

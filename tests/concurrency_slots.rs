@@ -146,7 +146,7 @@ async fn panic_inside_the_scope_releases() {
     let (c, n) = (client.clone(), name.clone());
     let task = tokio::spawn(async move {
         c.concurrency([n.as_str()])
-            .run(async { panic!("work failed") })
+            .hold(async { panic!("work failed") })
             .await
     });
     assert!(task.await.unwrap_err().is_panic());
@@ -155,7 +155,7 @@ async fn panic_inside_the_scope_releases() {
     let value = client
         .concurrency([name.as_str()])
         .timeout(Duration::from_secs(5))
-        .run(async { 7 })
+        .hold(async { 7 })
         .await
         .unwrap();
     assert_eq!(value, 7);
@@ -282,7 +282,7 @@ async fn contention_in_one_client_never_exceeds_the_limit() {
                 for _ in 0..4 {
                     client
                         .concurrency([name.as_str()])
-                        .run(async {
+                        .hold(async {
                             let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                             peak.fetch_max(now, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -375,7 +375,7 @@ async fn a_process_that_holds_every_slot_lets_a_newcomer_in() {
         .concurrency([name.as_str()])
         // Its probes come every 4 s, each after a lease's term of about 2 s.
         .timeout(Duration::from_secs(10))
-        .run(async { started.elapsed() })
+        .hold(async { started.elapsed() })
         .await;
     holder.kill().await.unwrap();
     let waited = got.expect("a newcomer gets a slot while the holder still wants both");
@@ -545,7 +545,7 @@ async fn slots_of_a_killed_process_come_back() {
     client
         .concurrency([name.as_str()])
         .timeout(Duration::from_secs(10))
-        .run(async {})
+        .hold(async {})
         .await
         .unwrap();
 }

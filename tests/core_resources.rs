@@ -87,7 +87,7 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
 
     let run = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .parameters(&json!({ "date": "2026-11-24", "rows": 500 }))
         .tags(["rust", "test"])
         .idempotency_key("nightly-2026-11-24")
@@ -99,7 +99,7 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
     assert!(run.tags.contains(&"rust".to_string()));
     let again = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .idempotency_key("nightly-2026-11-24")
         .send()
         .await
@@ -149,7 +149,12 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
     assert_eq!(finished.state_type, Some(StateType::Completed));
 
     // Filter by deployment, then cancel and delete a second run.
-    let second = client.deployments().run(deployment.id).send().await.unwrap();
+    let second = client
+        .deployments()
+        .create_run(deployment.id)
+        .send()
+        .await
+        .unwrap();
     let filter: types::ReadFlowRunsBody =
         serde_json::from_value(json!({ "deployments": { "id": { "any_": [deployment.id] } } })).unwrap();
     let runs: Vec<_> = client.flow_runs().stream(filter).try_collect().await.unwrap();
@@ -161,7 +166,7 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
     );
     // A pending run (submitted to infrastructure) is signalled: CANCELLING, for whoever executes
     // it to stop it, as Prefect's CLI does; it is not set CANCELLED behind the executor's back.
-    let third = client.deployments().run(deployment.id).await.unwrap();
+    let third = client.deployments().create_run(deployment.id).await.unwrap();
     let pending = client
         .flow_runs()
         .set_state(third.id, StateType::Pending)
@@ -254,7 +259,12 @@ async fn logs_are_written_and_read_back_in_order() {
     let client = client().await;
     let flow = client.flows().create(&unique("logged")).await.unwrap();
     let deployment = client.deployments().create(flow.id, "logs").await.unwrap();
-    let run = client.deployments().run(deployment.id).send().await.unwrap();
+    let run = client
+        .deployments()
+        .create_run(deployment.id)
+        .send()
+        .await
+        .unwrap();
     let start = chrono::Utc::now();
     let entries: Vec<_> = (0..3)
         .map(|i| {
@@ -442,7 +452,7 @@ async fn the_verb_table_holds_on_every_handle() {
         client.deployments().get(deployment.id).await.unwrap().id,
         deployment.id
     );
-    let run = client.deployments().run(deployment.id).await.unwrap();
+    let run = client.deployments().create_run(deployment.id).await.unwrap();
     assert_eq!(client.flow_runs().get(run.id).await.unwrap().id, run.id);
     assert!(!client.flow_runs().states(run.id).await.unwrap().is_empty());
 

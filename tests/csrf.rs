@@ -39,7 +39,7 @@ async fn a_protected_server_accepts_the_clients_changes() {
     // Slot guards work through it too (POSTs to take and give back slots).
     let name = unique("csrf-slots");
     create_global_limit(&client, &name, 1).await;
-    client.concurrency([name.as_str()]).run(async {}).await.unwrap();
+    client.concurrency([name.as_str()]).hold(async {}).await.unwrap();
     assert_eq!(common::active_slots(&client, &name).await, 0);
 
     // With PREFECT_CLIENT_CSRF_SUPPORT_ENABLED=false no token is sent: the server refuses.

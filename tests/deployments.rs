@@ -35,7 +35,7 @@ async fn a_misspelt_per_run_job_variable_is_refused_before_the_run_is_created() 
     };
     let err = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .job_variables(&json!({ "comand": "echo hi" }))
         .await
         .unwrap_err();
@@ -51,7 +51,7 @@ async fn a_misspelt_per_run_job_variable_is_refused_before_the_run_is_created() 
     // The pool's own variable is taken.
     let run = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .job_variables(&json!({ "command": "echo hi" }))
         .await
         .unwrap();
@@ -67,7 +67,7 @@ async fn a_misspelt_per_run_job_variable_is_refused_before_the_run_is_created() 
         .unwrap();
     client
         .deployments()
-        .run(served.id)
+        .create_run(served.id)
         .job_variables(&json!({ "anything": 1 }))
         .await
         .unwrap();

@@ -244,7 +244,7 @@ async fn slot_guards_ride_out_faults_on_every_lease_call_and_leave_nothing_held(
         let held = client
             .concurrency([name.as_str()])
             .timeout(Duration::from_secs(30))
-            .run(async { active_slots(&name).await })
+            .hold(async { active_slots(&name).await })
             .await
             .unwrap();
         assert_eq!(held, 1, "round {round}: the slot was held while the work ran");
@@ -275,7 +275,7 @@ async fn a_lease_granted_but_unanswered_costs_at_most_the_shortest_lease() {
     client
         .concurrency([name.as_str()])
         .timeout(Duration::from_secs(30))
-        .run(async {
+        .hold(async {
             assert_eq!(
                 active_slots(&name).await,
                 2,

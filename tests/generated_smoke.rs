@@ -15,9 +15,7 @@ fn body<T: DeserializeOwned>(value: serde_json::Value) -> T {
 }
 
 /// Unwraps a generated call, showing the typed error on failure.
-async fn ok<T>(
-    result: Result<prefect_client::generated::ResponseValue<T>, prefect_client::generated::Error<()>>,
-) -> T {
+async fn ok<T>(result: Result<prefect_client::RawResponse<T>, prefect_client::RawError<()>>) -> T {
     match result {
         Ok(v) => v.into_inner(),
         Err(e) => panic!("{}", Error::from_generated(e).await),

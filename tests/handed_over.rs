@@ -57,7 +57,7 @@ async fn prefects_own_process_worker_runs_the_example_binary_as_a_deployments_co
     .await;
     let run = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .parameters(&json!({ "rows": 2 }))
         .await
         .unwrap();
@@ -79,7 +79,7 @@ async fn a_handed_over_run_is_executed_by_the_example_and_exits_zero() {
         .unwrap();
     let run = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .parameters(&json!({ "rows": 2 }))
         .await
         .unwrap();
@@ -100,7 +100,11 @@ async fn a_handed_over_run_is_executed_by_the_example_and_exits_zero() {
     // A run of another flow is not this program's: a non-zero exit saying so.
     let other = client.flows().create("some-other-flow").await.unwrap();
     let other_deployment = client.deployments().create(other.id, "x").await.unwrap();
-    let foreign = client.deployments().run(other_deployment.id).await.unwrap();
+    let foreign = client
+        .deployments()
+        .create_run(other_deployment.id)
+        .await
+        .unwrap();
     let output = tokio::process::Command::new(example("serve"))
         .env("PREFECT_API_URL", server.api_url())
         .env("PREFECT__FLOW_RUN_ID", foreign.id.to_string())

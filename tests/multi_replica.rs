@@ -250,7 +250,7 @@ async fn without_shared_lease_storage_the_guard_reports_its_lost_lease() {
     let outcome = lb
         .concurrency([name.as_str()])
         .lease_duration(LEASE)
-        .run(tokio::time::sleep(LEASE))
+        .hold(tokio::time::sleep(LEASE))
         .await;
     let error = outcome.expect_err("the work must be stopped when the lease is lost");
     assert!(error.is_lease_lost(), "{error:?}");
@@ -403,7 +403,7 @@ async fn two_serving_processes_through_the_balancer_complete_every_run_once_when
     for _ in 0..20 {
         let run = admin
             .deployments()
-            .run(deployment)
+            .create_run(deployment)
             .parameters(&serde_json::json!({ "rows": 2, "sleep_s": 0.5 }))
             .await
             .unwrap();

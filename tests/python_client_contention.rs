@@ -63,7 +63,7 @@ async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it()
                             .concurrency([name.as_str()])
                             .timeout(Duration::from_secs(120))
                             // The hold starts once the slot is held.
-                            .run(async { tokio::time::sleep(Duration::from_millis(50)).await })
+                            .hold(async { tokio::time::sleep(Duration::from_millis(50)).await })
                             .await
                             .expect("the SDK's acquisition");
                     }

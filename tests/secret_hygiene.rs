@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::Captured;
 use common::stub::{Reply, Stub};
-use prefect_client::{Client, Config};
+use prefect_client::Client;
 
 const KEY: &str = "pnu_k3y_SHOULD_NEVER_SHOW";
 const AUTH: &str = "admin:pa55_SHOULD_NEVER_SHOW";
@@ -36,7 +36,7 @@ async fn no_secret_in_debug_display_or_traces() {
             .request_timeout(Duration::from_secs(2))
             .build()
             .unwrap(),
-        Client::from_config(Config::new(&stub.url).unwrap().with_auth_string(AUTH)).unwrap(),
+        Client::builder(&stub.url).auth_string(AUTH).build().unwrap(),
     ] {
         let err = client.concurrency_limits().get_by_tag("t").await.unwrap_err();
         shown.push(format!("{client:?} {:?} {err} {err:?}", client.config()));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use prefect_client::resources::deployments::CollisionStrategy;
 use prefect_client::runs::{LocalStorage, RunContext};
-use prefect_client::serve::RustFlow;
+use prefect_client::serve::{RustFlow, ServeSettings};
 use prefect_client::types::{FlowRunPolicyRetryType, StateType};
 use prefect_client::{Client, Config};
 use uuid::Uuid;
@@ -74,12 +74,12 @@ async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_pro
     let serving = client
         .serve([&flow])
         .deployment(limited(&flow))
-        .grace_period(Duration::from_secs(1))
+        .settings(ServeSettings::default().grace_period(Duration::from_secs(1)))
         .start()
         .await
         .unwrap();
     let deployment = serving.deployments()[0].id;
-    let run = client.deployments().run(deployment).await.unwrap().id;
+    let run = client.deployments().create_run(deployment).await.unwrap().id;
     wait_for_run(&client, run, Duration::from_secs(60), "AwaitingRetry", |r| {
         r.state_name.as_deref() == Some("AwaitingRetry")
     })
@@ -109,7 +109,7 @@ async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_pro
     let serving = client
         .serve([&next])
         .deployment(limited(&next))
-        .poll_interval(Duration::from_secs(1))
+        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
         .start()
         .await
         .unwrap();
@@ -179,13 +179,13 @@ async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
     let serving = client
         .serve([&retried.flow])
         .deployment(retried.flow.deployment("retried"))
-        .poll_interval(Duration::from_secs(1))
+        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
         .start()
         .await
         .unwrap();
     let run = client
         .deployments()
-        .run(serving.deployments()[0].id)
+        .create_run(serving.deployments()[0].id)
         .await
         .unwrap()
         .id;
@@ -275,14 +275,14 @@ async fn a_handler_that_panics_before_its_future_ends_its_run_and_frees_the_depl
     let serving = client
         .serve([&flow])
         .deployment(spec)
-        .poll_interval(Duration::from_secs(1))
+        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
         .start()
         .await
         .unwrap();
     let deployment = serving.deployments()[0].id;
     let boom = client
         .deployments()
-        .run(deployment)
+        .create_run(deployment)
         .parameters(&serde_json::json!({ "boom": true }))
         .await
         .unwrap();
@@ -296,7 +296,7 @@ async fn a_handler_that_panics_before_its_future_ends_its_run_and_frees_the_depl
         .unwrap_or_default();
     assert!(message.contains("panicked before its future"), "{message}");
     // The slot was given back: the next run of the limit of one completes.
-    let next = client.deployments().run(deployment).await.unwrap();
+    let next = client.deployments().create_run(deployment).await.unwrap();
     let ended = wait_final(&client, &[next.id], Duration::from_secs(60)).await;
     assert_eq!(ended[&next.id].state_type, Some(StateType::Completed));
     serving.shutdown();
@@ -365,7 +365,7 @@ async fn served_runs_beat_by_default_and_as_the_legacy_setting_says_with_their_r
         .await
         .unwrap();
     let deployment = serving.deployments()[0].id;
-    let run = legacy.deployments().run(deployment).await.unwrap().id;
+    let run = legacy.deployments().create_run(deployment).await.unwrap().id;
     let ended = wait_final(&legacy, &[run], Duration::from_secs(60)).await;
     assert_eq!(ended[&run].state_type, Some(StateType::Completed));
     serving.shutdown();
@@ -445,7 +445,7 @@ async fn serving_whose_handle_was_dropped_serves_on_and_idles_at_no_cost() {
     // A loop spinning on a closed channel spends all 3 s (about 300 ticks).
     assert!(spent < 60, "the idle loop spent {spent} ticks of CPU in 3 s");
     // It still serves.
-    let run = client.deployments().run(deployment).await.unwrap().id;
+    let run = client.deployments().create_run(deployment).await.unwrap().id;
     let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;
     assert_eq!(ended[&run].state_type, Some(StateType::Completed));
 }

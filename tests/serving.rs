@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use prefect_client::resources::deployments::{CollisionStrategy, DeploymentSpec, Schedule};
 use prefect_client::runs::RunContext;
-use prefect_client::serve::RustFlow;
+use prefect_client::serve::{RustFlow, ServeSettings};
 use prefect_client::types::StateType;
 use prefect_client::{Client, Error};
 use serde_json::json;
@@ -343,7 +343,7 @@ async fn a_run_cancelled_from_python_ends_cancelled_with_its_task_run_and_the_pr
     let deployment = serving.deployments()[0].id;
     let run = client
         .deployments()
-        .run(deployment)
+        .create_run(deployment)
         .parameters(&json!({ "sleep_s": 300 }))
         .await
         .unwrap();
@@ -371,7 +371,7 @@ async fn a_run_cancelled_from_python_ends_cancelled_with_its_task_run_and_the_pr
     }
     let next = client
         .deployments()
-        .run(deployment)
+        .create_run(deployment)
         .parameters(&json!({ "sleep_s": 0 }))
         .await
         .unwrap();
@@ -398,7 +398,7 @@ async fn bad_parameters_are_refused_at_creation_when_enforced_and_fail_the_run_n
     let (enforced, lenient) = (serving.deployments()[0].id, serving.deployments()[1].id);
     let refused = client
         .deployments()
-        .run(enforced)
+        .create_run(enforced)
         .parameters(&json!({ "rows": "many" }))
         .await
         .unwrap_err();
@@ -408,7 +408,7 @@ async fn bad_parameters_are_refused_at_creation_when_enforced_and_fail_the_run_n
     );
     let run = client
         .deployments()
-        .run(lenient)
+        .create_run(lenient)
         .parameters(&json!({ "rows": "many" }))
         .await
         .unwrap();
@@ -424,7 +424,7 @@ async fn bad_parameters_are_refused_at_creation_when_enforced_and_fail_the_run_n
     // The process goes on.
     let good = client
         .deployments()
-        .run(lenient)
+        .create_run(lenient)
         .parameters(&json!({ "rows": 2 }))
         .await
         .unwrap();
@@ -496,12 +496,12 @@ async fn a_run_retried_in_process_and_rescheduled_at_shutdown_is_taken_by_the_ne
     let serving = client
         .serve([&first])
         .deployment(first.deployment("rescheduled"))
-        .grace_period(Duration::from_secs(1))
+        .settings(ServeSettings::default().grace_period(Duration::from_secs(1)))
         .start()
         .await
         .unwrap();
     let deployment = serving.deployments()[0].id;
-    let run = client.deployments().run(deployment).await.unwrap();
+    let run = client.deployments().create_run(deployment).await.unwrap();
     // The second attempt runs (after the server's in-process retry); then the process stops.
     let started = tokio::time::Instant::now();
     while attempts.load(std::sync::atomic::Ordering::SeqCst) < 2 {
@@ -520,11 +520,63 @@ async fn a_run_retried_in_process_and_rescheduled_at_shutdown_is_taken_by_the_ne
     let serving = client
         .serve([&second])
         .deployment(second.deployment("rescheduled"))
-        .poll_interval(Duration::from_secs(1))
+        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
         .start()
         .await
         .unwrap();
     completes(&client, run.id, Duration::from_secs(60)).await;
     serving.shutdown();
+    serving.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn each_served_run_s_end_is_seen_on_the_ended_runs_stream_and_the_stream_ends_with_serving() {
+    use futures_util::StreamExt;
+    use prefect_client::runs::Outcome;
+    use prefect_client::serve::RunEnd;
+
+    let client = client().await;
+    let fine = trivial(&unique("rust-ends-fine"));
+    let failing = RustFlow::without_parameters(&unique("rust-ends-failing"), |_ctx: RunContext| async move {
+        Err::<(), BoxError>("the table is missing".into())
+    });
+    let serving = client
+        .serve([&fine, &failing])
+        .deployment(fine.deployment("ends"))
+        .deployment(failing.deployment("ends"))
+        .start()
+        .await
+        .unwrap();
+    let mut ended = serving.ended_runs();
+    let mut expected = std::collections::HashMap::new();
+    for (deployment, flow) in serving.deployments().iter().zip([&fine, &failing]) {
+        let run = client.deployments().create_run(deployment.id).await.unwrap();
+        expected.insert(run.id, flow.name().to_string());
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let run = tokio::time::timeout(Duration::from_secs(60), ended.next())
+            .await
+            .expect("each run's end within 60 s")
+            .expect("the stream lasts while serving does");
+        assert_eq!(expected.get(&run.flow_run_id), Some(&run.flow_name), "{run:?}");
+        seen.push(run);
+    }
+    for run in &seen {
+        match &run.end {
+            RunEnd::Ended(Outcome::Completed(())) => assert_eq!(run.flow_name, fine.name()),
+            RunEnd::Ended(Outcome::Failed(message)) => {
+                assert_eq!(run.flow_name, failing.name());
+                assert!(message.contains("the table is missing"), "{message}");
+            }
+            other => panic!("an end the runs did not have: {other:?}"),
+        }
+    }
+    serving.shutdown();
+    let after = tokio::time::timeout(Duration::from_secs(60), ended.next()).await;
+    assert!(
+        matches!(after, Ok(None)),
+        "the stream ends with serving: {after:?}"
+    );
     serving.wait().await.unwrap();
 }

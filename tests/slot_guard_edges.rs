@@ -128,7 +128,7 @@ async fn a_release_cancelled_at_any_point_still_gives_the_slot_back() {
             .concurrency([name.as_str()])
             .timeout(Duration::from_millis(1900))
             .max_retries(0)
-            .run(async {})
+            .hold(async {})
             .await;
         match next {
             Ok(()) => {}
@@ -177,7 +177,7 @@ async fn a_release_cancelled_while_handing_off_strands_nothing() {
         .concurrency([name.as_str()])
         .timeout(Duration::from_millis(1500))
         .max_retries(0)
-        .run(async {})
+        .hold(async {})
         .await
         .unwrap();
 }
@@ -288,7 +288,7 @@ async fn run_never_returns_ok_after_the_lease_ran_out_during_the_work() {
             .unwrap()
             .concurrency([limit.as_str()])
             .lease_duration(Duration::from_secs(60))
-            .run(async { std::thread::sleep(Duration::from_secs(62)) })
+            .hold(async { std::thread::sleep(Duration::from_secs(62)) })
             .await
     });
     let err = result.expect_err("the lease ran out while the work ran");

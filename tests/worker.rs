@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prefect_client::resources::deployments::DeploymentSpec;
 use prefect_client::runs::RunContext;
-use prefect_client::serve::RustFlow;
+use prefect_client::serve::{RustFlow, ServeSettings};
 use prefect_client::types::StateType;
 use serde_json::json;
 
@@ -62,7 +62,7 @@ async fn the_rust_worker_shows_online_and_its_pools_limit_of_two_holds() {
         runs.push(
             client
                 .deployments()
-                .run(deployment.id)
+                .create_run(deployment.id)
                 .parameters(&json!({ "sleep_s": 1.5 }))
                 .await
                 .unwrap()
@@ -110,8 +110,11 @@ async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
     let working = client
         .worker(&pool, [&mine])
         .create_pool(true)
-        .limit(2)
-        .poll_interval(Duration::from_secs(1))
+        .settings(
+            ServeSettings::default()
+                .limit(2)
+                .poll_interval(Duration::from_secs(1)),
+        )
         .start()
         .await
         .unwrap();
@@ -122,7 +125,7 @@ async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
         .await
         .unwrap();
     for _ in 0..8 {
-        client.deployments().run(others.id).await.unwrap();
+        client.deployments().create_run(others.id).await.unwrap();
     }
     // ...and one of this worker's, due in 15 s (past the wake-up on its creation's event, so
     // only the polls can find it).
@@ -133,7 +136,7 @@ async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
         .unwrap();
     let run = client
         .deployments()
-        .run(own.id)
+        .create_run(own.id)
         .scheduled_start(chrono::Utc::now() + chrono::Duration::seconds(15))
         .await
         .unwrap();
@@ -214,7 +217,7 @@ async fn a_rust_worker_records_the_labels_job_variable_of_the_deployment_and_the
     let working = client
         .worker(&pool, [&flow])
         .create_pool(true)
-        .poll_interval(Duration::from_secs(1))
+        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
         .start()
         .await
         .unwrap();
@@ -225,7 +228,7 @@ async fn a_rust_worker_records_the_labels_job_variable_of_the_deployment_and_the
     let deployment = client.deployments().apply(&spec).await.unwrap();
     let run = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .job_variables(&serde_json::json!({ "labels": { "env": "ci" } }))
         .await
         .unwrap();
@@ -242,7 +245,7 @@ async fn a_rust_worker_records_the_labels_job_variable_of_the_deployment_and_the
     // A variable the template does not offer is refused before the run is made.
     let refused = client
         .deployments()
-        .run(deployment.id)
+        .create_run(deployment.id)
         .job_variables(&serde_json::json!({ "name": "x" }))
         .await
         .unwrap_err();

@@ -20,7 +20,7 @@ use crate::{Client, Error};
 
 /// An acquisition of slots; from [`Client::concurrency`]. Set options, then
 /// [`acquire`](Acquire::acquire) a guard (or await the acquisition itself, which does the same)
-/// or [`run`](Acquire::run) a future while holding.
+/// or [`hold`](Acquire::hold) a future while holding.
 #[derive(Debug, Clone)]
 #[must_use = "await it (or call .acquire()) for a guard, or call .run(future)"]
 pub struct Acquire {
@@ -116,7 +116,7 @@ impl Acquire {
     /// Holds the slots while `work` runs, then releases them and returns its output.
     ///
     /// `work` is first polled once the slots are held. A timer made outside it starts counting
-    /// when made, not then: write `run(async { sleep(d).await })`, not `run(sleep(d))`.
+    /// when made, not then: write `hold(async { sleep(d).await })`, not `hold(sleep(d))`.
     ///
     /// If the lease is lost before `work` finished, the result is [`Error::LeaseLost`], never
     /// `Ok`: while `work` runs it is dropped (cancelled) at once, so it never runs on beyond the
@@ -126,7 +126,7 @@ impl Acquire {
     /// # Errors
     /// Those of [`acquire`](Acquire::acquire), and [`Error::LeaseLost`] when the lease was lost
     /// before `work` finished.
-    pub async fn run<F: Future>(self, work: F) -> Result<F::Output, Error> {
+    pub async fn hold<F: Future>(self, work: F) -> Result<F::Output, Error> {
         let guard = self.acquire().await?;
         let output = tokio::select! {
             biased;

@@ -95,7 +95,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let acquire = self.acquire.clone();
         Box::pin(async move {
-            match acquire.run(async move { inner.call(request).await }).await {
+            match acquire.hold(async move { inner.call(request).await }).await {
                 Ok(Ok(response)) => Ok(response),
                 Ok(Err(error)) => Err(error.into()),
                 Err(error) => Err(Box::new(error) as BoxError),

@@ -9,7 +9,7 @@
 //! let rows = client
 //!     .concurrency(["database"])
 //!     .timeout(Duration::from_secs(30))
-//!     .run(async { 42 })
+//!     .hold(async { 42 })
 //!     .await?;
 //! # Ok(()) }
 //! ```
@@ -22,7 +22,7 @@
 //!   [`Acquire::strict`]`(false)` is Prefect's Python default: a warning, and such names
 //!   limit nothing.
 //! - A guard dropped without [`SlotGuard::release`] (early return, `?`, panic) releases in a
-//!   background task. A release cancelled half-way (a timeout around `release()` or `run()`)
+//!   background task. A release cancelled half-way (a timeout around `release()` or `hold()`)
 //!   goes on in the background. A cancelled acquisition (dropped future, timeout) hands any
 //!   lease the server granted meanwhile straight back.
 //! - **Program end.** When main returns (`Ok` or `Err`) or panics while guards are held, in
@@ -35,7 +35,7 @@
 //!   lease may have expired, the server answers 410, the term ran out unrenewed (a blocked
 //!   runtime), or the runtime that renewed it shut down, the guard is *lost*:
 //!   [`SlotGuard::lost`] resolves and [`SlotGuard::is_lost`] turns true, so the holder can stop
-//!   rather than silently over-run the limit. [`Acquire::run`] cancels its future then, and
+//!   rather than silently over-run the limit. [`Acquire::hold`] cancels its future then, and
 //!   never returns `Ok` for work that outlived its lease.
 //! - The first term asked of the server is its shortest (60 s); the first renewal extends it to
 //!   the duration asked for. A grant whose answer is lost (broken connection, 502/504, timeout)

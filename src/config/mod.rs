@@ -26,8 +26,11 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The settings a [`Client`](crate::Client) is built from.
 ///
-/// Build one with [`Config::new`] and the `with_*` methods, or read the user's Prefect settings
-/// with [`Config::from_env`]. `Debug` never shows the API key or auth string.
+/// Read the user's Prefect settings with [`Config::from_env`] (or [`Config::new`] for an API URL
+/// alone), look at them (each value and where it came from: [`Config::origin`]), then build a
+/// client from them with [`ClientBuilder::from_config`](crate::ClientBuilder::from_config),
+/// where any of them is set in code: the builder is the one place options are set. `Debug`
+/// never shows the API key or auth string.
 #[derive(Clone)]
 pub struct Config {
     pub(crate) api_url: reqwest::Url,
@@ -240,26 +243,26 @@ impl Config {
     }
 
     /// Sends `Authorization: Bearer <key>` (Prefect Cloud API keys).
-    pub fn with_api_key(mut self, key: impl Into<String>) -> Config {
+    pub(crate) fn with_api_key(mut self, key: impl Into<String>) -> Config {
         self.api_key = Some(SecretString::from(key.into()));
         self.set_in_code(sources::API_KEY.name)
     }
 
     /// Sends `Authorization: Basic <base64(auth_string)>` (a self-hosted server with
     /// `PREFECT_SERVER_API_AUTH_STRING`, given as `user:password`).
-    pub fn with_auth_string(mut self, auth_string: impl Into<String>) -> Config {
+    pub(crate) fn with_auth_string(mut self, auth_string: impl Into<String>) -> Config {
         self.auth_string = Some(SecretString::from(auth_string.into()));
         self.set_in_code(sources::API_AUTH_STRING.name)
     }
 
     /// The longest a whole request (connect, send, read the body) may take.
-    pub fn with_request_timeout(mut self, timeout: Duration) -> Config {
+    pub(crate) fn with_request_timeout(mut self, timeout: Duration) -> Config {
         self.request_timeout = timeout.min(MAX_TIMEOUT);
         self.set_in_code(sources::API_REQUEST_TIMEOUT.name)
     }
 
     /// The longest connecting may take.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Config {
+    pub(crate) fn with_connect_timeout(mut self, timeout: Duration) -> Config {
         self.connect_timeout = timeout.min(MAX_TIMEOUT);
         self
     }
@@ -267,7 +270,7 @@ impl Config {
     /// How requests are retried (default [`RetryPolicy::standard`], with
     /// `PREFECT_CLIENT_MAX_RETRIES` and `PREFECT_CLIENT_RETRY_EXTRA_CODES` applied by
     /// [`Config::from_env`]).
-    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Config {
+    pub(crate) fn with_retry_policy(mut self, policy: RetryPolicy) -> Config {
         self.retry = policy;
         self.set_in_code(sources::CLIENT_MAX_RETRIES.name)
             .set_in_code(sources::CLIENT_RETRY_EXTRA_CODES.name)
@@ -275,28 +278,28 @@ impl Config {
 
     /// How many times a failed request is retried: the policy's
     /// [`with_max_retries`](RetryPolicy::with_max_retries).
-    pub fn with_max_retries(mut self, retries: u32) -> Config {
+    pub(crate) fn with_max_retries(mut self, retries: u32) -> Config {
         self.retry = self.retry.with_max_retries(retries);
         self.set_in_code(sources::CLIENT_MAX_RETRIES.name)
     }
 
     /// Status codes retried besides 429, 502, 503 and 504: the policy's
     /// [`with_extra_codes`](RetryPolicy::with_extra_codes).
-    pub fn with_retry_extra_codes(mut self, codes: impl IntoIterator<Item = u16>) -> Config {
+    pub(crate) fn with_retry_extra_codes(mut self, codes: impl IntoIterator<Item = u16>) -> Config {
         self.retry = self.retry.with_extra_codes(codes);
         self.set_in_code(sources::CLIENT_RETRY_EXTRA_CODES.name)
     }
 
     /// Trusts the certificates of this PEM file too (`PREFECT_API_SSL_CERT_FILE`): the CA that
     /// signed the server's certificate, or the server's own certificate (a self-signed one).
-    pub fn with_ssl_cert_file(mut self, path: impl Into<PathBuf>) -> Config {
+    pub(crate) fn with_ssl_cert_file(mut self, path: impl Into<PathBuf>) -> Config {
         self.ssl_cert_file = Some(path.into());
         self.set_in_code(sources::API_SSL_CERT_FILE.name)
     }
 
     /// Whether to fetch and send CSRF tokens to servers that want them
     /// (`PREFECT_CLIENT_CSRF_SUPPORT_ENABLED`, default true).
-    pub fn with_csrf_support(mut self, enabled: bool) -> Config {
+    pub(crate) fn with_csrf_support(mut self, enabled: bool) -> Config {
         self.csrf_support = enabled;
         self.set_in_code(sources::CLIENT_CSRF_SUPPORT_ENABLED.name)
     }
@@ -305,7 +308,7 @@ impl Config {
     /// Prefect): over TLS, the server picks HTTP/2 or HTTP/1.1. Takes effect in a build with the
     /// crate's `http2` feature; without it, HTTP/1.1 is used and a warning is logged when the
     /// client is built.
-    pub fn with_http2(mut self, enabled: bool) -> Config {
+    pub(crate) fn with_http2(mut self, enabled: bool) -> Config {
         self.enable_http2 = enabled;
         self.set_in_code(sources::API_ENABLE_HTTP2.name)
     }
@@ -315,7 +318,7 @@ impl Config {
     /// `prefect.flow-run.heartbeat` event, as Prefect's engine does
     /// (`PREFECT_FLOWS_HEARTBEAT_FREQUENCY`, default 180 s); `None` turns heartbeats off. A
     /// flow's own `heartbeat(..)` wins over it.
-    pub fn with_flow_heartbeat(mut self, every: Option<Duration>) -> Config {
+    pub(crate) fn with_flow_heartbeat(mut self, every: Option<Duration>) -> Config {
         self.flow_heartbeat = every.map(|e| e.max(MIN_FLOW_HEARTBEAT));
         self.set_in_code(sources::FLOWS_HEARTBEAT_FREQUENCY.name)
             .set_in_code(sources::RUNNER_HEARTBEAT_FREQUENCY.name)
@@ -328,7 +331,7 @@ impl Config {
 
     /// Skips TLS certificate checks (`PREFECT_API_TLS_INSECURE_SKIP_VERIFY`): for tests only;
     /// a warning is logged when the client is built.
-    pub fn with_tls_insecure_skip_verify(mut self, skip: bool) -> Config {
+    pub(crate) fn with_tls_insecure_skip_verify(mut self, skip: bool) -> Config {
         self.tls_insecure_skip_verify = skip;
         self.set_in_code(sources::API_TLS_INSECURE_SKIP_VERIFY.name)
     }

@@ -9,7 +9,7 @@ use crate::Error;
 use crate::types::StateType;
 
 /// How a run ended.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome<T, E> {
     /// The future returned `Ok`; the run is COMPLETED.

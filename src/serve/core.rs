@@ -122,6 +122,16 @@ pub(crate) enum RunEnd {
     Failed(Error),
 }
 
+impl From<RunEnd> for super::RunEnd {
+    fn from(end: RunEnd) -> Self {
+        match end {
+            RunEnd::Skipped(reason) => super::RunEnd::Skipped { reason },
+            RunEnd::Ended(outcome) => super::RunEnd::Ended(outcome),
+            RunEnd::Failed(e) => super::RunEnd::Failed(Arc::new(e)),
+        }
+    }
+}
+
 /// The flows a process runs, the runs it executes, and what it records on them.
 pub(crate) struct Core {
     pub(crate) client: Client,

@@ -32,7 +32,7 @@
 //!         return Ok(code);
 //!     }
 //!     // Otherwise serve a deployment until SIGTERM or Ctrl-C.
-//!     client.serve([&flow]).deployment(flow.deployment("nightly")).await?;
+//!     client.serve([&flow]).deployment(flow.deployment("nightly")).until_signal().await?;
 //!     Ok(std::process::ExitCode::SUCCESS)
 //! }
 //! ```
@@ -42,20 +42,25 @@
 //! - `polling`: the loop serving and workers share (polls woken by events, capacity, graceful
 //!   shutdown).
 //! - `serving`, `worker`, `handed_over`: the three ways a run reaches this process.
+//! - `settings`: [`ServeSettings`], the loop's knobs as one value; `handle`: [`Serving`], the one
+//!   handle of a loop, and each run's end ([`RunEnded`]); `shutdown`: signals and stopping.
 
 mod core;
 mod flow;
 mod handed_over;
+mod handle;
 mod polling;
 mod serving;
+mod settings;
 mod shutdown;
 mod worker;
 
 pub use flow::RustFlow;
 pub use handed_over::{FLOW_RUN_ID_VARIABLE, run_handed_over};
-pub use polling::OnShutdown;
-pub use serving::{Serve, Serving};
-pub use worker::{WORKER_TYPE, Worker, Working};
+pub use handle::{RunEnd, RunEnded, Serving};
+pub use serving::Serve;
+pub use settings::{OnShutdown, ServeSettings};
+pub use worker::{WORKER_TYPE, Worker};
 
 /// The events that say a run may be due now: a run scheduled (created for now, or a schedule's
 /// run), late, or back from a retry or a concurrency wait.

@@ -5,22 +5,20 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::core::{Core, Found, RunEnd};
+use super::core::{Core, Found};
+use super::handle::{RunEnd, RunEnded};
+use super::settings::{OnShutdown, ServeSettings};
 use super::shutdown::Stopping;
 use crate::runs::Stop;
 use crate::types::{EventFilter, FlowRunResponse, ReceivedEvent, StateType};
-use crate::waits::{
-    self, CANCELLATION_CHECK_EVERY, DEFAULT_GRACE_PERIOD, DEFAULT_POLL_INTERVAL, MIN_WAKE_POLL_GAP,
-    POLL_PREFETCH, SHUTDOWN_STOP_BUDGET,
-};
+use crate::waits::{self, CANCELLATION_CHECK_EVERY, MIN_WAKE_POLL_GAP, SHUTDOWN_STOP_BUDGET};
 use crate::{Client, Error};
 use uuid::Uuid;
 
@@ -49,94 +47,15 @@ pub(crate) trait Source: Send + Sync + 'static {
 /// Runs announced by events and not yet looked at, at most (more are left to the polls).
 const WOKEN_QUEUE: usize = 1024;
 
-/// What is done with the runs still executing when the grace period of a shutdown ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OnShutdown {
-    /// Their future is dropped and they are scheduled again at once ("AwaitingRetry"), for
-    /// another process to run (Prefect's `PREFECT_FLOW_RUN_EXECUTE_SIGTERM_BEHAVIOR=reschedule`).
-    #[default]
-    Reschedule,
-    /// Their future is dropped and they are CANCELLED ("the process executing it shut down").
-    Cancel,
-}
-
-/// How a loop runs.
-#[derive(Debug, Clone)]
-pub(crate) struct LoopOptions {
-    /// Runs executed at once, at most.
-    pub(crate) limit: usize,
-    /// How often the server is asked for due runs, besides when its events wake the loop.
-    pub(crate) poll: Duration,
-    /// How far ahead a poll looks (a run due within it is claimed and waits for its time).
-    pub(crate) prefetch: Duration,
-    /// How long a shutdown lets executing runs finish.
-    pub(crate) grace: Duration,
-    pub(crate) on_shutdown: OnShutdown,
-}
-
-impl Default for LoopOptions {
-    fn default() -> Self {
-        LoopOptions {
-            limit: 5,
-            poll: DEFAULT_POLL_INTERVAL,
-            prefetch: POLL_PREFETCH,
-            grace: DEFAULT_GRACE_PERIOD,
-            on_shutdown: OnShutdown::Reschedule,
-        }
-    }
-}
-
-/// The options setters [`Serve`](super::Serve) and [`Worker`](super::Worker) share, over their
-/// `options:` [`LoopOptions`], given the words their docs differ in: the doc of `limit`, who is
-/// `asked` for due runs, the process of Prefect's that polls as often (`as_prefect`), and whom
-/// the runs a shutdown stops are `rescheduled_for`.
-macro_rules! loop_setters {
-    (
-        limit: $limit:literal,
-        asked: $asked:literal,
-        as_prefect: $as_prefect:literal,
-        rescheduled_for: $rescheduled_for:literal $(,)?
-    ) => {
-        #[doc = $limit]
-        pub fn limit(mut self, runs: usize) -> Self {
-            self.options.limit = runs.max(1);
-            self
-        }
-
-        #[doc = concat!(
-                    "How often ", $asked, " is asked for due runs (default 10 s, as ", $as_prefect, "); a run"
-                )]
-        #[doc = "scheduled for now is also claimed at once, woken by the server's events."]
-        pub fn poll_interval(mut self, every: ::std::time::Duration) -> Self {
-            self.options.poll = every.max(::std::time::Duration::from_millis(100));
-            self
-        }
-
-        /// How long a shutdown lets executing runs finish before it stops them (default 30 s).
-        pub fn grace_period(mut self, grace: ::std::time::Duration) -> Self {
-            self.options.grace = grace;
-            self
-        }
-
-        /// What a shutdown does with runs still executing after the grace period (default: they
-        #[doc = concat!("are scheduled again, for ", $rescheduled_for, ").")]
-        pub fn on_shutdown(mut self, action: $crate::serve::OnShutdown) -> Self {
-            self.options.on_shutdown = action;
-            self
-        }
-    };
-}
-pub(super) use loop_setters;
-
 /// Runs the loop until a shutdown is requested, then shuts down gracefully (the grace period
 /// ends early when `stopping.now` is notified). A failing server never ends it: polls back off
 /// and go on.
 pub(crate) async fn run(
     core: Arc<Core>,
     source: Arc<dyn Source>,
-    options: LoopOptions,
+    options: ServeSettings,
     stopping: Stopping,
+    ends: broadcast::Sender<RunEnded>,
 ) -> Result<(), Error> {
     let Stopping {
         requested: mut shutdown,
@@ -146,7 +65,7 @@ pub(crate) async fn run(
     let (woken_tx, mut woken) = mpsc::channel::<Uuid>(WOKEN_QUEUE);
     core.watch_cancellations_shared();
     let watcher = tokio::spawn(watch_events(core.clone(), source.wake_on(), woken_tx));
-    let mut runs: JoinSet<RunEnd> = JoinSet::new();
+    let mut runs: JoinSet<RunEnded> = JoinSet::new();
     let mut failures = 0u32;
     let mut next_poll = Instant::now();
     let mut last_poll: Option<Instant> = None;
@@ -182,7 +101,7 @@ pub(crate) async fn run(
                 }
             }
             () = tokio::time::sleep_until(next_poll) => {}
-            Some(ended) = runs.join_next(), if !runs.is_empty() => log_end(source.what(), ended),
+            Some(ended) = runs.join_next(), if !runs.is_empty() => log_end(source.what(), ended, &ends),
             changed = shutdown.changed(), if handle_kept => handle_kept = changed.is_ok(),
         }
     }
@@ -190,7 +109,7 @@ pub(crate) async fn run(
     // The runs executing are still watched for cancellation while they finish: the event
     // watcher runs on, and the server is asked as often as while polling.
     let drained = tokio::select! {
-        drained = tokio::time::timeout(options.grace, drain_watched(&core, source.what(), &mut runs)) => drained.is_ok(),
+        drained = tokio::time::timeout(options.grace, drain_watched(&core, source.what(), &mut runs, &ends)) => drained.is_ok(),
         () = now.notified() => runs.is_empty(),
     };
     if !drained {
@@ -208,7 +127,7 @@ pub(crate) async fn run(
             "the grace period is over: stopping the runs still executing"
         );
         core.stop_all(stop);
-        if tokio::time::timeout(SHUTDOWN_STOP_BUDGET, drain(source.what(), &mut runs))
+        if tokio::time::timeout(SHUTDOWN_STOP_BUDGET, drain(source.what(), &mut runs, &ends))
             .await
             .is_err()
         {
@@ -224,9 +143,9 @@ pub(crate) async fn run(
 async fn poll(
     core: &Arc<Core>,
     source: &dyn Source,
-    options: &LoopOptions,
+    options: &ServeSettings,
     permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnd>,
+    runs: &mut JoinSet<RunEnded>,
 ) -> Result<(), Error> {
     // Asked even when full: the poll is what tells the server the process is alive.
     let room = permits.available_permits().max(1);
@@ -250,9 +169,9 @@ async fn poll(
 async fn claim_woken(
     core: &Arc<Core>,
     source: &dyn Source,
-    options: &LoopOptions,
+    options: &ServeSettings,
     permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnd>,
+    runs: &mut JoinSet<RunEnded>,
     id: Uuid,
 ) -> Result<(), Error> {
     if core.is_in_flight(id) || permits.available_permits() == 0 {
@@ -275,7 +194,7 @@ async fn start(
     core: &Arc<Core>,
     run: Found,
     permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnd>,
+    runs: &mut JoinSet<RunEnded>,
 ) -> Result<bool, Error> {
     let Some(flow) = core.flow_of(run.flow_id).await? else {
         // A flow this process does not run: left for whoever runs it.
@@ -285,31 +204,41 @@ async fn start(
         return Ok(false);
     };
     let core = core.clone();
+    let (flow_run_id, flow_name) = (run.id, flow.name().to_string());
     runs.spawn(async move {
         let end = core.run(run, flow, true).await;
         drop(permit);
-        end
+        RunEnded {
+            flow_run_id,
+            flow_name,
+            end: end.into(),
+        }
     });
     Ok(true)
 }
 
 /// Waits for every run to end.
-async fn drain(what: &'static str, runs: &mut JoinSet<RunEnd>) {
+async fn drain(what: &'static str, runs: &mut JoinSet<RunEnded>, ends: &broadcast::Sender<RunEnded>) {
     while let Some(ended) = runs.join_next().await {
-        log_end(what, ended);
+        log_end(what, ended, ends);
     }
 }
 
 /// Waits for every run to end, asking the server which of them were cancelled meanwhile (the
 /// fallback for events the subscription misses, as while polling).
-async fn drain_watched(core: &Core, what: &'static str, runs: &mut JoinSet<RunEnd>) {
+async fn drain_watched(
+    core: &Core,
+    what: &'static str,
+    runs: &mut JoinSet<RunEnded>,
+    ends: &broadcast::Sender<RunEnded>,
+) {
     let mut checks = tokio::time::interval(CANCELLATION_CHECK_EVERY);
     checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     checks.tick().await;
     loop {
         tokio::select! {
             ended = runs.join_next() => match ended {
-                Some(ended) => log_end(what, ended),
+                Some(ended) => log_end(what, ended, ends),
                 None => return,
             },
             _ = checks.tick() => {
@@ -339,15 +268,29 @@ fn flow_run_of(event: &ReceivedEvent) -> Option<Uuid> {
         .ok()
 }
 
-fn log_end(what: &'static str, ended: Result<RunEnd, tokio::task::JoinError>) {
-    match ended {
-        Ok(RunEnd::Skipped(reason)) => tracing::debug!(what, %reason, "a run was left to others"),
-        Ok(RunEnd::Ended(outcome)) => tracing::info!(what, outcome = ?outcome, "a run ended"),
-        Ok(RunEnd::Failed(e)) => {
-            tracing::warn!(what, error = %e, "a run could not be executed to its end; the server keeps its state")
+/// Logs how a run ended and hands it to the readers of [`Serving::ended_runs`](super::Serving::ended_runs).
+fn log_end(
+    what: &'static str,
+    ended: Result<RunEnded, tokio::task::JoinError>,
+    ends: &broadcast::Sender<RunEnded>,
+) {
+    let ended = match ended {
+        Ok(ended) => ended,
+        Err(e) => {
+            tracing::warn!(what, error = %e, "a run's task ended early");
+            return;
         }
-        Err(e) => tracing::warn!(what, error = %e, "a run's task ended early"),
+    };
+    let run = ended.flow_run_id;
+    match &ended.end {
+        RunEnd::Skipped { reason } => tracing::debug!(what, %run, %reason, "a run was left to others"),
+        RunEnd::Ended(outcome) => tracing::info!(what, %run, outcome = ?outcome, "a run ended"),
+        RunEnd::Failed(e) => {
+            tracing::warn!(what, %run, error = %e, "a run could not be executed to its end; the server keeps its state")
+        }
     }
+    // No reader: nothing to hand.
+    let _ = ends.send(ended);
 }
 
 /// Hands the loop the runs the server's events say may be due, and stops the runs this process

@@ -1,5 +1,5 @@
-//! Serving deployments from this process, as Prefect's `flow.serve()` does: [`Serve`], and the
-//! [`Serving`] handle of a process that serves.
+//! Serving deployments from this process, as Prefect's `flow.serve()` does: [`Serve`], which
+//! starts as a [`Serving`](super::Serving) handle.
 
 use std::sync::Arc;
 
@@ -8,35 +8,38 @@ use uuid::Uuid;
 
 use super::core::{Core, Found};
 use super::flow::RustFlow;
-use super::polling::{self, Due, LoopOptions, Source};
-use super::shutdown::{self, LoopHandle};
+use super::handle::{Serves, Serving};
+use super::polling::{self, Due, Source};
+use super::settings::ServeSettings;
 use crate::resources::call;
 use crate::resources::deployments::DeploymentSpec;
-use crate::types::{DeploymentResponse, EventFilter, GetScheduledFlowRunsForDeploymentsBody};
+use crate::types::{EventFilter, GetScheduledFlowRunsForDeploymentsBody};
 use crate::{Client, Error};
 
 /// Deployments served by this process; from [`Client::serve`]. Add deployments of its flows,
-/// set its options, then await it (it serves until SIGTERM or Ctrl-C, then shuts down
-/// gracefully) or [`start`](Serve::start) it for a [`Serving`] handle.
+/// give it [`ServeSettings`], then [`until_signal`](Serve::until_signal) (it serves until SIGTERM
+/// or Ctrl-C, then shuts down gracefully) or [`start`](Serve::start) it for a [`Serving`] handle.
 ///
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client, flow: prefect_client::serve::RustFlow) -> Result<(), prefect_client::Error> {
 /// use std::time::Duration;
 /// use prefect_client::resources::deployments::Schedule;
+/// use prefect_client::serve::ServeSettings;
 ///
 /// client
 ///     .serve([&flow])
 ///     .deployment(flow.deployment("hourly").schedule(Schedule::interval(Duration::from_secs(3600))))
-///     .limit(4)
+///     .settings(ServeSettings::default().limit(4))
+///     .until_signal()
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[must_use = "await it (or call .start()) to serve"]
+#[must_use = "call .until_signal() or .start() to serve"]
 pub struct Serve {
     client: Client,
     flows: Vec<RustFlow>,
     deployments: Vec<DeploymentSpec>,
-    options: LoopOptions,
+    settings: ServeSettings,
     pause_on_shutdown: bool,
 }
 
@@ -45,7 +48,7 @@ impl std::fmt::Debug for Serve {
         f.debug_struct("Serve")
             .field("flows", &self.flows)
             .field("deployments", &self.deployments.len())
-            .field("options", &self.options)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -56,7 +59,7 @@ impl Serve {
             client: client.clone(),
             flows: flows.into_iter().cloned().collect(),
             deployments: Vec::new(),
-            options: LoopOptions::default(),
+            settings: ServeSettings::default(),
             pause_on_shutdown: false,
         }
     }
@@ -68,9 +71,11 @@ impl Serve {
         self
     }
 
-    polling::loop_setters! {
-        limit: "Runs executed at once, at most (default 5, Prefect's `PREFECT_RUNNER_PROCESS_LIMIT`).",
-        asked: "the server", as_prefect: "Prefect's runner", rescheduled_for: "another process",
+    /// How the process serves: runs at once, polls, shutdown (default
+    /// [`ServeSettings::default`], Prefect's runner's).
+    pub fn settings(mut self, settings: ServeSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Pauses the served deployments when serving shuts down (default false), as Prefect's
@@ -117,38 +122,32 @@ impl Serve {
         let client = self.client.clone();
         let ids = source.ids.clone();
         let pause = self.pause_on_shutdown;
-        let handle = LoopHandle::spawn("deployments were being served", |stopping| async move {
-            let result = polling::run(core, source, self.options, stopping).await;
-            if pause {
-                for id in ids {
-                    if let Err(e) = client.deployments().pause(id).await {
-                        tracing::warn!(deployment_id = %id, error = %e, "could not pause a served deployment");
+        let serves = Serves::Deployments(deployments);
+        Ok(Serving::spawn(
+            serves,
+            "deployments were being served",
+            |stopping, ends| async move {
+                let result = polling::run(core, source, self.settings, stopping, ends).await;
+                if pause {
+                    for id in ids {
+                        if let Err(e) = client.deployments().pause(id).await {
+                            tracing::warn!(deployment_id = %id, error = %e, "could not pause a served deployment");
+                        }
                     }
                 }
-            }
-            result
-        });
-        Ok(Serving { deployments, handle })
-    }
-}
-
-shutdown::awaited_until_signal!(Serve, does: "Serves");
-
-/// A process serving deployments; from [`Serve::start`]. Dropping it does not stop serving:
-/// call [`shutdown`](Serving::shutdown), or [`until_signal`](Serving::until_signal).
-#[derive(Debug)]
-pub struct Serving {
-    deployments: Vec<DeploymentResponse>,
-    handle: LoopHandle,
-}
-
-impl Serving {
-    /// The deployments served, as applied.
-    pub fn deployments(&self) -> &[DeploymentResponse] {
-        &self.deployments
+                result
+            },
+        ))
     }
 
-    shutdown::handle_methods! { ends: "serving", does: "Serves" }
+    /// Applies the deployments and serves them until SIGTERM or Ctrl-C, then shuts down
+    /// gracefully ([`start`](Serve::start), then [`Serving::until_signal`]).
+    ///
+    /// # Errors
+    /// As [`start`](Serve::start) and [`Serving::until_signal`].
+    pub async fn until_signal(self) -> Result<(), Error> {
+        self.start().await?.until_signal().await
+    }
 }
 
 /// The deployments a process serves, as a source of runs.

@@ -10,8 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::core::{Core, Found};
 use super::flow::RustFlow;
-use super::polling::{self, Due, LoopOptions, Source};
-use super::shutdown::{self, LoopHandle};
+use super::handle::{Serves, Serving};
+use super::polling::{self, Due, Source};
+use super::settings::ServeSettings;
 use crate::resources::call;
 use crate::types::{
     EventFilter, GetScheduledFlowRunsBody, WorkPoolCreate, WorkPoolResponse, WorkerHeartbeatBody,
@@ -27,15 +28,23 @@ pub const WORKER_TYPE: &str = "rust";
 /// behind them. The server still holds the pool's and queues' concurrency limits.
 const POLL_AT_LEAST: usize = 50;
 
-/// A worker on a work pool; from [`Client::worker`]. Set its options, then await it (it works
-/// until SIGTERM or Ctrl-C, then shuts down gracefully) or [`start`](Worker::start) it.
+/// A worker on a work pool; from [`Client::worker`]. Set its options and [`ServeSettings`], then
+/// [`until_signal`](Worker::until_signal) (it works until SIGTERM or Ctrl-C, then shuts down
+/// gracefully) or [`start`](Worker::start) it for a [`Serving`] handle.
 ///
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client, flow: prefect_client::serve::RustFlow) -> Result<(), prefect_client::Error> {
-/// client.worker("rust-pool", [&flow]).create_pool(true).limit(2).await?;
+/// use prefect_client::serve::ServeSettings;
+///
+/// client
+///     .worker("rust-pool", [&flow])
+///     .create_pool(true)
+///     .settings(ServeSettings::default().limit(2))
+///     .until_signal()
+///     .await?;
 /// # Ok(()) }
 /// ```
-#[must_use = "await it (or call .start()) to work"]
+#[must_use = "call .until_signal() or .start() to work"]
 pub struct Worker {
     client: Client,
     pool: String,
@@ -44,7 +53,7 @@ pub struct Worker {
     name: String,
     create_pool: bool,
     heartbeat: Duration,
-    options: LoopOptions,
+    settings: ServeSettings,
 }
 
 impl std::fmt::Debug for Worker {
@@ -78,7 +87,7 @@ impl Worker {
             name: format!("rust-worker-{host}-{}", std::process::id()),
             create_pool: false,
             heartbeat: WORKER_HEARTBEAT,
-            options: LoopOptions::default(),
+            settings: ServeSettings::default(),
         }
     }
 
@@ -107,10 +116,12 @@ impl Worker {
         self
     }
 
-    polling::loop_setters! {
-        limit: "Runs executed at once by this worker, at most (default 5); the pool's and queues' own \
-                concurrency limits hold besides.",
-        asked: "the pool", as_prefect: "Prefect's workers", rescheduled_for: "another worker",
+    /// How the worker works: runs at once, polls, shutdown (default
+    /// [`ServeSettings::default`], Prefect's workers'); the pool's and queues' own concurrency
+    /// limits hold besides.
+    pub fn settings(mut self, settings: ServeSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Finds (or creates) the pool, heartbeats once, and starts working in the background.
@@ -119,7 +130,7 @@ impl Worker {
     /// [`Error::InvalidInput`] for a bad pool name, no flows or two of one name (nothing sent);
     /// [`Error::NotFound`] for a pool that does not exist when `create_pool` is off; any other
     /// error of the requests.
-    pub async fn start(self) -> Result<Working, Error> {
+    pub async fn start(self) -> Result<Serving, Error> {
         crate::resources::check_name("work pool name", &self.pool)?;
         let pool = match self
             .client
@@ -163,12 +174,25 @@ impl Worker {
             id: pool.id,
             queues: self.queues.clone(),
         });
-        let handle = LoopHandle::spawn("a worker was working", |stopping| async move {
-            let result = polling::run(core, source, self.options, stopping).await;
-            heartbeats.abort();
-            result
-        });
-        Ok(Working { pool, handle })
+        let serves = Serves::Pool(Box::new(pool));
+        Ok(Serving::spawn(
+            serves,
+            "a worker was working",
+            |stopping, ends| async move {
+                let result = polling::run(core, source, self.settings, stopping, ends).await;
+                heartbeats.abort();
+                result
+            },
+        ))
+    }
+
+    /// Finds (or creates) the pool and works until SIGTERM or Ctrl-C, then shuts down
+    /// gracefully ([`start`](Worker::start), then [`Serving::until_signal`]).
+    ///
+    /// # Errors
+    /// As [`start`](Worker::start) and [`Serving::until_signal`].
+    pub async fn until_signal(self) -> Result<(), Error> {
+        self.start().await?.until_signal().await
     }
 
     /// Creates the pool with the base job template of a Rust worker: its runs' labels, recorded
@@ -207,25 +231,6 @@ impl Worker {
             other => other,
         }
     }
-}
-
-shutdown::awaited_until_signal!(Worker, does: "Works");
-
-/// A worker at work; from [`Worker::start`]. Dropping it does not stop the worker: call
-/// [`shutdown`](Working::shutdown), or [`until_signal`](Working::until_signal).
-#[derive(Debug)]
-pub struct Working {
-    pool: WorkPoolResponse,
-    handle: LoopHandle,
-}
-
-impl Working {
-    /// The pool worked on.
-    pub fn pool(&self) -> &WorkPoolResponse {
-        &self.pool
-    }
-
-    shutdown::handle_methods! { ends: "the worker", does: "Works" }
 }
 
 async fn beat(client: &Client, pool: &str, name: &str, every: Duration) -> Result<(), Error> {

@@ -381,7 +381,7 @@ pub async fn serve_and_run(
     let serving = client.serve([flow]).deployment(spec).start().await.unwrap();
     let run = client
         .deployments()
-        .run(serving.deployments()[0].id)
+        .create_run(serving.deployments()[0].id)
         .await
         .unwrap();
     (serving, run.id)

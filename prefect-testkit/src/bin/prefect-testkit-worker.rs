@@ -208,7 +208,7 @@ async fn contend(client: &Client, args: &Args) -> Result<(), prefect_client::Err
                     // The hold starts once the slot is held.
                     acquire
                         .clone()
-                        .run(async { tokio::time::sleep(hold).await })
+                        .hold(async { tokio::time::sleep(hold).await })
                         .await?;
                 }
                 Ok::<u64, prefect_client::Error>(each)

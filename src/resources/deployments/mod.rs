@@ -29,7 +29,7 @@ use crate::{Client, Error};
 /// let deployment = client.deployments().get_by_name("etl/nightly").await?;
 /// let run = client
 ///     .deployments()
-///     .run(deployment.id)
+///     .create_run(deployment.id)
 ///     .parameters(&serde_json::json!({ "date": "2026-11-24" }))
 ///     .idempotency_key("etl-2026-11-24")
 ///     .await?;
@@ -192,10 +192,11 @@ impl<'a> Deployments<'a> {
         }
     }
 
-    /// Starts a run of the deployment; set its options, then await it (or
-    /// [`send`](RunDeployment::send) it).
-    pub fn run(&self, id: Uuid) -> RunDeployment {
-        RunDeployment {
+    /// Creates a flow run of the deployment (Prefect's `run_deployment`), for its work pool's
+    /// worker or its serving process to execute; set its options, then await it (or
+    /// [`send`](CreateDeploymentRun::send) it).
+    pub fn create_run(&self, id: Uuid) -> CreateDeploymentRun {
+        CreateDeploymentRun {
             client: self.client.clone(),
             id,
             body: DeploymentFlowRunCreate::default(),
@@ -298,12 +299,12 @@ impl DeploymentSchedules<'_> {
     }
 }
 
-/// A flow run of a deployment to create; from [`Deployments::run`]. An option given a value it
-/// cannot take makes [`send`](RunDeployment::send) fail with [`Error::InvalidInput`], before
+/// A flow run of a deployment to create; from [`Deployments::create_run`]. An option given a value it
+/// cannot take makes [`send`](CreateDeploymentRun::send) fail with [`Error::InvalidInput`], before
 /// anything is sent.
 #[derive(Debug, Clone)]
 #[must_use = "await it (or call .send().await) to create the run"]
-pub struct RunDeployment {
+pub struct CreateDeploymentRun {
     client: Client,
     id: Uuid,
     body: DeploymentFlowRunCreate,
@@ -311,7 +312,7 @@ pub struct RunDeployment {
     invalid: Option<InvalidField>,
 }
 
-impl RunDeployment {
+impl CreateDeploymentRun {
     /// The flow's parameters, as any value serializing to a JSON object.
     pub fn parameters(mut self, parameters: &impl Serialize) -> Self {
         if let Some(object) = self.object("parameters", parameters) {
@@ -400,5 +401,5 @@ impl RunDeployment {
 }
 
 send_on_await! {
-    RunDeployment => FlowRunResponse;
+    CreateDeploymentRun => FlowRunResponse;
 }
