@@ -449,3 +449,79 @@ async fn serving_whose_handle_was_dropped_serves_on_and_idles_at_no_cost() {
     let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;
     assert_eq!(ended[&run].state_type, Some(StateType::Completed));
 }
+
+/// A run found SCHEDULED that another process claims, executes and completes before this
+/// process's claim reaches the server: the server takes that late claim (PENDING from
+/// COMPLETED), and the run must neither run again nor stay PENDING; serving reports it skipped.
+#[tokio::test]
+async fn a_claim_that_reaches_the_server_after_another_process_executed_the_run_is_given_up() {
+    use futures_util::StreamExt;
+    use prefect_client::serve::RunEnd;
+
+    let client = client().await;
+    let proxy = common::proxy::FaultProxy::start(client.api_url()).await;
+    let late = Client::builder(&proxy.api_url).build().unwrap();
+    let executed = Arc::new(AtomicU32::new(0));
+    let counter = executed.clone();
+    let flow = RustFlow::without_parameters(&unique("rust-claim-race"), move |_ctx: RunContext| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, common::serving::BoxError>(()) }
+    });
+    let serving = late
+        .serve([&flow])
+        .deployment(flow.deployment("race"))
+        .start()
+        .await
+        .unwrap();
+    let mut ended = serving.ended_runs();
+    // The serving process's first write about a flow run (its claim) reaches the server 5 s late.
+    proxy.inject(
+        "POST",
+        "/flow_runs/",
+        common::proxy::Fault::StallBefore(Duration::from_secs(5)),
+        1,
+    );
+    let run = client
+        .deployments()
+        .create_run(serving.deployments()[0].id)
+        .await
+        .unwrap()
+        .id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while proxy.faults_applied() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serving never claimed the run"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Meanwhile another process takes it, runs it and ends it.
+    for state in [StateType::Pending, StateType::Running, StateType::Completed] {
+        client.flow_runs().set_state(run, state).await.unwrap();
+    }
+    let end = tokio::time::timeout(Duration::from_secs(60), ended.next())
+        .await
+        .expect("the claim's end within 60 s")
+        .expect("serving goes on");
+    assert_eq!(end.flow_run_id, run);
+    assert!(
+        matches!(&end.end, RunEnd::Skipped { reason } if reason.contains("another process executed it")),
+        "{end:?}"
+    );
+    let stalled = proxy
+        .log()
+        .into_iter()
+        .find(|entry| entry.contains("StallBefore"));
+    assert!(
+        stalled
+            .as_deref()
+            .is_some_and(|e| e.starts_with(&format!("POST /api/flow_runs/{run}/set_state"))),
+        "the late request was the claim: {stalled:?}"
+    );
+    assert_eq!(executed.load(Ordering::SeqCst), 0, "the run was executed again");
+    let found = client.flow_runs().get(run).await.unwrap();
+    assert_eq!(found.state_type, Some(StateType::Completed), "{:?}", found.state);
+    assert_eq!(found.run_count, 1);
+    serving.shutdown();
+    serving.wait().await.unwrap();
+}

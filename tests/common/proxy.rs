@@ -26,6 +26,8 @@ pub enum Fault {
     ResetAfter,
     /// Forwards, then holds the server's answer this long before sending it.
     StallAfter(Duration),
+    /// Holds the request this long before forwarding it: the server sees it late.
+    StallBefore(Duration),
 }
 
 /// A fault for the next request whose method and path (after `/api`) match.
@@ -192,6 +194,7 @@ async fn serve(
                 log.lock().unwrap().push(entry);
                 return;
             }
+            Some(Fault::StallBefore(stall)) => tokio::time::sleep(stall).await,
             _ => {}
         }
         forwarded.fetch_add(1, Ordering::SeqCst);
