@@ -577,7 +577,7 @@ async fn end_tasks<T, E>(shared: &Shared, outcome: &Outcome<T, E>) {
 }
 
 /// Ends every task run of the flow run that started and has not ended, with `state` (forced:
-/// the flow ends its own task runs, and a tagged one's rule could hang, see task.rs); a task run
+/// the flow ends its own task runs, and a tagged one's rule could hang, see task/attempt.rs); a task run
 /// whose own end could not be reported ends with the state it meant to report.
 pub(crate) async fn end_active_tasks(client: &Client, shared: &Shared, state: StateType, message: &str) {
     let active: Vec<(Uuid, Option<TaskEnd>)> = shared.active_tasks.drain();
