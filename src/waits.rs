@@ -128,9 +128,6 @@ pub(crate) fn report_resend(sends: u32) -> Duration {
 }
 /// The longest a task run waits for the slots of its tags' limits.
 pub(crate) const TAG_SLOT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-/// How long one watch of a flow run for cancellation waits for the run to be cancelled: in
-/// effect for ever (the watch ends with the run's work).
-pub(crate) const CANCELLATION_WATCH_SPAN: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The pause before watching a flow run for cancellation again after the watch failed.
 pub(crate) const CANCELLATION_WATCH_RETRY: Duration = Duration::from_secs(2);
 /// How long the end of a run waits for its log lines to reach the server.

@@ -189,6 +189,55 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
     );
 }
 
+#[tokio::test]
+async fn a_watched_run_is_seen_once_in_each_state_it_is_put_in_until_it_is_deleted() {
+    let client = client().await;
+    let flow = client.flows().create(&unique("watched")).await.unwrap();
+    let deployment = client.deployments().create(flow.id, "watched").await.unwrap();
+    let run = client.deployments().create_run(deployment.id).await.unwrap();
+    let mut runs = client.flow_runs().watch(run.id);
+    let first = runs.next().await.unwrap().unwrap();
+    assert_eq!(
+        first.state_type,
+        Some(StateType::Scheduled),
+        "the run as it is now"
+    );
+
+    // Each change is seen within moments (its event wakes the watch; the fallback read comes
+    // only every 10 s), in order.
+    for state in [StateType::Pending, StateType::Running, StateType::Completed] {
+        client
+            .flow_runs()
+            .set_state(run.id, state.clone())
+            .force()
+            .await
+            .unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(5), runs.next())
+            .await
+            .unwrap_or_else(|_| panic!("{state} was not seen within 5 s"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen.state_type, Some(state));
+    }
+
+    // No change, nothing new: the fallback read (every 10 s) does not repeat the run.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(11), runs.next())
+            .await
+            .is_err(),
+        "a run that did not change was yielded again"
+    );
+
+    // Deleted, the run cannot be read: the watch ends with the error.
+    client.flow_runs().delete(run.id).await.unwrap();
+    let last = tokio::time::timeout(Duration::from_secs(15), runs.next())
+        .await
+        .expect("the fallback read finds the run gone")
+        .unwrap();
+    assert!(last.is_err_and(|e| e.is_not_found()));
+    assert!(runs.next().await.is_none(), "nothing after the error");
+}
+
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Settings {
     batch: u32,

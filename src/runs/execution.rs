@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -14,8 +15,9 @@ use uuid::Uuid;
 use super::context::{RunContext, Shared, TaskEnd};
 use super::orchestration::{Answer, Proposal, Run, propose, propose_state, propose_with};
 use super::outcome::{FlowRunReport, Outcome};
+use crate::resources::flow_runs::is_final;
 use crate::types::StateType;
-use crate::waits::{CANCELLATION_WATCH_RETRY, CANCELLATION_WATCH_SPAN, LOG_FLUSH_BUDGET};
+use crate::waits::{CANCELLATION_WATCH_RETRY, LOG_FLUSH_BUDGET};
 use crate::{Client, Error};
 
 /// Why a run is stopped from outside its own code, and how it then ends.
@@ -356,31 +358,27 @@ async fn stopped(stop: Option<&mut StopSignal>) -> Stop {
 
 /// Resolves when the run is CANCELLING or CANCELLED (seen by its events, or by polls when the
 /// event socket cannot be used); never when `watching` is false or another final state was
-/// forced from outside.
+/// forced from outside. The run's watch, for as long as the run's work goes on: a watch that
+/// fails (the run cannot be read) is started again after [`CANCELLATION_WATCH_RETRY`].
 async fn cancellation(client: Client, id: Uuid, watching: bool) {
     if !watching {
         return std::future::pending::<()>().await;
     }
+    let ends = |state: &StateType| matches!(state, StateType::Cancelling) || is_final(state);
     loop {
-        match client
-            .flow_runs()
-            .wait_for_state(
-                id,
-                &[StateType::Cancelling, StateType::Cancelled],
-                CANCELLATION_WATCH_SPAN,
-            )
-            .await
-        {
-            Ok(run) if matches!(run.state_type, Some(StateType::Cancelling | StateType::Cancelled)) => {
-                return;
-            }
-            // Another final state was forced from outside: the work goes on to its end.
-            Ok(_) => std::future::pending::<()>().await,
-            Err(e) => {
-                tracing::warn!(flow_run_id = %id, error = %e, "watching the flow run for cancellation failed; trying again");
-                tokio::time::sleep(CANCELLATION_WATCH_RETRY).await;
+        let mut runs = client.flow_runs().watch_woken_by(id, ends);
+        while let Some(run) = runs.next().await {
+            match run.map(|run| run.state_type) {
+                Ok(Some(StateType::Cancelling | StateType::Cancelled)) => return,
+                // Another final state was forced from outside: the work goes on to its end.
+                Ok(Some(state)) if is_final(&state) => return std::future::pending::<()>().await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(flow_run_id = %id, error = %e, "watching the flow run for cancellation failed; trying again");
+                }
             }
         }
+        tokio::time::sleep(CANCELLATION_WATCH_RETRY).await;
     }
 }
 
@@ -577,7 +575,7 @@ async fn end_tasks<T, E>(shared: &Shared, outcome: &Outcome<T, E>) {
 }
 
 /// Ends every task run of the flow run that started and has not ended, with `state` (forced:
-/// the flow ends its own task runs, and a tagged one's rule could hang, see task.rs); a task run
+/// the flow ends its own task runs, and a tagged one's rule could hang, see task/attempt.rs); a task run
 /// whose own end could not be reported ends with the state it meant to report.
 pub(crate) async fn end_active_tasks(client: &Client, shared: &Shared, state: StateType, message: &str) {
     let active: Vec<(Uuid, Option<TaskEnd>)> = shared.active_tasks.drain();

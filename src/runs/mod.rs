@@ -10,7 +10,8 @@
 //! - `flow`: a new flow run around a future.
 //! - `execution`: executing a flow run that exists: RUNNING, the body, its cancellation watch,
 //!   heartbeats, timeout, the server's retries, stops from outside, the end.
-//! - `task`: task runs (retries, timeouts, caching, inputs).
+//! - `task`: task runs (retries, timeouts, caching, inputs), one file per job: settings,
+//!   retry delays, persistence, the attempt engine, what the caller gets.
 //! - `results`: result records in Prefect's format, and where they are kept.
 //! - `log_layer`: the `tracing` layer and its shipper thread.
 

@@ -1,5 +1,11 @@
-//! Flow runs: get, list, wait for a final state, set state, cancel, delete, read logs.
+//! Flow runs: get, list, watch, wait for a state, set state, cancel, delete, read logs.
+//!
+//! `watch` (the run as its state changes, woken by its events, polled as a fallback) has a file
+//! of its own; the waits here are that watch, consumed until the state waited for.
 
+mod watch;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -9,13 +15,10 @@ use uuid::Uuid;
 
 use crate::query::{FlowRunQuery, LogQuery};
 use crate::resources::{call, pagination, send_on_await};
-use crate::streaming::Subscription;
 use crate::types::{
-    EventFilter, EventNameFilter, EventResourceFilter, FlowRunCreate, FlowRunResponse, Log, LogFilter,
-    LogFilterFlowRunId, LogSort, OrchestrationResult, ReceivedEvent, SetFlowRunStateBody, State, StateCreate,
-    StateType,
+    FlowRunCreate, FlowRunResponse, Log, LogFilter, LogFilterFlowRunId, LogSort, OrchestrationResult,
+    SetFlowRunStateBody, State, StateCreate, StateType,
 };
-use crate::waits::{self, MAX_POLL_INTERVAL};
 use crate::{Client, Error};
 
 /// Whether a run in this state is done for good: completed, failed, cancelled or crashed. A
@@ -25,12 +28,6 @@ pub fn is_final(state: &StateType) -> bool {
         state,
         StateType::Completed | StateType::Failed | StateType::Cancelled | StateType::Crashed
     )
-}
-
-/// The state a flow-run event reports (its resource's `prefect.state-type` label).
-fn state_of(event: &ReceivedEvent) -> Option<StateType> {
-    let label = event.resource.0.get("prefect.state-type")?;
-    serde_json::from_value(serde_json::Value::String(label.clone())).ok()
 }
 
 /// Flow runs; from [`Client::flow_runs`].
@@ -84,9 +81,57 @@ impl<'a> FlowRuns<'a> {
         pagination::stream(self.client, filter)
     }
 
-    /// Waits until the run reaches a final state ([`is_final`]) and returns it. The run's
-    /// state-change events (the `/events/out` websocket) wake the wait as they happen; polls
-    /// (from 0.5 s growing to 10 s) cover the time the socket cannot be used.
+    /// The run now, then again each time its state changes, for as long as the stream is
+    /// polled (a final state too: a run can be retried from the UI). The run's events (the
+    /// `/events/out` websocket) wake a read as they happen, and it is read at least every 10 s
+    /// anyway; while the socket cannot be used, polls (from 0.5 s growing to 10 s) stand in, and
+    /// the socket is opened again when it can be. A state the run passes through between two
+    /// reads may be skipped; the state it is in is always seen.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: prefect_client::Client, id: uuid::Uuid) -> Result<(), prefect_client::Error> {
+    /// use futures_util::StreamExt;
+    /// use prefect_client::resources::flow_runs::is_final;
+    ///
+    /// let mut runs = client.flow_runs().watch(id);
+    /// while let Some(run) = runs.next().await {
+    ///     let run = run?;
+    ///     println!("{:?} {:?}", run.state_type, run.state_name);
+    ///     if run.state_type.as_ref().is_some_and(is_final) {
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The stream ends after its first error, its last item: [`Error::NotFound`] for no such
+    /// run (or one deleted meanwhile); any other error of reading it. A socket that cannot be
+    /// used is not an error (the watch polls).
+    pub fn watch(
+        &self,
+        id: Uuid,
+    ) -> impl Stream<Item = Result<FlowRunResponse, Error>> + Send + Unpin + use<> {
+        watch::watch(self.client, id, |_: &StateType| true)
+    }
+
+    /// [`watch`](FlowRuns::watch), with only the events naming a state `wakes` accepts (or no
+    /// state) waking a read: a caller waiting for some states saves the reads of the others
+    /// (the polls still read the run whatever its state).
+    pub(crate) fn watch_woken_by<W>(
+        &self,
+        id: Uuid,
+        wakes: W,
+    ) -> impl Stream<Item = Result<FlowRunResponse, Error>> + Send + Unpin + use<W>
+    where
+        W: Fn(&StateType) -> bool + Send + Sync + 'static,
+    {
+        watch::watch(self.client, id, wakes)
+    }
+
+    /// Waits until the run reaches a final state ([`is_final`]) and returns it: the run's
+    /// [`watch`](FlowRuns::watch) (woken by its state-change events, polled as a fallback),
+    /// consumed until then.
     ///
     /// # Errors
     /// [`Error::WaitTimeout`] after `timeout`, saying which state the run was still in;
@@ -106,29 +151,31 @@ impl<'a> FlowRuns<'a> {
         states: &[StateType],
         timeout: Duration,
     ) -> Result<FlowRunResponse, Error> {
-        self.wait_until(id, timeout, |state| states.contains(state) || is_final(state))
-            .await
+        let states = states.to_vec();
+        self.wait_until(id, timeout, move |state| {
+            states.contains(state) || is_final(state)
+        })
+        .await
     }
 
+    /// The run once it is in a state `done` accepts, within `timeout`: its watch, woken only by
+    /// the events of such states, then one last read at the timeout.
     async fn wait_until(
         &self,
         id: Uuid,
         timeout: Duration,
-        done: impl Fn(&StateType) -> bool,
+        done: impl Fn(&StateType) -> bool + Send + Sync + 'static,
     ) -> Result<FlowRunResponse, Error> {
         let started = Instant::now();
-        // Subscribed before the first read, so a change between the two is not missed.
-        let mut changes = match tokio::time::timeout(timeout, self.state_changes(id)).await {
-            Ok(Ok(changes)) => Some(changes),
-            Ok(Err(e)) => {
-                tracing::debug!(flow_run_id = %id, error = %e, "waiting by polling: the event socket is not available");
-                None
-            }
-            Err(_) => None,
+        let done = Arc::new(done);
+        let wakes = {
+            let done = done.clone();
+            move |state: &StateType| done(state)
         };
-        let mut pauses = waits::flow_run_poll();
-        loop {
-            let run = self.get(id).await?;
+        let mut runs = self.watch_woken_by(id, wakes);
+        let left = || timeout.saturating_sub(started.elapsed());
+        while let Ok(Some(run)) = tokio::time::timeout(left(), runs.next()).await {
+            let run = run?;
             match &run.state_type {
                 Some(state) if done(state) => return Ok(run),
                 Some(StateType::Unknown(name)) => tracing::warn!(
@@ -138,70 +185,17 @@ impl<'a> FlowRuns<'a> {
                 ),
                 _ => {}
             }
-            let waited = started.elapsed();
-            if waited >= timeout {
-                return Err(Error::WaitTimeout {
-                    flow_run_id: id,
-                    waited,
-                    state: run.state_type.as_ref().map(ToString::to_string),
-                });
-            }
-            let left = timeout - waited;
-            match changes.as_mut() {
-                // Events wake the wait; a slow poll stays as a safety net.
-                Some(events) => {
-                    let poll = tokio::time::sleep(MAX_POLL_INTERVAL.min(left));
-                    tokio::pin!(poll);
-                    let ended = loop {
-                        tokio::select! {
-                            event = events.next() => match event {
-                                // The event names the new state: read the run only when the
-                                // wait may be over.
-                                Some(Ok(event)) => match state_of(&event) {
-                                    Some(state) if !done(&state) => continue,
-                                    _ => break false,
-                                },
-                                Some(Err(_)) | None => break true,
-                            },
-                            () = &mut poll => break false,
-                        }
-                    };
-                    if ended {
-                        tracing::debug!(flow_run_id = %id, "the event socket ended; waiting by polling");
-                        changes = None;
-                    }
-                }
-                None => {
-                    let pause = pauses.next_delay().unwrap_or(MAX_POLL_INTERVAL);
-                    tokio::time::sleep(pause.min(left)).await;
-                }
-            }
         }
-    }
-
-    /// The run's state-change events, from a little before now.
-    async fn state_changes(&self, id: Uuid) -> Result<Subscription<ReceivedEvent>, Error> {
-        let filter = EventFilter {
-            event: Some(EventNameFilter {
-                prefix: Some(vec!["prefect.flow-run.".into()]),
-                ..Default::default()
+        // The time is up: the run as it is now decides.
+        let run = self.get(id).await?;
+        match &run.state_type {
+            Some(state) if done(state) => Ok(run),
+            state => Err(Error::WaitTimeout {
+                flow_run_id: id,
+                waited: started.elapsed(),
+                state: state.as_ref().map(ToString::to_string),
             }),
-            resource: Some(EventResourceFilter {
-                id: Some(vec![format!("prefect.flow-run.{id}")]),
-                ..Default::default()
-            }),
-            // From well before now: a client clock ahead of the server's (the server stamps
-            // its own events) must not make the wait miss the change and fall back to polls.
-            // Older events of the run only wake a read of it.
-            occurred: Some(crate::waits::since_skew_allowance()),
-            ..Default::default()
-        };
-        self.client
-            .events()
-            .subscribe(filter)
-            .max_reconnects(3)
-            .open()
-            .await
+        }
     }
 
     /// Proposes a new state; set its options, then [`send`](SetState::send). The server's
