@@ -103,13 +103,21 @@ pub(crate) struct Execution {
     /// The longest one attempt may take: it then ends FAILED "TimedOut" (retried if the run
     /// has retries left).
     pub(crate) timeout: Option<Duration>,
-    /// Stops from outside.
-    pub(crate) stop: Option<StopSignal>,
-    /// Told each time the server accepts RUNNING (it renews a deployment lease then).
-    pub(crate) running: Option<Arc<tokio::sync::Notify>>,
-    /// Whether the run watches for its own cancellation (a subscription of its own); false
-    /// when the caller watches and sends [`Stop::Cancel`] instead (a serving process's runs).
-    pub(crate) watch_cancellation: bool,
+    /// What the process that executes the run for Prefect adds (serving, a worker, a
+    /// handed-over run); `None` for a run made in code, which watches its own cancellation.
+    pub(crate) supervisor: Option<Supervisor>,
+}
+
+/// What a process executing runs for Prefect (`serve/`) adds to a run, as one value: stops
+/// from outside, word of each RUNNING the server accepts, and who watches for a cancellation.
+pub(crate) struct Supervisor {
+    /// Stops from outside (a shutdown, a lost deployment slot, a cancellation it watched).
+    pub(crate) stop: StopSignal,
+    /// Told each time the server accepts RUNNING (a deployment lease is renewed then).
+    pub(crate) running: Arc<tokio::sync::Notify>,
+    /// Whether the supervisor watches the run's cancellation (one subscription for all its
+    /// runs) and sends [`Stop::Cancel`]; otherwise the run watches its own.
+    pub(crate) watches_cancellation: bool,
 }
 
 impl Execution {
@@ -138,10 +146,12 @@ impl Execution {
             flow_name,
             heartbeat,
             timeout,
-            mut stop,
-            running,
-            watch_cancellation,
+            supervisor,
         } = self;
+        let (mut stop, running, watch_cancellation) = match supervisor {
+            Some(s) => (Some(s.stop), Some(s.running), !s.watches_cancellation),
+            None => (None, None, true),
+        };
         let ctx = RunContext {
             shared: Arc::new(Shared::new(&client, id, &flow_name)),
         };

@@ -133,9 +133,7 @@ impl FlowScope {
             flow_name: self.name,
             heartbeat,
             timeout: self.timeout,
-            stop: None,
-            running: None,
-            watch_cancellation: true,
+            supervisor: None,
         };
         // One attempt: a run made here has no retries, and a body is run once.
         let mut body = Some(body);

@@ -26,7 +26,7 @@ mod results;
 mod task;
 
 pub use context::RunContext;
-pub(crate) use execution::{AbortOnDrop, Execution, Heartbeat, Stop};
+pub(crate) use execution::{AbortOnDrop, Execution, Heartbeat, Stop, Supervisor};
 pub use flow::FlowScope;
 #[cfg(feature = "tracing-layer")]
 pub use log_layer::{DEFAULT_LOG_QUEUE, LogShipper, PrefectLogLayer};

@@ -18,7 +18,9 @@ use crate::query::{
 };
 use crate::resources::call;
 use crate::resources::flow_runs::is_final;
-use crate::runs::{AbortOnDrop, Answer, Execution, Heartbeat, Outcome, Proposal, Run, Stop, propose_state};
+use crate::runs::{
+    AbortOnDrop, Answer, Execution, Heartbeat, Outcome, Proposal, Run, Stop, Supervisor, propose_state,
+};
 use crate::types::{FlowRunPolicy, FlowRunPolicyRetryType, FlowRunUpdate, State, StateType};
 use crate::waits::{
     self, CANCELLATION_CHECK_EVERY, DEPLOYMENT_LEASE_RENEW_EVERY, DEPLOYMENT_LEASE_TERM, STRANDED_RETRY_AFTER,
@@ -389,9 +391,11 @@ impl Core {
             flow_name: flow.name.clone(),
             heartbeat,
             timeout: flow.options.timeout,
-            stop: Some(stopped),
-            running: Some(running),
-            watch_cancellation: !self.shared_cancellation_watch.load(Ordering::Relaxed),
+            supervisor: Some(Supervisor {
+                stop: stopped,
+                running,
+                watches_cancellation: self.shared_cancellation_watch.load(Ordering::Relaxed),
+            }),
         };
         let parameters = found.parameters;
         let result = execution
