@@ -7,6 +7,8 @@
 //! `send()`. [`OptionalExt::optional`](crate::OptionalExt::optional) turns a missing object
 //! into `None` for any of them.
 
+mod applied;
+pub use applied::{Applied, Change};
 pub mod artifacts;
 pub mod concurrency_limits;
 pub mod deployments;
