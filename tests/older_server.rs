@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use prefect_client::{Client, Error};
 use prefect_testkit::LocalServer;
 
-use common::{create_global_limit, unique};
+use common::{new_global_limit, unique};
 
 /// The release before leases, and the packages it needs (newer FastAPI breaks it, and its
 /// workers import importlib_metadata without requiring it).
@@ -63,8 +63,7 @@ async fn an_older_server_works_where_it_can_and_names_the_upgrade_where_it_canno
         .await
         .unwrap();
 
-    let name = unique("old-global");
-    create_global_limit(&client, &name, 2).await;
+    let name = new_global_limit(&client, "old-global", 2).await;
     assert_eq!(
         client
             .global_concurrency_limits()

@@ -83,6 +83,53 @@ pub async fn create_global_limit(client: &Client, name: &str, limit: i64) {
     }
 }
 
+/// Creates an active global limit of `limit` slots named after `prefix` (a name no other test
+/// uses); its name.
+pub async fn new_global_limit(client: &Client, prefix: &str, limit: i64) -> String {
+    let name = unique(prefix);
+    create_global_limit(client, &name, limit).await;
+    name
+}
+
+/// Takes one slot of the limit `name` with a guard whose lease lasts `lease` (renewed by the guard).
+pub async fn guard_with_lease(
+    client: &Client,
+    name: &str,
+    lease: Duration,
+) -> prefect_client::concurrency::SlotGuard {
+    client
+        .concurrency([name])
+        .lease_duration(lease)
+        .acquire()
+        .await
+        .unwrap()
+}
+
+/// Takes one slot of the limit `name` with a bare lease of `lease`: no guard renews or releases it.
+pub async fn bare_lease(
+    client: &Client,
+    name: &str,
+    lease: Duration,
+) -> prefect_client::types::ConcurrencyLimitWithLeaseResponse {
+    client
+        .global_concurrency_limits()
+        .increment_with_lease([name], 1)
+        .lease_duration(lease)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Releases `guard` and requires every slot of the limit `name` free again.
+pub async fn release_and_expect_free(
+    client: &Client,
+    guard: prefect_client::concurrency::SlotGuard,
+    name: &str,
+) {
+    guard.release().await.unwrap();
+    assert_eq!(active_slots(client, name).await, 0);
+}
+
 /// A global limit's active slots now, read from the server.
 pub async fn active_slots(client: &Client, name: &str) -> i64 {
     client
