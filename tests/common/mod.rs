@@ -71,6 +71,48 @@ pub fn runs_of_flow(name: &str) -> prefect_client::query::FlowRunQuery {
     }
 }
 
+/// The flow runs of the deployment `id`.
+pub fn runs_of_deployment(id: uuid::Uuid) -> prefect_client::query::FlowRunQuery {
+    use prefect_client::query::{DeploymentFilter, DeploymentFilterId, FlowRunQuery};
+    FlowRunQuery {
+        deployments: Some(DeploymentFilter {
+            id: Some(DeploymentFilterId {
+                any: Some(vec![id]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The heartbeat events of the flow run `run` that occurred from `since` (until `until`), 50 a page.
+pub fn heartbeats_of_run(
+    run: uuid::Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> prefect_client::query::EventQuery {
+    use prefect_client::types::{EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter};
+    prefect_client::query::EventQuery {
+        filter: Some(EventFilter {
+            event: Some(EventNameFilter {
+                name: Some(vec!["prefect.flow-run.heartbeat".into()]),
+                ..Default::default()
+            }),
+            resource: Some(EventResourceFilter {
+                id: Some(vec![format!("prefect.flow-run.{run}")]),
+                ..Default::default()
+            }),
+            occurred: Some(EventOccurredFilter {
+                since: Some(since),
+                until,
+            }),
+            ..Default::default()
+        }),
+        limit: 50,
+    }
+}
+
 /// Creates an active global limit `name` of `limit` slots (panics if the server refuses).
 pub async fn create_global_limit(client: &Client, name: &str, limit: i64) {
     if let Err(e) = client
@@ -142,14 +184,62 @@ pub async fn active_slots(client: &Client, name: &str) -> i64 {
 
 /// Polls until the limit's active slots equal `expected` or `within` passes; returns the last count.
 pub async fn wait_until_slots(client: &Client, name: &str, expected: i64, within: Duration) -> i64 {
+    poll_until(
+        within,
+        Duration::from_millis(100),
+        || active_slots(client, name),
+        |now| *now == expected,
+    )
+    .await
+}
+
+/// Reads `probe` every `every` until `done` holds for what it read or `within` passes; the last read.
+pub async fn poll_until<T, F: Future<Output = T>>(
+    within: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
     let started = Instant::now();
     loop {
-        let now = active_slots(client, name).await;
-        if now == expected || started.elapsed() >= within {
+        let now = probe().await;
+        if done(&now) || started.elapsed() >= within {
             return now;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
     }
+}
+
+/// Calls `probe` every `every` until it finds something, and returns that; panics saying `what`
+/// once `within` passed without it.
+pub async fn eventually<T, F: Future<Output = Option<T>>>(
+    within: Duration,
+    every: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(started.elapsed() < within, "{what}");
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Checks `condition` every `every` until it holds; panics saying `what` once `within` passed.
+pub async fn wait_until(within: Duration, every: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    eventually(within, every, what, || {
+        std::future::ready(condition().then_some(()))
+    })
+    .await
+}
+
+/// Every item of a paged stream, in order (panics on an error).
+pub async fn collect_all<T>(stream: impl futures_util::Stream<Item = Result<T, Error>>) -> Vec<T> {
+    use futures_util::TryStreamExt;
+    stream.try_collect().await.unwrap()
 }
 
 /// Reads a limit every `interval` in the background, keeping the highest active_slots seen;
