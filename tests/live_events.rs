@@ -18,6 +18,7 @@ use prefect_testkit::{LocalServer, free_port};
 use serde_json::json;
 use uuid::Uuid;
 
+use common::serving::python;
 use common::tcp_proxy::TcpProxy;
 use common::{client, unique};
 
@@ -91,27 +92,11 @@ async fn events_emitted_by_prefects_python_client_arrive() {
     let client = client().await;
     let resource = format!("rust.test.{}", unique("python"));
     let mut events = client.events().subscribe(about(&resource)).await.unwrap();
-    let venv = tokio::task::spawn_blocking(prefect_testkit::ensure_venv)
-        .await
-        .unwrap()
-        .unwrap();
-    let home = tempfile::tempdir().unwrap();
     let script = "import sys\n\
         from prefect.events import emit_event\n\
         for n in range(10):\n    \
             emit_event(event='python.tick', resource={'prefect.resource.id': sys.argv[1]}, payload={'n': n})\n";
-    let output = tokio::process::Command::new(venv.join("bin/python"))
-        .args(["-c", script, &resource])
-        .env("PREFECT_API_URL", client.api_url())
-        .env("PREFECT_HOME", home.path())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    python(client.api_url(), script, &[&resource]).await;
     let seen = take(&mut events, 10, Duration::from_secs(20)).await;
     assert_eq!(seen, (0..10).collect::<Vec<u64>>());
     assert_quiet(&mut events).await;
