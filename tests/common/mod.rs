@@ -51,6 +51,12 @@ pub async fn client() -> Client {
         .expect("client for the local server")
 }
 
+/// A client builder for a free loopback port nothing listens on, retrying once.
+pub fn unreachable_server() -> prefect_client::ClientBuilder {
+    let port = prefect_testkit::free_port().unwrap();
+    Client::builder(&format!("http://127.0.0.1:{port}/api")).max_retries(1)
+}
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
