@@ -140,9 +140,7 @@ async fn every_line_of_a_task_run_started_in_a_spawned_task_reaches_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_future_dropped_while_running_is_proposed_ends_the_run_cancelled() {
-    let direct = client().await;
-    let proxy = common::proxy::FaultProxy::start(direct.api_url()).await;
-    let client = prefect_client::Client::new(&proxy.api_url).unwrap();
+    let (direct, proxy, client) = common::proxy::proxied_clients().await;
     let flow = unique("rust-dropped-starting");
     // The run's creation passes; the answer to its RUNNING proposal is held (the server acts).
     proxy.inject(
