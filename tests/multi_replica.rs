@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{
     PeakPoller, active_slots, bare_lease, guard_with_lease, new_global_limit, release_and_expect_free,
-    unique, wait_until_slots,
+    unique_resource, wait_until_slots,
 };
 
 /// The shortest lease Prefect grants: slots of an unanswered request come back soonest.
@@ -330,7 +330,7 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
     let replicas = stack.replica_urls().to_vec();
     let on_a = Client::new(&replicas[0]).unwrap();
     let on_b = Client::new(&replicas[1]).unwrap();
-    let resource = format!("rust.test.{}", unique("mr-events"));
+    let resource = unique_resource("mr-events");
 
     // Emitted through replica b, received from replica a (Redis carries it across).
     let mut direct = on_a.events().subscribe(about(&resource)).await.unwrap();
@@ -345,7 +345,7 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
     // Two subscribers through the round-robin balancer: one on each replica. (A new resource:
     // the events above match the filter too and, stored only after the subscription started,
     // would come again with a resumed subscription's backfill.)
-    let resource = format!("rust.test.{}", unique("mr-events"));
+    let resource = unique_resource("mr-events");
     let balanced = stack.client().unwrap();
     // A short keepalive: a connection to a killed replica that the balancer keeps open
     // counts as dead within seconds.

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::unique;
+use common::{collect_all, unique};
 use futures_util::{StreamExt, TryStreamExt};
 use prefect_client::Client;
 use prefect_client::query::FlowRunQuery;
@@ -88,12 +88,7 @@ async fn streams_follow_a_server_that_caps_pages_below_200() {
         ids.iter().collect::<HashSet<_>>()
     );
     // Every other handle's stream too, after the client learned the cap.
-    let flows: Vec<_> = client
-        .flows()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    let flows: Vec<_> = collect_all(client.flows().stream(Default::default())).await;
     assert!(flows.iter().any(|f| f.name.to_string() == flow));
     // One page larger than the server's cap is the server's to refuse, with its message.
     let err = client

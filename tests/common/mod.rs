@@ -57,9 +57,24 @@ pub fn unreachable_server() -> prefect_client::ClientBuilder {
     Client::builder(&format!("http://127.0.0.1:{port}/api")).max_retries(1)
 }
 
+/// Whether `result` failed because the server has no such thing (404); panics if it succeeded.
+pub fn is_not_found<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
+    result.unwrap_err().is_not_found()
+}
+
+/// Whether `result` failed on the client's side, before anything was sent; panics if it succeeded.
+pub fn is_client_side<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
+    result.unwrap_err().is_client_side()
+}
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An event resource id no other test uses: `rust.test.<prefix>-<uuid>`.
+pub fn unique_resource(prefix: &str) -> String {
+    format!("rust.test.{}", unique(prefix))
 }
 
 /// The flow runs of the flow `name`.
@@ -186,6 +201,16 @@ pub async fn active_slots(client: &Client, name: &str) -> i64 {
         .await
         .unwrap()
         .active_slots
+}
+
+/// A global limit's number of slots now, read from the server.
+pub async fn limit_of(client: &Client, name: &str) -> i64 {
+    client
+        .global_concurrency_limits()
+        .get_by_name(name)
+        .await
+        .unwrap()
+        .limit
 }
 
 /// Polls until the limit's active slots equal `expected` or `within` passes; returns the last count.
