@@ -78,6 +78,11 @@ async fn a_program_that_calls_exit_leaves_its_slots_to_lease_expiry() {
     assert_eq!(active_slots(&client, &name).await, 2);
 }
 
+/// The acquisition of the limit `name` by a new client of the server at `api_url`.
+fn by_a_new_client(api_url: &str, name: &str) -> prefect_client::concurrency::Acquire {
+    Client::new(api_url).unwrap().concurrency([name])
+}
+
 /// Runs `work` to its end on a current-thread runtime of its own, in a thread of its own, and
 /// shuts that runtime down before returning the output.
 fn on_a_runtime_of_its_own<T: Send + 'static>(
@@ -183,17 +188,10 @@ async fn a_release_cancelled_while_handing_off_strands_nothing() {
 async fn a_guard_whose_renewing_runtime_is_gone_reports_lost_and_still_releases() {
     let client = client().await;
     let name = new_global_limit(&client, "runtime-gone", 1).await;
-    let api_url = client.api_url().to_string();
-    let acquire_name = name.clone();
+    let (api_url, limit) = (client.api_url().to_string(), name.clone());
     // Acquire on a runtime of its own, which shuts down with the guard alive.
-    let guard = on_a_runtime_of_its_own(async move {
-        Client::new(&api_url)
-            .unwrap()
-            .concurrency([acquire_name.as_str()])
-            .acquire()
-            .await
-            .unwrap()
-    });
+    let guard =
+        on_a_runtime_of_its_own(async move { by_a_new_client(&api_url, &limit).acquire().await.unwrap() });
     assert!(guard.is_lost(), "nothing renews it any more");
     let err = guard.check().unwrap_err();
     assert!(
@@ -275,12 +273,9 @@ async fn run_never_returns_ok_after_the_lease_ran_out_during_the_work() {
     let name = new_global_limit(&client, "overrun", 1).await;
     // Work that blocks its (current-thread) runtime past the lease's first term: the renewer
     // cannot run, so nobody learns of the loss until the work is done.
-    let api_url = client.api_url().to_string();
-    let limit = name.clone();
+    let (api_url, limit) = (client.api_url().to_string(), name.clone());
     let result = on_a_runtime_of_its_own(async move {
-        Client::new(&api_url)
-            .unwrap()
-            .concurrency([limit.as_str()])
+        by_a_new_client(&api_url, &limit)
             .lease_duration(Duration::from_secs(60))
             .hold(async { std::thread::sleep(Duration::from_secs(62)) })
             .await
