@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    PeakPoller, active_slots, bare_lease, guard_with_lease, new_global_limit, release_and_expect_free,
-    unique, wait_until_slots,
+    PeakPoller, active_slots, bare_lease, client_of_own_server, guard_with_lease, new_global_limit,
+    release_and_expect_free, unique, wait_until_slots,
 };
 use futures_util::TryStreamExt;
 use prefect_client::lease::SlotMode;
@@ -23,17 +23,9 @@ use tokio::sync::OnceCell;
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 const LEASE: Duration = Duration::from_secs(60);
 
+/// A client of this binary's own server, whose repossessor frees expired leases every second.
 async fn client() -> Client {
-    let server = SERVER
-        .get_or_init(|| async {
-            LocalServer::builder()
-                .env("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1")
-                .start()
-                .await
-                .unwrap_or_else(|e| panic!("cannot start the local Prefect server: {e}"))
-        })
-        .await;
-    server.client().unwrap()
+    client_of_own_server(&SERVER, "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1").await
 }
 
 /// Polls until the limit's active slots equal `expected`, or panics after `within`; returns

@@ -41,6 +41,21 @@ pub async fn server() -> &'static LocalServer {
         .await
 }
 
+/// A client of a server of this test binary's own, started in `cell` on first use with the
+/// environment variable `name` set to `value`.
+pub async fn client_of_own_server(cell: &'static OnceCell<LocalServer>, name: &str, value: &str) -> Client {
+    let server = cell
+        .get_or_init(|| async {
+            LocalServer::builder()
+                .env(name, value)
+                .start()
+                .await
+                .unwrap_or_else(|e| panic!("cannot start the local Prefect server ({name}={value}): {e}"))
+        })
+        .await;
+    server.client().unwrap()
+}
+
 /// A client of the shared server, patient with its 503s: many test binaries share a few CPUs
 /// and one SQLite writer, whose lock waits can outlast the standard retries' 12.6 s.
 pub async fn client() -> Client {
