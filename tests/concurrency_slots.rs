@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     PeakPoller, active_slots, bare_lease, client_of_own_server, guard_with_lease, new_global_limit,
-    release_and_expect_free, unique, wait_until_slots,
+    release_and_expect_free, renew_through, unique, wait_until_slots,
 };
 use futures_util::TryStreamExt;
 use prefect_client::lease::SlotMode;
@@ -38,6 +38,11 @@ async fn wait_for_slots(client: &Client, name: &str, expected: i64, within: Dura
         "{name}: active_slots {now}, expected {expected} within {within:?}"
     );
     started.elapsed()
+}
+
+/// A rate-limit call on the limit `name` that must fail: its error.
+async fn rate_limit_refused(client: &Client, name: &str) -> Error {
+    client.concurrency([name]).rate_limit().await.unwrap_err()
 }
 
 /// Takes `slots` slots of the limit `name` at once.
@@ -201,11 +206,7 @@ async fn missing_limits_are_an_error_by_default_and_lenient_on_request() {
     };
     assert_eq!(names, std::slice::from_ref(&missing));
     assert!(err.to_string().contains("create it"), "{err}");
-    let err = client
-        .concurrency([missing.as_str()])
-        .rate_limit()
-        .await
-        .unwrap_err();
+    let err = rate_limit_refused(&client, &missing).await;
     assert!(err.is_missing_limits(), "rate limits too: {err:?}");
 
     // Lenient (Prefect's default): nothing limits the caller, and the guard says so.
@@ -389,11 +390,7 @@ async fn rate_limits_pace_by_decay() {
 
     // A limit without decay cannot rate-limit: the server's 422 comes back typed.
     let plain = new_global_limit(&client, "plain", 2).await;
-    let err = client
-        .concurrency([plain.as_str()])
-        .rate_limit()
-        .await
-        .unwrap_err();
+    let err = rate_limit_refused(&client, &plain).await;
     assert!(err.is_validation(), "{err:?}");
 }
 
@@ -436,11 +433,7 @@ async fn renewal_keeps_a_lease_past_its_duration() {
         "still held past the lease duration"
     );
     // The server still knows the lease.
-    client
-        .global_concurrency_limits()
-        .renew_lease(guard.lease_id().unwrap(), LEASE)
-        .await
-        .unwrap();
+    renew_through(&client, &guard, LEASE).await;
     release_and_expect_free(&client, guard, &name).await;
 }
 

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, collect_all, eventually, is_client_side, is_not_found, limit_of, unique};
+use common::{
+    client, collect_all, eventually, is_client_side, is_not_found, limit_of, runs_of_deployment, unique,
+};
 use futures_util::{StreamExt, TryStreamExt};
 use prefect_client::resources::logs::{LogEntry, LogLevel};
 use prefect_client::types::{self, SetStateStatus, StateType};
@@ -137,9 +139,7 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
         .send()
         .await
         .unwrap();
-    let filter: types::ReadFlowRunsBody =
-        serde_json::from_value(json!({ "deployments": { "id": { "any_": [deployment.id] } } })).unwrap();
-    let runs: Vec<_> = client.flow_runs().stream(filter).try_collect().await.unwrap();
+    let runs = collect_all(client.flow_runs().stream(runs_of_deployment(deployment.id))).await;
     assert_eq!(runs.len(), 2);
     client.flow_runs().cancel(second.id).await.unwrap();
     assert_eq!(

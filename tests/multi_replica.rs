@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{
     PeakPoller, active_slots, bare_lease, guard_with_lease, new_global_limit, release_and_expect_free,
-    unique_resource, wait_until_slots,
+    renew_through, unique_resource, wait_until_slots,
 };
 
 /// The shortest lease Prefect grants: slots of an unanswered request come back soonest.
@@ -152,10 +152,7 @@ async fn a_lease_from_one_replica_is_renewed_and_released_through_the_other() {
     let lb = stack.client().unwrap();
     let guard = guard_with_lease(&lb, &name, LEASE).await;
     for _ in 0..4 {
-        lb.global_concurrency_limits()
-            .renew_lease(guard.lease_id().unwrap(), LEASE)
-            .await
-            .unwrap();
+        renew_through(&lb, &guard, LEASE).await;
     }
     release_and_expect_free(&lb, guard, &name).await;
 }

@@ -35,6 +35,12 @@ async fn retry_as_the_ui_does(api_url: &str, run: Uuid) {
     python(api_url, script, &[&run.to_string()]).await;
 }
 
+/// A flow whose first attempt fails at once and whose one retry is due 120 s later; its attempts.
+fn retried_in_two_minutes(name: &str) -> (RustFlow, Arc<AtomicU32>) {
+    let (flow, attempts) = failing_once_then_sleeping(name, Duration::ZERO);
+    (flow.retries(1, Duration::from_secs(120)), attempts)
+}
+
 /// Waits (at most 60 s) until the run waits for its retry (its state named "AwaitingRetry").
 async fn awaits_its_retry(client: &Client, run: Uuid) {
     wait_for_run(client, run, Duration::from_secs(60), "AwaitingRetry", |r| {
@@ -47,8 +53,7 @@ async fn awaits_its_retry(client: &Client, run: Uuid) {
 async fn a_cancel_while_a_run_waits_for_its_retry_ends_it_cancelled_at_once() {
     let client = client().await;
     let name = unique("rust-cancel-in-retry");
-    let (flow, attempts) = failing_once_then_sleeping(&name, Duration::ZERO);
-    let flow = flow.retries(1, Duration::from_secs(120));
+    let (flow, attempts) = retried_in_two_minutes(&name);
     let (serving, run) = serve_and_run(&client, &flow, flow.deployment("waits")).await;
     awaits_its_retry(&client, run).await;
     python_cancel(common::server().await.api_url(), run).await;
@@ -68,8 +73,7 @@ async fn a_cancel_while_a_run_waits_for_its_retry_ends_it_cancelled_at_once() {
 async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_process() {
     let client = client().await;
     let name = unique("rust-shutdown-in-retry");
-    let (flow, attempts) = failing_once_then_sleeping(&name, Duration::ZERO);
-    let flow = flow.retries(1, Duration::from_secs(120));
+    let (flow, attempts) = retried_in_two_minutes(&name);
     // A limit of one: the slot the waiting run holds must come back with the shutdown.
     let limited = |flow: &RustFlow| {
         flow.deployment("waits")
@@ -108,23 +112,26 @@ async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_pro
 }
 
 /// A flow running a persisted task (counted), a plain task (counted), then failing on its
-/// first execution only.
+/// first execution only; the persisted task's storage is a directory of its own.
 struct RetriedFlow {
     flow: RustFlow,
     executions: Arc<AtomicU32>,
     persisted_bodies: Arc<AtomicU32>,
     plain_bodies: Arc<AtomicU32>,
+    _storage: tempfile::TempDir,
 }
 
-fn persisted_then_failing(name: &str, storage: &std::path::Path) -> RetriedFlow {
+/// The [`RetriedFlow`] of a flow named after `prefix`.
+fn persisted_then_failing(prefix: &str) -> RetriedFlow {
     let (executions, persisted_bodies, plain_bodies) = (
         Arc::new(AtomicU32::new(0)),
         Arc::new(AtomicU32::new(0)),
         Arc::new(AtomicU32::new(0)),
     );
-    let storage: Arc<LocalStorage> = Arc::new(LocalStorage::new(storage));
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<LocalStorage> = Arc::new(LocalStorage::new(dir.path()));
     let (e, p, q) = (executions.clone(), persisted_bodies.clone(), plain_bodies.clone());
-    let flow = RustFlow::without_parameters(name, move |ctx: RunContext| {
+    let flow = RustFlow::without_parameters(&unique(prefix), move |ctx: RunContext| {
         let execution = e.fetch_add(1, Ordering::SeqCst);
         let (p, q, storage) = (p.clone(), q.clone(), storage.clone());
         async move {
@@ -154,15 +161,14 @@ fn persisted_then_failing(name: &str, storage: &std::path::Path) -> RetriedFlow 
         executions,
         persisted_bodies,
         plain_bodies,
+        _storage: dir,
     }
 }
 
 #[tokio::test]
 async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
     let client = client().await;
-    let storage = tempfile::tempdir().unwrap();
-    let name = unique("rust-ui-retry");
-    let retried = persisted_then_failing(&name, storage.path());
+    let retried = persisted_then_failing("rust-ui-retry");
     let polling = ServeSettings::default().poll_interval(Duration::from_secs(1));
     let (serving, deployment) = serve_with(
         &client,
@@ -221,9 +227,7 @@ async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
 #[tokio::test]
 async fn an_in_process_flow_retry_reuses_the_persisted_task() {
     let client = client().await;
-    let storage = tempfile::tempdir().unwrap();
-    let name = unique("rust-in-process-retry");
-    let retried = persisted_then_failing(&name, storage.path());
+    let retried = persisted_then_failing("rust-in-process-retry");
     let flow = retried.flow.clone().retries(1, Duration::from_secs(1));
     let (serving, run) = serve_and_run(&client, &flow, flow.deployment("retried")).await;
     let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;

@@ -256,9 +256,7 @@ async fn a_run_cancelled_from_python_ends_cancelled_with_its_task_run_and_the_pr
 async fn bad_parameters_are_refused_at_creation_when_enforced_and_fail_the_run_naming_the_field_otherwise() {
     let client = client().await;
     let name = unique("rust-params");
-    let flow = RustFlow::new(&name, |_ctx: RunContext, p: RowsParams| async move {
-        Ok::<_, BoxError>(p.rows)
-    });
+    let flow = returning_rows(&name);
     let serving = client
         .serve([&flow])
         .deployment(flow.deployment("enforced"))

@@ -109,17 +109,7 @@ pub fn runs_of_flow(name: &str) -> prefect_client::query::FlowRunQuery {
 
 /// The flow runs of the deployment `id`.
 pub fn runs_of_deployment(id: uuid::Uuid) -> prefect_client::query::FlowRunQuery {
-    use prefect_client::query::{DeploymentFilter, DeploymentFilterId, FlowRunQuery};
-    FlowRunQuery {
-        deployments: Some(DeploymentFilter {
-            id: Some(DeploymentFilterId {
-                any: Some(vec![id]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    serde_json::from_value(serde_json::json!({ "deployments": { "id": { "any_": [id] } } })).unwrap()
 }
 
 /// The heartbeat events of the flow run `run` that occurred from `since` (until `until`), 50 a page.
@@ -226,6 +216,15 @@ pub async fn limit_of(client: &Client, name: &str) -> i64 {
         .await
         .unwrap()
         .limit
+}
+
+/// Renews the guard's lease for `lease` through `client`, as another holder of its id could.
+pub async fn renew_through(client: &Client, guard: &prefect_client::concurrency::SlotGuard, lease: Duration) {
+    client
+        .global_concurrency_limits()
+        .renew_lease(guard.lease_id().unwrap(), lease)
+        .await
+        .unwrap();
 }
 
 /// Polls until the limit's active slots equal `expected` or `within` passes; returns the last count.

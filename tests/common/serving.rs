@@ -406,6 +406,13 @@ pub fn trivial(name: &str) -> RustFlow {
     RustFlow::without_parameters(name, |_ctx: RunContext| async move { Ok::<_, BoxError>(()) })
 }
 
+/// A flow with the parameter `rows` that returns it.
+pub fn returning_rows(name: &str) -> RustFlow {
+    RustFlow::new(name, |_ctx: RunContext, p: RowsParams| async move {
+        Ok::<_, BoxError>(p.rows)
+    })
+}
+
 /// Waits for `run` to end (at most `within`) and requires it COMPLETED.
 pub async fn completes(client: &Client, run: Uuid, within: Duration) {
     let ended = wait_final(client, &[run], within).await;
