@@ -297,11 +297,7 @@ async fn wrong_settings_are_config_errors_that_name_the_setting() {
 
 #[tokio::test]
 async fn an_unreachable_server_fails_fast_with_the_fix() {
-    let port = prefect_testkit::free_port().unwrap();
-    let client = Client::builder(&format!("http://127.0.0.1:{port}/api"))
-        .max_retries(1)
-        .build()
-        .unwrap();
+    let client = common::unreachable_server().build().unwrap();
     check(
         "unreachable port",
         client.health().await,

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PeakPoller, active_slots, create_global_limit, unique, wait_until_slots};
+use common::{
+    PeakPoller, active_slots, bare_lease, client_of_own_server, guard_with_lease, new_global_limit,
+    release_and_expect_free, renew_through, unique, wait_until_slots,
+};
 use futures_util::TryStreamExt;
 use prefect_client::lease::SlotMode;
 use prefect_client::{Client, Error};
@@ -20,17 +23,9 @@ use tokio::sync::OnceCell;
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 const LEASE: Duration = Duration::from_secs(60);
 
+/// A client of this binary's own server, whose repossessor frees expired leases every second.
 async fn client() -> Client {
-    let server = SERVER
-        .get_or_init(|| async {
-            LocalServer::builder()
-                .env("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1")
-                .start()
-                .await
-                .unwrap_or_else(|e| panic!("cannot start the local Prefect server: {e}"))
-        })
-        .await;
-    server.client().unwrap()
+    client_of_own_server(&SERVER, "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1").await
 }
 
 /// Polls until the limit's active slots equal `expected`, or panics after `within`; returns
@@ -43,6 +38,26 @@ async fn wait_for_slots(client: &Client, name: &str, expected: i64, within: Dura
         "{name}: active_slots {now}, expected {expected} within {within:?}"
     );
     started.elapsed()
+}
+
+/// A rate-limit call on the limit `name` that must fail: its error.
+async fn rate_limit_refused(client: &Client, name: &str) -> Error {
+    client.concurrency([name]).rate_limit().await.unwrap_err()
+}
+
+/// Takes `slots` slots of the limit `name` at once.
+async fn hold_slots(client: &Client, name: &str, slots: u32) -> prefect_client::concurrency::SlotGuard {
+    client.concurrency([name]).slots(slots).acquire().await.unwrap()
+}
+
+/// An acquisition of the limit `name` that is not retried and must fail: its error.
+async fn refused_at_once(client: &Client, name: &str) -> Error {
+    client
+        .concurrency([name])
+        .max_retries(0)
+        .acquire()
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -86,12 +101,7 @@ async fn every_global_limit_operation() {
         .unwrap();
     assert_eq!(active_slots(&client, &name).await, 0);
 
-    let lease = limits
-        .increment_with_lease([&name], 1)
-        .lease_duration(LEASE)
-        .send()
-        .await
-        .unwrap();
+    let lease = bare_lease(&client, &name, LEASE).await;
     assert_eq!(lease.limits[0].name, name);
     assert_eq!(active_slots(&client, &name).await, 1);
     limits.renew_lease(lease.lease_id, LEASE).await.unwrap();
@@ -107,21 +117,14 @@ async fn every_global_limit_operation() {
 #[tokio::test]
 async fn guard_release_and_drop_give_slots_back() {
     let client = client().await;
-    let name = unique("drop");
-    create_global_limit(&client, &name, 2).await;
+    let name = new_global_limit(&client, "drop", 2).await;
     let guard = client.concurrency([name.as_str()]).acquire().await.unwrap();
     assert!(guard.lease_id().is_some());
     assert_eq!(guard.limits()[0].limit, 2);
     assert_eq!(active_slots(&client, &name).await, 1);
-    guard.release().await.unwrap();
-    assert_eq!(active_slots(&client, &name).await, 0);
+    release_and_expect_free(&client, guard, &name).await;
 
-    let guard = client
-        .concurrency([name.as_str()])
-        .slots(2)
-        .acquire()
-        .await
-        .unwrap();
+    let guard = hold_slots(&client, &name, 2).await;
     assert_eq!(active_slots(&client, &name).await, 2);
     drop(guard);
     wait_for_slots(&client, &name, 0, Duration::from_secs(5)).await;
@@ -141,8 +144,7 @@ async fn guard_release_and_drop_give_slots_back() {
 #[tokio::test]
 async fn panic_inside_the_scope_releases() {
     let client = client().await;
-    let name = unique("panic");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "panic", 1).await;
     let (c, n) = (client.clone(), name.clone());
     let task = tokio::spawn(async move {
         c.concurrency([n.as_str()])
@@ -164,8 +166,7 @@ async fn panic_inside_the_scope_releases() {
 #[tokio::test]
 async fn cancelled_acquisitions_leak_no_lease() {
     let client = client().await;
-    let name = unique("cancel");
-    create_global_limit(&client, &name, 3).await;
+    let name = new_global_limit(&client, "cancel", 3).await;
     // Cancel acquisitions at every point: before, during and after the server's answer.
     for i in 0..30u64 {
         let (c, n) = (client.clone(), name.clone());
@@ -175,12 +176,7 @@ async fn cancelled_acquisitions_leak_no_lease() {
         let _ = task.await;
     }
     // A timeout is a cancellation too: hold every slot, then time out waiting for one more.
-    let held = client
-        .concurrency([name.as_str()])
-        .slots(3)
-        .acquire()
-        .await
-        .unwrap();
+    let held = hold_slots(&client, &name, 3).await;
     let started = Instant::now();
     let err = client
         .concurrency([name.as_str()])
@@ -210,11 +206,7 @@ async fn missing_limits_are_an_error_by_default_and_lenient_on_request() {
     };
     assert_eq!(names, std::slice::from_ref(&missing));
     assert!(err.to_string().contains("create it"), "{err}");
-    let err = client
-        .concurrency([missing.as_str()])
-        .rate_limit()
-        .await
-        .unwrap_err();
+    let err = rate_limit_refused(&client, &missing).await;
     assert!(err.is_missing_limits(), "rate limits too: {err:?}");
 
     // Lenient (Prefect's default): nothing limits the caller, and the guard says so.
@@ -235,8 +227,7 @@ async fn missing_limits_are_an_error_by_default_and_lenient_on_request() {
 
     // One existing, one missing: the default fails and holds nothing; lenient limits by the
     // existing one only.
-    let existing = unique("exists");
-    create_global_limit(&client, &existing, 1).await;
+    let existing = new_global_limit(&client, "exists", 1).await;
     let both = [existing.as_str(), missing.as_str()];
     let err = client.concurrency(both).acquire().await.unwrap_err();
     assert!(err.is_missing_limits());
@@ -245,23 +236,16 @@ async fn missing_limits_are_an_error_by_default_and_lenient_on_request() {
     assert!(!guard.is_unlimited());
     assert_eq!(guard.limits().len(), 1);
     assert_eq!(active_slots(&client, &existing).await, 1);
-    guard.release().await.unwrap();
-    assert_eq!(active_slots(&client, &existing).await, 0);
+    release_and_expect_free(&client, guard, &existing).await;
 }
 
 #[tokio::test]
 async fn refusals_can_be_bounded_by_max_retries() {
     let client = client().await;
-    let name = unique("retries");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "retries", 1).await;
     let other = Client::new(client.api_url()).unwrap(); // another "process": no local hand-off
     let held = other.concurrency([name.as_str()]).acquire().await.unwrap();
-    let err = client
-        .concurrency([name.as_str()])
-        .max_retries(0)
-        .acquire()
-        .await
-        .unwrap_err();
+    let err = refused_at_once(&client, &name).await;
     assert!(err.is_slots_unavailable(), "{err:?}");
     assert!(err.retry_after().is_some(), "the server's Retry-After is kept");
     held.release().await.unwrap();
@@ -270,8 +254,7 @@ async fn refusals_can_be_bounded_by_max_retries() {
 #[tokio::test]
 async fn contention_in_one_client_never_exceeds_the_limit() {
     let client = client().await;
-    let name = unique("contend");
-    create_global_limit(&client, &name, 2).await;
+    let name = new_global_limit(&client, "contend", 2).await;
     let inside = Arc::new(AtomicI64::new(0));
     let peak = Arc::new(AtomicI64::new(0));
     let before = client.requests_sent();
@@ -317,8 +300,7 @@ async fn contention_in_one_client_never_exceeds_the_limit() {
 #[tokio::test]
 async fn two_processes_never_exceed_the_limit() {
     let client = client().await;
-    let name = unique("procs");
-    create_global_limit(&client, &name, 2).await;
+    let name = new_global_limit(&client, "procs", 2).await;
     let poller = PeakPoller::start(&client, &name, Duration::from_millis(5));
     let worker = prefect_testkit::worker_binary().unwrap();
     // Each: 8 tasks × 4 holds of 30 ms.
@@ -357,8 +339,7 @@ async fn two_processes_never_exceed_the_limit() {
 #[tokio::test]
 async fn a_process_that_holds_every_slot_lets_a_newcomer_in() {
     let client = client().await;
-    let name = unique("newcomer");
-    create_global_limit(&client, &name, 2).await;
+    let name = new_global_limit(&client, "newcomer", 2).await;
     let worker = prefect_testkit::worker_binary().unwrap();
     // 8 tasks that want both slots for about 48 s: the worker never runs short of waiters.
     let mut holder = tokio::process::Command::new(&worker)
@@ -408,27 +389,16 @@ async fn rate_limits_pace_by_decay() {
     );
 
     // A limit without decay cannot rate-limit: the server's 422 comes back typed.
-    let plain = unique("plain");
-    create_global_limit(&client, &plain, 2).await;
-    let err = client
-        .concurrency([plain.as_str()])
-        .rate_limit()
-        .await
-        .unwrap_err();
+    let plain = new_global_limit(&client, "plain", 2).await;
+    let err = rate_limit_refused(&client, &plain).await;
     assert!(err.is_validation(), "{err:?}");
 }
 
 #[tokio::test]
 async fn lost_lease_is_reported_to_the_holder() {
     let client = client().await;
-    let name = unique("lost");
-    create_global_limit(&client, &name, 1).await;
-    let guard = client
-        .concurrency([name.as_str()])
-        .lease_duration(LEASE)
-        .acquire()
-        .await
-        .unwrap();
+    let name = new_global_limit(&client, "lost", 1).await;
+    let guard = guard_with_lease(&client, &name, LEASE).await;
     assert!(!guard.is_lost() && guard.check().is_ok());
     // Someone else ends the lease (as a replica without shared lease storage would forget it).
     let outsider = Client::new(client.api_url()).unwrap();
@@ -453,14 +423,8 @@ async fn lost_lease_is_reported_to_the_holder() {
 #[tokio::test]
 async fn renewal_keeps_a_lease_past_its_duration() {
     let client = client().await;
-    let name = unique("renew");
-    create_global_limit(&client, &name, 1).await;
-    let guard = client
-        .concurrency([name.as_str()])
-        .lease_duration(LEASE)
-        .acquire()
-        .await
-        .unwrap();
+    let name = new_global_limit(&client, "renew", 1).await;
+    let guard = guard_with_lease(&client, &name, LEASE).await;
     tokio::time::sleep(LEASE + Duration::from_secs(8)).await;
     assert!(!guard.is_lost(), "{:?}", guard.check());
     assert_eq!(
@@ -469,28 +433,16 @@ async fn renewal_keeps_a_lease_past_its_duration() {
         "still held past the lease duration"
     );
     // The server still knows the lease.
-    client
-        .global_concurrency_limits()
-        .renew_lease(guard.lease_id().unwrap(), LEASE)
-        .await
-        .unwrap();
-    guard.release().await.unwrap();
-    assert_eq!(active_slots(&client, &name).await, 0);
+    renew_through(&client, &guard, LEASE).await;
+    release_and_expect_free(&client, guard, &name).await;
 }
 
 #[tokio::test]
 async fn an_unrenewed_lease_expires_and_its_slots_return() {
     let client = client().await;
-    let name = unique("expire");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "expire", 1).await;
     // As a killed process would: take the lease and never renew nor release it.
-    client
-        .global_concurrency_limits()
-        .increment_with_lease([&name], 1)
-        .lease_duration(LEASE)
-        .send()
-        .await
-        .unwrap();
+    bare_lease(&client, &name, LEASE).await;
     assert_eq!(active_slots(&client, &name).await, 1);
     let waited = wait_for_slots(&client, &name, 0, LEASE + Duration::from_secs(20)).await;
     assert!(
@@ -503,8 +455,7 @@ async fn an_unrenewed_lease_expires_and_its_slots_return() {
 async fn slots_of_a_killed_process_come_back() {
     use tokio::io::AsyncBufReadExt;
     let client = client().await;
-    let name = unique("killed");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "killed", 1).await;
     let mut child = tokio::process::Command::new(prefect_testkit::worker_binary().unwrap())
         .args(["hold", client.api_url(), &name])
         .args(["--lease-secs", &LEASE.as_secs().to_string()])
@@ -526,12 +477,7 @@ async fn slots_of_a_killed_process_come_back() {
     assert_eq!(active_slots(&client, &name).await, 1);
     child.kill().await.unwrap(); // SIGKILL: no release, no more renewals
     let started = Instant::now();
-    let err = client
-        .concurrency([name.as_str()])
-        .max_retries(0)
-        .acquire()
-        .await
-        .unwrap_err();
+    let err = refused_at_once(&client, &name).await;
     assert!(
         err.is_slots_unavailable(),
         "still held right after the kill: {err:?}"

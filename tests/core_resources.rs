@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, unique};
+use common::{
+    client, collect_all, eventually, is_client_side, is_not_found, limit_of, runs_of_deployment, unique,
+};
 use futures_util::{StreamExt, TryStreamExt};
 use prefect_client::resources::logs::{LogEntry, LogLevel};
 use prefect_client::types::{self, SetStateStatus, StateType};
@@ -26,21 +28,9 @@ async fn flows_create_read_and_list() {
     );
     assert_eq!(client.flows().get(flow.id).await.unwrap().id, flow.id);
     assert_eq!(client.flows().get_by_name(&name).await.unwrap().id, flow.id);
-    let all: Vec<types::Flow> = client
-        .flows()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    let all: Vec<types::Flow> = collect_all(client.flows().stream(Default::default())).await;
     assert!(all.iter().any(|f| f.id == flow.id));
-    assert!(
-        client
-            .flows()
-            .get_by_name(&unique("missing"))
-            .await
-            .unwrap_err()
-            .is_not_found()
-    );
+    assert!(is_not_found(client.flows().get_by_name(&unique("missing")).await));
 }
 
 #[tokio::test]
@@ -59,13 +49,7 @@ async fn a_stream_pages_through_more_items_than_one_page() {
     let filter: types::ReadFlowsBody =
         serde_json::from_value(json!({ "flows": { "name": { "like_": prefix } } })).unwrap();
     let before = client.requests_sent();
-    let names: Vec<String> = client
-        .flows()
-        .stream(filter)
-        .map_ok(|f| f.name.to_string())
-        .try_collect()
-        .await
-        .unwrap();
+    let names = collect_all(client.flows().stream(filter).map_ok(|f| f.name.to_string())).await;
     assert_eq!(names.len(), total);
     let unique_names: std::collections::HashSet<_> = names.iter().collect();
     assert_eq!(unique_names.len(), total, "no item twice");
@@ -155,9 +139,7 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
         .send()
         .await
         .unwrap();
-    let filter: types::ReadFlowRunsBody =
-        serde_json::from_value(json!({ "deployments": { "id": { "any_": [deployment.id] } } })).unwrap();
-    let runs: Vec<_> = client.flow_runs().stream(filter).try_collect().await.unwrap();
+    let runs = collect_all(client.flow_runs().stream(runs_of_deployment(deployment.id))).await;
     assert_eq!(runs.len(), 2);
     client.flow_runs().cancel(second.id).await.unwrap();
     assert_eq!(
@@ -179,14 +161,7 @@ async fn a_deployment_runs_and_its_run_is_waited_for() {
         Some(StateType::Cancelling)
     );
     client.flow_runs().delete(second.id).await.unwrap();
-    assert!(
-        client
-            .flow_runs()
-            .get(second.id)
-            .await
-            .unwrap_err()
-            .is_not_found()
-    );
+    assert!(is_not_found(client.flow_runs().get(second.id).await));
 }
 
 #[tokio::test]
@@ -363,14 +338,9 @@ async fn artifacts_of_each_kind_and_the_latest_by_key() {
         artifacts.get_latest(&link_key).await.unwrap().data,
         Some(json!("[report](https://example.com/r)"))
     );
-    assert!(
-        artifacts
-            .create_markdown("Not A Key", "x")
-            .send()
-            .await
-            .unwrap_err()
-            .is_client_side()
-    );
+    assert!(is_client_side(
+        artifacts.create_markdown("Not A Key", "x").send().await
+    ));
 }
 
 #[tokio::test]
@@ -394,12 +364,7 @@ async fn work_pools_and_queues_pause_and_resume() {
     for n in 0..4 {
         queues.create(&format!("extra-{n}")).await.unwrap();
     }
-    let mut names: Vec<String> = queues
-        .stream(Default::default())
-        .map_ok(|q| q.name.to_string())
-        .try_collect()
-        .await
-        .unwrap();
+    let mut names = collect_all(queues.stream(Default::default()).map_ok(|q| q.name.to_string())).await;
     names.sort();
     assert_eq!(
         names,
@@ -411,13 +376,7 @@ async fn work_pools_and_queues_pause_and_resume() {
     assert_eq!(page.len(), 5);
     let listed: Vec<_> = pools.stream(Default::default()).try_collect().await.unwrap();
     assert!(listed.iter().any(|p| p.name.to_string() == pool));
-    assert!(
-        pools
-            .get_by_name(&unique("missing"))
-            .await
-            .unwrap_err()
-            .is_not_found()
-    );
+    assert!(is_not_found(pools.get_by_name(&unique("missing")).await));
 }
 
 #[tokio::test]
@@ -437,28 +396,15 @@ async fn events_emitted_are_read_back() {
     }))
     .unwrap();
     // The server stores events asynchronously: poll for it.
-    let started = std::time::Instant::now();
-    loop {
+    let stored = || async {
         let page = client.events().list_page(&filter).await.unwrap();
-        if let Some(event) = page.events.iter().find(|e| e.id == id) {
-            assert_eq!(event.payload.get("rows"), Some(&json!(500)));
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the event never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        page.events.into_iter().find(|e| e.id == id)
+    };
+    let every = Duration::from_millis(250);
+    let event = eventually(Duration::from_secs(20), every, "the event never appeared", stored).await;
+    assert_eq!(event.payload.get("rows"), Some(&json!(500)));
     let empty_page = types::ReadEventsBody { limit: 0, ..filter };
-    assert!(
-        client
-            .events()
-            .list_page(&empty_page)
-            .await
-            .unwrap_err()
-            .is_client_side()
-    );
+    assert!(is_client_side(client.events().list_page(&empty_page).await));
 }
 
 #[tokio::test]
@@ -484,15 +430,7 @@ async fn the_verb_table_holds_on_every_handle() {
         .limit(3)
         .await
         .unwrap();
-    assert_eq!(
-        client
-            .global_concurrency_limits()
-            .get_by_name(&tag)
-            .await
-            .unwrap()
-            .limit,
-        3
-    );
+    assert_eq!(limit_of(&client, &tag).await, 3);
 
     let flow = client.flows().create(&unique("verbs-flow")).await.unwrap();
     assert_eq!(client.flows().get(flow.id).await.unwrap().id, flow.id);
@@ -547,14 +485,7 @@ async fn the_verb_table_holds_on_every_handle() {
 
     client.flow_runs().delete(run.id).await.unwrap();
     client.deployments().delete(deployment.id).await.unwrap();
-    assert!(
-        client
-            .deployments()
-            .get(deployment.id)
-            .await
-            .unwrap_err()
-            .is_not_found()
-    );
+    assert!(is_not_found(client.deployments().get(deployment.id).await));
     client.flows().delete(flow.id).await.unwrap();
     assert!(client.flows().get(flow.id).await.optional().unwrap().is_none());
     client.concurrency_limits().delete_by_tag(&tag).await.unwrap();

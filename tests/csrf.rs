@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::stub::{Reply, Stub};
-use common::{create_global_limit, unique};
+use common::{new_global_limit, unique};
 use prefect_client::Client;
 use prefect_testkit::LocalServer;
 
@@ -37,8 +37,7 @@ async fn a_protected_server_accepts_the_clients_changes() {
     limits.create(&tag, 2).await.unwrap();
     limits.delete_by_tag(&tag).await.unwrap();
     // Slot guards work through it too (POSTs to take and give back slots).
-    let name = unique("csrf-slots");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "csrf-slots", 1).await;
     client.concurrency([name.as_str()]).hold(async {}).await.unwrap();
     assert_eq!(common::active_slots(&client, &name).await, 0);
 

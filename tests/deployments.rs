@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use prefect_client::Error;
 use prefect_client::resources::deployments::{CollisionStrategy, DeploymentSpec, Schedule};
-use prefect_client::runs::RunContext;
-use prefect_client::serve::RustFlow;
 use serde_json::json;
 
 use common::serving::*;
@@ -78,9 +76,7 @@ async fn a_misspelt_per_run_job_variable_is_refused_before_the_run_is_created() 
 async fn deployments_from_code_upsert_their_schedules_schema_and_limit() {
     let client = client().await;
     let name = unique("rust-deployed");
-    let flow = RustFlow::new(&name, |_ctx: RunContext, p: RowsParams| async move {
-        Ok::<_, BoxError>(p.rows)
-    });
+    let flow = returning_rows(&name);
     let spec = flow
         .deployment("coded")
         .schedule(Schedule::cron("0 9 * * 1-5").timezone("Europe/Berlin"))

@@ -9,12 +9,17 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::proxy::{Fault, FaultProxy};
-use common::{client as direct_client, create_global_limit, server, unique};
+use common::{client as direct_client, new_global_limit, server, unique};
 use futures_util::TryStreamExt;
 use prefect_client::types::{self, FlowRunResponse};
 use prefect_client::{Client, Error};
 use serde_json::json;
 use uuid::Uuid;
+
+/// The request that takes slots with a lease.
+const TAKE_LEASE: &str = "/v2/concurrency_limits/increment-with-lease";
+/// The request that releases a lease's slots.
+const RELEASE_LEASE: &str = "/v2/concurrency_limits/decrement-with-lease";
 
 async fn proxy() -> FaultProxy {
     FaultProxy::start(server().await.api_url()).await
@@ -25,6 +30,19 @@ fn through(proxy: &FaultProxy, timeout: Duration) -> Client {
         .request_timeout(timeout)
         .build()
         .unwrap()
+}
+
+/// Creates a tag limit of `limit` slots directly on the server, with a tag named after `prefix`;
+/// its tag.
+async fn new_tag_limit(prefix: &str, limit: i64) -> String {
+    let tag = unique(prefix);
+    direct_client()
+        .await
+        .concurrency_limits()
+        .create(&tag, limit)
+        .await
+        .unwrap();
+    tag
 }
 
 /// A flow of its own, made directly on the server.
@@ -92,13 +110,7 @@ async fn a_429_with_retry_after_is_waited_out_and_creates_once() {
 async fn a_reset_before_the_server_saw_a_read_is_retried() {
     let proxy = proxy().await;
     let client = through(&proxy, Duration::from_secs(20));
-    let tag = unique("reset-read");
-    direct_client()
-        .await
-        .concurrency_limits()
-        .create(&tag, 2)
-        .await
-        .unwrap();
+    let tag = new_tag_limit("reset-read", 2).await;
     proxy.inject("GET", "/concurrency_limits/tag/", Fault::ResetBefore, 2);
     let limit = client.concurrency_limits().get_by_tag(&tag).await.unwrap();
     assert_eq!(limit.concurrency_limit, 2);
@@ -150,13 +162,7 @@ async fn an_upsert_whose_answer_is_lost_is_repeated_safely() {
 async fn a_read_stalled_past_the_timeout_is_retried_once_then_fails_in_bounded_time() {
     let proxy = proxy().await;
     let client = through(&proxy, Duration::from_secs(1));
-    let tag = unique("stall");
-    direct_client()
-        .await
-        .concurrency_limits()
-        .create(&tag, 1)
-        .await
-        .unwrap();
+    let tag = new_tag_limit("stall", 1).await;
 
     proxy.inject(
         "GET",
@@ -214,32 +220,11 @@ async fn active_slots(name: &str) -> i64 {
 async fn slot_guards_ride_out_faults_on_every_lease_call_and_leave_nothing_held() {
     let proxy = proxy().await;
     let client = through(&proxy, Duration::from_secs(20));
-    let name = unique("faulty-slots");
-    create_global_limit(&direct_client().await, &name, 1).await;
-    proxy.inject(
-        "POST",
-        "/v2/concurrency_limits/increment-with-lease",
-        Fault::Status(503, None),
-        2,
-    );
-    proxy.inject(
-        "POST",
-        "/v2/concurrency_limits/increment-with-lease",
-        Fault::ResetBefore,
-        1,
-    );
-    proxy.inject(
-        "POST",
-        "/v2/concurrency_limits/decrement-with-lease",
-        Fault::Status(503, None),
-        2,
-    );
-    proxy.inject(
-        "POST",
-        "/v2/concurrency_limits/decrement-with-lease",
-        Fault::ResetAfter,
-        1,
-    );
+    let name = new_global_limit(&direct_client().await, "faulty-slots", 1).await;
+    proxy.inject("POST", TAKE_LEASE, Fault::Status(503, None), 2);
+    proxy.inject("POST", TAKE_LEASE, Fault::ResetBefore, 1);
+    proxy.inject("POST", RELEASE_LEASE, Fault::Status(503, None), 2);
+    proxy.inject("POST", RELEASE_LEASE, Fault::ResetAfter, 1);
     for round in 0..3 {
         let held = client
             .concurrency([name.as_str()])
@@ -261,16 +246,10 @@ async fn slot_guards_ride_out_faults_on_every_lease_call_and_leave_nothing_held(
 async fn a_lease_granted_but_unanswered_costs_at_most_the_shortest_lease() {
     let proxy = proxy().await;
     let client = through(&proxy, Duration::from_secs(1));
-    let name = unique("lost-grant");
-    create_global_limit(&direct_client().await, &name, 2).await;
+    let name = new_global_limit(&direct_client().await, "lost-grant", 2).await;
     // The server grants a lease whose answer never arrives in time: the slot is taken, the
     // client cannot know its lease. The acquisition asks again and gets the other slot.
-    proxy.inject(
-        "POST",
-        "/v2/concurrency_limits/increment-with-lease",
-        Fault::StallAfter(Duration::from_secs(3)),
-        1,
-    );
+    proxy.inject("POST", TAKE_LEASE, Fault::StallAfter(Duration::from_secs(3)), 1);
     // The holder wants the default 300 s lease; the orphan must cost far less.
     client
         .concurrency([name.as_str()])

@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::stub::{Reply, Stub};
+use common::unreachable_server;
 use prefect_client::{Client, Error};
 
 const LIMIT: &str = r#"{"id":"5f5c3a8e-8a1e-4c1c-9a4e-0d3c1a2b3c4d","created":null,"updated":null,"tag":"t","concurrency_limit":2,"active_slots":[]}"#;
@@ -19,6 +20,16 @@ fn client(stub: &Stub) -> Client {
         .request_timeout(Duration::from_secs(2))
         .build()
         .unwrap()
+}
+
+/// Reads the tag limit `t` through `stub` with the test's client.
+async fn read_limit(stub: &Stub) -> Result<prefect_client::types::ConcurrencyLimit, Error> {
+    client(stub).concurrency_limits().get_by_tag("t").await
+}
+
+/// Creates the global limit `n` of one slot: a request that is not repeatable once sent.
+async fn create_limit(client: &Client) -> Result<prefect_client::types::ConcurrencyLimitV2, Error> {
+    client.global_concurrency_limits().create("n", 1).send().await
 }
 
 fn unavailable() -> Reply {
@@ -34,7 +45,7 @@ async fn a_burst_of_503s_is_ridden_out() {
         Reply::json(200, LIMIT),
     ])
     .await;
-    let limit = client(&stub).concurrency_limits().get_by_tag("t").await.unwrap();
+    let limit = read_limit(&stub).await.unwrap();
     assert_eq!(limit.concurrency_limit, 2);
     assert_eq!(stub.requests().len(), 4);
 }
@@ -58,7 +69,7 @@ async fn retry_after_is_honoured_and_a_long_one_returned() {
     ])
     .await;
     let started = Instant::now();
-    client(&stub).concurrency_limits().get_by_tag("t").await.unwrap();
+    read_limit(&stub).await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_millis(400),
         "waited the server's Retry-After"
@@ -69,11 +80,7 @@ async fn retry_after_is_honoured_and_a_long_one_returned() {
     ])
     .await;
     let started = Instant::now();
-    let err = client(&stub)
-        .concurrency_limits()
-        .get_by_tag("t")
-        .await
-        .unwrap_err();
+    let err = read_limit(&stub).await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "an hour is not waited"
@@ -94,17 +101,9 @@ async fn a_connection_idle_past_the_servers_keep_alive_is_not_reused() {
     )
     .await;
     let client = client(&stub);
-    client
-        .global_concurrency_limits()
-        .create("n", 1)
-        .send()
-        .await
-        .unwrap();
+    create_limit(&client).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5_200)).await;
-    client
-        .global_concurrency_limits()
-        .create("n", 1)
-        .send()
+    create_limit(&client)
         .await
         .expect("sent on a fresh connection, not the one the server closed");
     assert_eq!(stub.requests().len(), 2);
@@ -113,7 +112,7 @@ async fn a_connection_idle_past_the_servers_keep_alive_is_not_reused() {
 #[tokio::test]
 async fn a_reset_read_is_retried() {
     let stub = Stub::start(vec![Reply::Reset, Reply::json(200, LIMIT)]).await;
-    client(&stub).concurrency_limits().get_by_tag("t").await.unwrap();
+    read_limit(&stub).await.unwrap();
     assert_eq!(stub.requests().len(), 2);
 }
 
@@ -122,12 +121,7 @@ async fn a_reset_create_is_not_repeated() {
     // The server may have created the limit before the connection broke: a retry could create
     // a second one, so the error comes back instead.
     let stub = Stub::start(vec![Reply::Reset, Reply::json(201, V2)]).await;
-    let err = client(&stub)
-        .global_concurrency_limits()
-        .create("n", 1)
-        .send()
-        .await
-        .unwrap_err();
+    let err = create_limit(&client(&stub)).await.unwrap_err();
     assert!(err.is_connection_lost() && !err.is_connect(), "{err:?}");
     assert_eq!(stub.requests().len(), 1, "not sent twice");
 }
@@ -140,7 +134,7 @@ async fn a_502_is_retried_for_reads_only() {
         Reply::json(200, LIMIT),
     ])
     .await;
-    client(&stub).concurrency_limits().get_by_tag("t").await.unwrap();
+    read_limit(&stub).await.unwrap();
     assert_eq!(stub.requests().len(), 2);
 
     let stub = Stub::start(vec![
@@ -148,12 +142,7 @@ async fn a_502_is_retried_for_reads_only() {
         Reply::json(201, V2),
     ])
     .await;
-    let err = client(&stub)
-        .global_concurrency_limits()
-        .create("n", 1)
-        .send()
-        .await
-        .unwrap_err();
+    let err = create_limit(&client(&stub)).await.unwrap_err();
     assert_eq!(stub.requests().len(), 1);
     let Error::Server(api) = &err else {
         panic!("{err:?}")
@@ -174,11 +163,7 @@ async fn an_html_page_with_200_is_a_decode_error_naming_the_url() {
         "<!doctype html><title>Prefect</title>",
     )])
     .await;
-    let err = client(&stub)
-        .concurrency_limits()
-        .get_by_tag("t")
-        .await
-        .unwrap_err();
+    let err = read_limit(&stub).await.unwrap_err();
     let Error::Decode {
         operation, excerpt, ..
     } = &err
@@ -194,11 +179,7 @@ async fn an_html_page_with_200_is_a_decode_error_naming_the_url() {
 async fn truncated_and_mistyped_json_are_decode_errors() {
     for body in [&LIMIT[..40], r#"{"id": 5}"#, "", "null"] {
         let stub = Stub::start(vec![Reply::json(200, body)]).await;
-        let err = client(&stub)
-            .concurrency_limits()
-            .get_by_tag("t")
-            .await
-            .unwrap_err();
+        let err = read_limit(&stub).await.unwrap_err();
         assert!(matches!(err, Error::Decode { .. }), "{body:?}: {err:?}");
     }
 }
@@ -206,11 +187,7 @@ async fn truncated_and_mistyped_json_are_decode_errors() {
 #[tokio::test]
 async fn a_wrong_key_is_unauthorized_and_never_shown() {
     let stub = Stub::start(vec![Reply::json(401, r#"{"detail":"Invalid API key"}"#)]).await;
-    let err = client(&stub)
-        .concurrency_limits()
-        .get_by_tag("t")
-        .await
-        .unwrap_err();
+    let err = read_limit(&stub).await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized(_)) && err.is_auth());
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("PREFECT_API_KEY"), "{shown}");
@@ -218,11 +195,7 @@ async fn a_wrong_key_is_unauthorized_and_never_shown() {
     assert_eq!(stub.requests().len(), 1, "401 is not retried");
 
     let stub = Stub::start(vec![Reply::json(403, r#"{"detail":"Forbidden"}"#)]).await;
-    let err = client(&stub)
-        .concurrency_limits()
-        .get_by_tag("t")
-        .await
-        .unwrap_err();
+    let err = read_limit(&stub).await.unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
 }
 
@@ -254,11 +227,7 @@ async fn a_server_error_keeps_prefects_message() {
         r#"{"exception_message":"Internal Server Error"}"#,
     )])
     .await;
-    let err = client(&stub)
-        .concurrency_limits()
-        .get_by_tag("t")
-        .await
-        .unwrap_err();
+    let err = read_limit(&stub).await.unwrap_err();
     let Error::Server(api) = &err else {
         panic!("{err:?}")
     };
@@ -269,12 +238,7 @@ async fn a_server_error_keeps_prefects_message() {
 
 #[tokio::test]
 async fn an_unreachable_port_fails_fast_with_the_fix() {
-    let port = prefect_testkit::free_port().unwrap();
-    let client = Client::builder(&format!("http://127.0.0.1:{port}/api"))
-        .api_key(KEY)
-        .max_retries(1)
-        .build()
-        .unwrap();
+    let client = unreachable_server().api_key(KEY).build().unwrap();
     let started = Instant::now();
     let err = client.health().await.unwrap_err();
     assert!(err.is_connect(), "{err:?}");
@@ -288,11 +252,7 @@ async fn an_unreachable_port_fails_fast_with_the_fix() {
 
 #[tokio::test]
 async fn an_acquisition_from_an_unreachable_server_fails_after_the_transports_retries() {
-    let port = prefect_testkit::free_port().unwrap();
-    let client = Client::builder(&format!("http://127.0.0.1:{port}/api"))
-        .max_retries(1)
-        .build()
-        .unwrap();
+    let client = unreachable_server().build().unwrap();
     let started = Instant::now();
     let err = client.concurrency(["n"]).acquire().await.unwrap_err();
     assert!(err.is_connect(), "{err:?}");

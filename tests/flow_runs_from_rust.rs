@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use prefect_client::runs::{Outcome, PrefectLogLayer, TaskError};
-use prefect_client::types::{Log, ReadLogsBody, ReadTaskRunsBody, StateType, TaskRun};
+use prefect_client::types::{Log, ReadLogsBody, ReadTaskRunsBody, State, StateType, TaskRun};
 use prefect_client::{Client, Error};
 use serde_json::json;
 use tracing_subscriber::prelude::*;
@@ -20,25 +20,39 @@ use common::{client, unique};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The state types of a flow run's history, oldest first.
-async fn flow_history(client: &Client, run: Uuid) -> Vec<StateType> {
-    let mut states = client
-        .raw()
-        .read_flow_run_states(&run)
-        .await
-        .unwrap()
-        .into_inner();
-    states.sort_by_key(|s| s.timestamp);
-    states.into_iter().map(|s| s.type_).collect()
+/// Requires a run's outcome to match `pattern`, showing the outcome if it does not.
+macro_rules! assert_outcome {
+    ($outcome:expr, $pattern:pat) => {
+        assert!(matches!($outcome, $pattern), "{:?}", $outcome)
+    };
 }
 
+/// The state types of a flow run's history, oldest first.
+async fn flow_history(client: &Client, run: Uuid) -> Vec<StateType> {
+    oldest_first(
+        client
+            .raw()
+            .read_flow_run_states(&run)
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+}
+
+/// The state types of a task run's history, oldest first.
 async fn task_history(client: &Client, task: Uuid) -> Vec<StateType> {
-    let mut states = client
-        .raw()
-        .read_task_run_states(&task)
-        .await
-        .unwrap()
-        .into_inner();
+    oldest_first(
+        client
+            .raw()
+            .read_task_run_states(&task)
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+}
+
+/// The types of `states` in the order they were entered.
+fn oldest_first(mut states: Vec<State>) -> Vec<StateType> {
     states.sort_by_key(|s| s.timestamp);
     states.into_iter().map(|s| s.type_).collect()
 }
@@ -88,11 +102,7 @@ async fn a_flow_with_three_task_runs_shows_in_prefects_api_with_its_logs() {
         })
         .await
         .unwrap();
-    assert!(
-        matches!(report.outcome, Outcome::Completed(3)),
-        "{:?}",
-        report.outcome
-    );
+    assert_outcome!(report.outcome, Outcome::Completed(3));
     assert!(
         report
             .url
@@ -277,11 +287,7 @@ async fn a_tag_limit_of_one_lets_one_task_run_at_a_time() {
         })
         .await
         .unwrap();
-    assert!(
-        matches!(report.outcome, Outcome::Completed(4)),
-        "{:?}",
-        report.outcome
-    );
+    assert_outcome!(report.outcome, Outcome::Completed(4));
     assert!(
         !watcher.is_finished(),
         "active_slots went above 1: {:?}",
@@ -335,11 +341,7 @@ async fn a_run_cancelled_from_outside_stops_its_future_and_ends_cancelled() {
     .expect("the cancellation stops the run")
     .unwrap();
     canceller.await.unwrap();
-    assert!(
-        matches!(report.outcome, Outcome::Cancelled),
-        "{:?}",
-        report.outcome
-    );
+    assert_outcome!(report.outcome, Outcome::Cancelled);
     // The future was dropped: its sender is gone.
     assert!(stopped_rx.recv().await.is_none());
     eprintln!("cancelled after {:?}", started.elapsed());
@@ -529,9 +531,7 @@ async fn a_killed_process_with_heartbeats_does_not_leave_its_run_running() {
 
 #[tokio::test]
 async fn a_task_whose_end_cannot_be_reported_keeps_its_value_and_is_ended_completed_by_its_flow() {
-    let direct = client().await;
-    let proxy = std::sync::Arc::new(common::proxy::FaultProxy::start(direct.api_url()).await);
-    let client = Client::new(&proxy.api_url).unwrap();
+    let (direct, proxy, client) = common::proxy::proxied_clients().await;
     let report = client
         .new_flow_run(&unique("rust-unreported"))
         .run(|ctx| {
@@ -551,11 +551,7 @@ async fn a_task_whose_end_cannot_be_reported_keeps_its_value_and_is_ended_comple
         })
         .await;
     let report = report.unwrap();
-    assert!(
-        matches!(report.outcome, Outcome::Completed(7)),
-        "{:?}",
-        report.outcome
-    );
+    assert_outcome!(report.outcome, Outcome::Completed(7));
     assert_eq!(proxy.faults_applied(), 1);
     let tasks = task_runs(&direct, report.flow_run_id).await;
     assert_eq!(tasks.len(), 1);
@@ -568,9 +564,7 @@ async fn a_task_whose_end_cannot_be_reported_keeps_its_value_and_is_ended_comple
 
 #[tokio::test]
 async fn a_flow_whose_end_cannot_be_reported_keeps_its_value_and_says_why() {
-    let direct = client().await;
-    let proxy = std::sync::Arc::new(common::proxy::FaultProxy::start(direct.api_url()).await);
-    let client = Client::new(&proxy.api_url).unwrap();
+    let (direct, proxy, client) = common::proxy::proxied_clients().await;
     let report = client
         .new_flow_run(&unique("rust-flow-unreported"))
         .run(|ctx| {
@@ -590,11 +584,7 @@ async fn a_flow_whose_end_cannot_be_reported_keeps_its_value_and_says_why() {
         })
         .await
         .expect("the body ran: its outcome comes back even though its end was not recorded");
-    assert!(
-        matches!(report.outcome, Outcome::Completed(11)),
-        "{:?}",
-        report.outcome
-    );
+    assert_outcome!(report.outcome, Outcome::Completed(11));
     assert_eq!(proxy.faults_applied(), 1);
     let unreported = report
         .unreported

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use prefect_client::streaming::Subscription;
 use prefect_client::types::{
     Event, EventFilter, EventFilterAnyResource, EventResourceFilter, ReadEventsBody, ReceivedEvent, StateType,
@@ -18,8 +18,9 @@ use prefect_testkit::{LocalServer, free_port};
 use serde_json::json;
 use uuid::Uuid;
 
+use common::serving::python;
 use common::tcp_proxy::TcpProxy;
-use common::{client, unique};
+use common::{client, collect_all, is_client_side, poll_until, unique, unique_resource, wait_until};
 
 /// Events about the resource `rust.test.<marker>`.
 fn about(resource: &str) -> EventFilter {
@@ -78,7 +79,7 @@ async fn assert_quiet(events: &mut Subscription<ReceivedEvent>) {
 #[tokio::test]
 async fn events_from_this_sdk_arrive_in_order_each_once() {
     let client = client().await;
-    let resource = format!("rust.test.{}", unique("order"));
+    let resource = unique_resource("order");
     let mut events = client.events().subscribe(about(&resource)).await.unwrap();
     emit(&client, &resource, 0..30).await;
     let seen = take(&mut events, 30, Duration::from_secs(20)).await;
@@ -89,29 +90,13 @@ async fn events_from_this_sdk_arrive_in_order_each_once() {
 #[tokio::test]
 async fn events_emitted_by_prefects_python_client_arrive() {
     let client = client().await;
-    let resource = format!("rust.test.{}", unique("python"));
+    let resource = unique_resource("python");
     let mut events = client.events().subscribe(about(&resource)).await.unwrap();
-    let venv = tokio::task::spawn_blocking(prefect_testkit::ensure_venv)
-        .await
-        .unwrap()
-        .unwrap();
-    let home = tempfile::tempdir().unwrap();
     let script = "import sys\n\
         from prefect.events import emit_event\n\
         for n in range(10):\n    \
             emit_event(event='python.tick', resource={'prefect.resource.id': sys.argv[1]}, payload={'n': n})\n";
-    let output = tokio::process::Command::new(venv.join("bin/python"))
-        .args(["-c", script, &resource])
-        .env("PREFECT_API_URL", client.api_url())
-        .env("PREFECT_HOME", home.path())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    python(client.api_url(), script, &[&resource]).await;
     let seen = take(&mut events, 10, Duration::from_secs(20)).await;
     assert_eq!(seen, (0..10).collect::<Vec<u64>>());
     assert_quiet(&mut events).await;
@@ -205,7 +190,7 @@ async fn dropped_connections_are_resumed_without_loss_or_repeats() {
     let client = client().await;
     let proxy = TcpProxy::start(client.api_url()).await;
     let through = Client::new(&proxy.api_url).unwrap();
-    let resource = format!("rust.test.{}", unique("cut"));
+    let resource = unique_resource("cut");
     let mut events = through.events().subscribe(about(&resource)).await.unwrap();
     emit(&client, &resource, 0..10).await;
     let mut seen = take(&mut events, 10, Duration::from_secs(20)).await;
@@ -233,7 +218,7 @@ async fn a_stalled_connection_is_detected_and_replaced() {
         .request_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    let resource = format!("rust.test.{}", unique("stall"));
+    let resource = unique_resource("stall");
     let mut events = through
         .events()
         .subscribe(about(&resource))
@@ -249,14 +234,14 @@ async fn a_stalled_connection_is_detected_and_replaced() {
         (events, more)
     });
     // The stalled connection is given up and a new one is opened.
-    let started = tokio::time::Instant::now();
-    while proxy.accepted() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no reconnection after a stall"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let reconnected = || proxy.accepted() >= 2;
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        "no reconnection after a stall",
+        reconnected,
+    )
+    .await;
     proxy.stall(false);
     let (mut events, more) = reader.await.unwrap();
     seen.extend(more);
@@ -310,7 +295,7 @@ async fn the_emitter_sends_many_events_each_once_across_a_dropped_connection() {
     let client = client().await;
     let proxy = TcpProxy::start(client.api_url()).await;
     let through = Client::new(&proxy.api_url).unwrap();
-    let resource = format!("rust.test.{}", unique("emitter"));
+    let resource = unique_resource("emitter");
     let emitter = through.events().emitter().await.unwrap();
     for n in 0..2_000 {
         emitter.emit(event(&resource, n)).await.unwrap();
@@ -331,14 +316,11 @@ async fn the_emitter_sends_many_events_each_once_across_a_dropped_connection() {
         filter: Some(about(&resource)),
         limit: 50,
     };
-    let started = tokio::time::Instant::now();
-    let stored: Vec<ReceivedEvent> = loop {
-        let stored: Vec<ReceivedEvent> = client.events().stream(body.clone()).try_collect().await.unwrap();
-        if stored.len() >= 2_000 || started.elapsed() > Duration::from_secs(60) {
-            break stored;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
+    let read = || collect_all(client.events().stream(body.clone()));
+    let stored = poll_until(Duration::from_secs(60), Duration::from_secs(1), read, |s| {
+        s.len() >= 2_000
+    })
+    .await;
     let numbers: HashSet<u64> = stored.iter().map(|e| e.payload["n"].as_u64().unwrap()).collect();
     assert_eq!(numbers.len(), 2_000, "every event arrived");
     assert_eq!(stored.len(), 2_000, "none twice");
@@ -354,7 +336,7 @@ async fn a_subscription_survives_a_server_restart() {
         .await
         .unwrap();
     let client = server.client().unwrap();
-    let resource = format!("rust.test.{}", unique("restart"));
+    let resource = unique_resource("restart");
     let mut events = client
         .events()
         .subscribe(about(&resource))
@@ -403,7 +385,7 @@ async fn wrong_credentials_are_a_typed_error_without_the_secret() {
         .auth_string("admin:right-secret")
         .build()
         .unwrap();
-    let resource = format!("rust.test.{}", unique("auth"));
+    let resource = unique_resource("auth");
     let mut events = right.events().subscribe(about(&resource)).await.unwrap();
     emit(&right, &resource, 0..3).await;
     assert_eq!(take(&mut events, 3, Duration::from_secs(20)).await, [0, 1, 2]);
@@ -422,7 +404,7 @@ async fn an_event_prefect_would_refuse_is_refused_before_sending_and_the_rest_al
     // Prefect's /events/in handler dies on an invalid event while the socket still answers
     // pings: before, close() reported 11 sent and the server stored 5.
     let client = client().await;
-    let resource = format!("rust.test.{}", unique("invalid"));
+    let resource = unique_resource("invalid");
     let emitter = client.events().emitter().await.unwrap();
     for n in 0..5 {
         emitter.emit(event(&resource, n)).await.unwrap();
@@ -441,14 +423,7 @@ async fn an_event_prefect_would_refuse_is_refused_before_sending_and_the_rest_al
     assert_eq!(report.sent, 10);
     // The same refusal over REST, before anything is sent.
     let before = client.requests_sent();
-    assert!(
-        client
-            .events()
-            .emit_all(&[invalid])
-            .await
-            .unwrap_err()
-            .is_client_side()
-    );
+    assert!(is_client_side(client.events().emit_all(&[invalid]).await));
     assert_eq!(client.requests_sent(), before);
     let stored = stored_count(&client, &resource, 10).await;
     assert_eq!(stored, 10, "every valid event is stored");
@@ -457,8 +432,7 @@ async fn an_event_prefect_would_refuse_is_refused_before_sending_and_the_rest_al
 /// How many events about `resource` the server stored, read until `expected` are there or a
 /// minute passed.
 async fn stored_count(client: &Client, resource: &str, expected: usize) -> usize {
-    let started = tokio::time::Instant::now();
-    loop {
+    let read = || {
         let body = ReadEventsBody {
             filter: Some(EventFilter {
                 occurred: Some(prefect_client::types::EventOccurredFilter {
@@ -469,12 +443,13 @@ async fn stored_count(client: &Client, resource: &str, expected: usize) -> usize
             }),
             limit: 50,
         };
-        let stored: Vec<ReceivedEvent> = client.events().stream(body).try_collect().await.unwrap();
-        if stored.len() >= expected || started.elapsed() > Duration::from_secs(60) {
-            return stored.len();
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        collect_all(client.events().stream(body))
+    };
+    let stored = poll_until(Duration::from_secs(60), Duration::from_millis(500), read, |s| {
+        s.len() >= expected
+    })
+    .await;
+    stored.len()
 }
 
 #[tokio::test]
@@ -482,7 +457,7 @@ async fn a_subscription_that_has_seen_nothing_yet_catches_up_on_what_came_while_
     let client = client().await;
     let proxy = TcpProxy::start(client.api_url()).await;
     let through = Client::new(&proxy.api_url).unwrap();
-    let resource = format!("rust.test.{}", unique("fresh"));
+    let resource = unique_resource("fresh");
     let mut events = through.events().subscribe(about(&resource)).await.unwrap();
     // Every connection down for 2 s, before anything was delivered; an event meanwhile.
     proxy.refuse(true);

@@ -20,7 +20,10 @@ use prefect_client::{Client, Error};
 use prefect_testkit::MultiReplicaServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{PeakPoller, active_slots, create_global_limit, unique, wait_until_slots};
+use common::{
+    PeakPoller, active_slots, bare_lease, guard_with_lease, new_global_limit, release_and_expect_free,
+    renew_through, unique_resource, wait_until_slots,
+};
 
 /// The shortest lease Prefect grants: slots of an unanswered request come back soonest.
 const LEASE: Duration = Duration::from_secs(60);
@@ -104,8 +107,7 @@ async fn leases_in_redis(redis_url: &str) -> i64 {
 async fn contention_through_the_load_balancer_stays_within_the_limit() {
     let stack = start(MultiReplicaServer::builder()).await;
     let admin = stack.client().unwrap();
-    let name = unique("mr-contention");
-    create_global_limit(&admin, &name, 2).await;
+    let name = new_global_limit(&admin, "mr-contention", 2).await;
 
     let poller = PeakPoller::start(&admin, &name, Duration::from_millis(10));
     let run = finish_workers(spawn_workers(stack.api_url(), &name, 8, 4)).await;
@@ -127,15 +129,8 @@ async fn contention_through_the_load_balancer_stays_within_the_limit() {
 async fn a_lease_from_one_replica_is_renewed_and_released_through_the_other() {
     let stack = start(MultiReplicaServer::builder()).await;
     let [a, b] = [0, 1].map(|i| Client::new(&stack.replica_urls()[i]).unwrap());
-    let name = unique("mr-lease");
-    create_global_limit(&a, &name, 1).await;
-    let limits = a.global_concurrency_limits();
-    let lease = limits
-        .increment_with_lease([&name], 1)
-        .lease_duration(LEASE)
-        .send()
-        .await
-        .unwrap();
+    let name = new_global_limit(&a, "mr-lease", 1).await;
+    let lease = bare_lease(&a, &name, LEASE).await;
     assert_eq!(
         active_slots(&b, &name).await,
         1,
@@ -155,28 +150,18 @@ async fn a_lease_from_one_replica_is_renewed_and_released_through_the_other() {
 
     // A guard through the load balancer: its requests alternate between the replicas.
     let lb = stack.client().unwrap();
-    let guard = lb
-        .concurrency([name.as_str()])
-        .lease_duration(LEASE)
-        .acquire()
-        .await
-        .unwrap();
+    let guard = guard_with_lease(&lb, &name, LEASE).await;
     for _ in 0..4 {
-        lb.global_concurrency_limits()
-            .renew_lease(guard.lease_id().unwrap(), LEASE)
-            .await
-            .unwrap();
+        renew_through(&lb, &guard, LEASE).await;
     }
-    guard.release().await.unwrap();
-    assert_eq!(active_slots(&lb, &name).await, 0);
+    release_and_expect_free(&lb, guard, &name).await;
 }
 
 #[tokio::test]
 async fn a_replica_killed_mid_run_costs_the_callers_nothing() {
     let mut stack = start(MultiReplicaServer::builder()).await;
     let admin = stack.client().unwrap();
-    let name = unique("mr-kill");
-    create_global_limit(&admin, &name, 2).await;
+    let name = new_global_limit(&admin, "mr-kill", 2).await;
 
     let poller = PeakPoller::start(&admin, &name, Duration::from_millis(10));
     let mut children = spawn_workers(stack.api_url(), &name, 8, 16);
@@ -241,8 +226,7 @@ async fn without_shared_lease_storage_the_guard_reports_its_lost_lease() {
     let stack = start(MultiReplicaServer::builder().without_redis()).await;
     assert!(!stack.shares_lease_storage());
     let lb = stack.client().unwrap();
-    let name = unique("mr-misconfigured");
-    create_global_limit(&lb, &name, 1).await;
+    let name = new_global_limit(&lb, "mr-misconfigured", 1).await;
 
     // The lease is granted by one replica; with nothing else on the load balancer, the first
     // renewal (after a third of the lease) goes to the other, which does not know it.
@@ -343,7 +327,7 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
     let replicas = stack.replica_urls().to_vec();
     let on_a = Client::new(&replicas[0]).unwrap();
     let on_b = Client::new(&replicas[1]).unwrap();
-    let resource = format!("rust.test.{}", unique("mr-events"));
+    let resource = unique_resource("mr-events");
 
     // Emitted through replica b, received from replica a (Redis carries it across).
     let mut direct = on_a.events().subscribe(about(&resource)).await.unwrap();
@@ -358,7 +342,7 @@ async fn events_cross_replicas_and_a_subscriber_rides_out_its_replicas_death() {
     // Two subscribers through the round-robin balancer: one on each replica. (A new resource:
     // the events above match the filter too and, stored only after the subscription started,
     // would come again with a resumed subscription's backfill.)
-    let resource = format!("rust.test.{}", unique("mr-events"));
+    let resource = unique_resource("mr-events");
     let balanced = stack.client().unwrap();
     // A short keepalive: a connection to a killed replica that the balancer keeps open
     // counts as dead within seconds.

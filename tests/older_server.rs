@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use prefect_client::{Client, Error};
 use prefect_testkit::LocalServer;
 
-use common::{create_global_limit, unique};
+use common::{limit_of, new_global_limit, unique};
 
 /// The release before leases, and the packages it needs (newer FastAPI breaks it, and its
 /// workers import importlib_metadata without requiring it).
@@ -63,17 +63,8 @@ async fn an_older_server_works_where_it_can_and_names_the_upgrade_where_it_canno
         .await
         .unwrap();
 
-    let name = unique("old-global");
-    create_global_limit(&client, &name, 2).await;
-    assert_eq!(
-        client
-            .global_concurrency_limits()
-            .get_by_name(&name)
-            .await
-            .unwrap()
-            .limit,
-        2
-    );
+    let name = new_global_limit(&client, "old-global", 2).await;
+    assert_eq!(limit_of(&client, &name).await, 2);
     let flow = client.flows().create(&unique("old-flow")).await.unwrap();
     assert_eq!(client.flows().get(flow.id).await.unwrap().name, flow.name);
     client

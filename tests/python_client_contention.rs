@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PeakPoller, active_slots, client, create_global_limit, unique};
+use common::{PeakPoller, active_slots, client, new_global_limit};
 
 const LIMIT: i64 = 2;
 const PYTHON_TASKS: usize = 4;
@@ -17,8 +17,7 @@ const RUST_EACH: usize = 4;
 #[tokio::test]
 async fn the_sdk_and_prefects_python_client_share_a_limit_without_exceeding_it() {
     let client = client().await;
-    let name = unique("with-python");
-    create_global_limit(&client, &name, LIMIT).await;
+    let name = new_global_limit(&client, "with-python", LIMIT).await;
 
     let poller = PeakPoller::start(&client, &name, Duration::from_millis(10));
 

@@ -10,15 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use prefect_client::query::{EventQuery, TaskRunFilter, TaskRunFilterFlowRunId, TaskRunQuery};
 use prefect_client::runs::{LogShipper, PrefectLogLayer};
-use prefect_client::types::{
-    EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter, StateType,
-};
+use prefect_client::types::StateType;
 use tokio::sync::OnceCell;
 use tracing_subscriber::prelude::*;
 
-use common::{client, unique};
+use common::serving::{state_message, task_runs_of};
+use common::{client, collect_all, heartbeats_of_run, poll_until, unique, wait_until};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -79,50 +77,15 @@ async fn a_dropped_run_future_stops_its_body_and_heartbeats_and_ends_the_run_can
     let message = state.last().and_then(|s| s.message.clone()).unwrap_or_default();
     assert!(message.contains("dropped"), "{message}");
     // Its task run is not left running.
-    let tasks: Vec<_> = client
-        .task_runs()
-        .stream(TaskRunQuery {
-            task_runs: Some(TaskRunFilter {
-                flow_run_id: Some(TaskRunFilterFlowRunId {
-                    any: Some(vec![id]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .try_collect()
-        .await
-        .unwrap();
+    let tasks = task_runs_of(&client, id).await;
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].state_type, Some(StateType::Cancelled));
     // The body was stopped: 10 s after the drop it has not run on to its end.
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert!(!finished.load(Ordering::SeqCst), "the body ran on after the drop");
     // And the heartbeats stopped: none stored from a second after the drop.
-    let beats: Vec<_> = client
-        .events()
-        .stream(EventQuery {
-            filter: Some(EventFilter {
-                event: Some(EventNameFilter {
-                    name: Some(vec!["prefect.flow-run.heartbeat".into()]),
-                    ..Default::default()
-                }),
-                resource: Some(EventResourceFilter {
-                    id: Some(vec![format!("prefect.flow-run.{id}")]),
-                    ..Default::default()
-                }),
-                occurred: Some(EventOccurredFilter {
-                    since: Some(dropped_at + chrono::Duration::seconds(2)),
-                    until: None,
-                }),
-                ..Default::default()
-            }),
-            limit: 50,
-        })
-        .try_collect()
-        .await
-        .unwrap();
+    let since = dropped_at + chrono::Duration::seconds(2);
+    let beats = collect_all(client.events().stream(heartbeats_of_run(id, since, None))).await;
     assert!(beats.is_empty(), "{} heartbeats after the drop", beats.len());
 }
 
@@ -177,9 +140,7 @@ async fn every_line_of_a_task_run_started_in_a_spawned_task_reaches_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_future_dropped_while_running_is_proposed_ends_the_run_cancelled() {
-    let direct = client().await;
-    let proxy = common::proxy::FaultProxy::start(direct.api_url()).await;
-    let client = prefect_client::Client::new(&proxy.api_url).unwrap();
+    let (direct, proxy, client) = common::proxy::proxied_clients().await;
     let flow = unique("rust-dropped-starting");
     // The run's creation passes; the answer to its RUNNING proposal is held (the server acts).
     proxy.inject(
@@ -206,37 +167,32 @@ async fn a_run_future_dropped_while_running_is_proposed_ends_the_run_cancelled()
     tokio::select! {
         ended = run => panic!("the run ended while its start was held: {:?}", ended.map(|r| r.flow_run_id)),
         () = async {
-            let started = tokio::time::Instant::now();
-            while proxy.pending_faults() > 0 {
-                assert!(started.elapsed() < Duration::from_secs(60), "the run was never proposed RUNNING");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let proposed = || proxy.pending_faults() == 0;
+            wait_until(Duration::from_secs(60), Duration::from_millis(50), "the run was never proposed RUNNING", proposed).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         } => {}
     }
-    let query = common::runs_of_flow(&flow);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let run = loop {
-        let runs: Vec<_> = direct
-            .flow_runs()
-            .stream(query.clone())
-            .try_collect()
-            .await
-            .unwrap();
+    let the_run = || async {
+        let runs = collect_all(direct.flow_runs().stream(common::runs_of_flow(&flow))).await;
         assert_eq!(runs.len(), 1, "one run of {flow}");
-        let run = runs.into_iter().next().unwrap();
-        if run.state_type == Some(StateType::Cancelled) || tokio::time::Instant::now() > deadline {
-            break run;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        runs.into_iter().next().unwrap()
     };
+    let cancelled =
+        |run: &prefect_client::types::FlowRunResponse| run.state_type == Some(StateType::Cancelled);
+    let run = poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        the_run,
+        cancelled,
+    )
+    .await;
     assert_eq!(
         run.state_type,
         Some(StateType::Cancelled),
         "a run whose future was dropped while it started is not left {:?}",
         run.state_type
     );
-    let message = run.state.and_then(|s| s.message).unwrap_or_default();
+    let message = state_message(&run);
     assert!(message.contains("dropped"), "{message}");
     assert!(!ran.load(Ordering::SeqCst), "the body never started");
 }

@@ -18,10 +18,10 @@ use prefect_client::{Client, Config};
 use uuid::Uuid;
 
 use common::serving::{
-    BoxError, failing_once_then_sleeping, history, python, python_cancel, serve_and_run, task_runs_of,
-    trivial, wait_final, wait_for_run,
+    BoxError, completes, create_run_with, failing_once_then_sleeping, history, python, python_cancel, serve,
+    serve_and_run, serve_with, shut_down, state_message, task_runs_of, trivial, wait_final, wait_for_run,
 };
-use common::{client, unique};
+use common::{client, heartbeats_of_run, poll_until, unique};
 
 /// Retries a run as Prefect's UI and CLI do: SCHEDULED "AwaitingRetry", due now, forced.
 async fn retry_as_the_ui_does(api_url: &str, run: Uuid) {
@@ -35,17 +35,27 @@ async fn retry_as_the_ui_does(api_url: &str, run: Uuid) {
     python(api_url, script, &[&run.to_string()]).await;
 }
 
+/// A flow whose first attempt fails at once and whose one retry is due 120 s later; its attempts.
+fn retried_in_two_minutes(name: &str) -> (RustFlow, Arc<AtomicU32>) {
+    let (flow, attempts) = failing_once_then_sleeping(name, Duration::ZERO);
+    (flow.retries(1, Duration::from_secs(120)), attempts)
+}
+
+/// Waits (at most 60 s) until the run waits for its retry (its state named "AwaitingRetry").
+async fn awaits_its_retry(client: &Client, run: Uuid) {
+    wait_for_run(client, run, Duration::from_secs(60), "AwaitingRetry", |r| {
+        r.state_name.as_deref() == Some("AwaitingRetry")
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_cancel_while_a_run_waits_for_its_retry_ends_it_cancelled_at_once() {
     let client = client().await;
     let name = unique("rust-cancel-in-retry");
-    let (flow, attempts) = failing_once_then_sleeping(&name, Duration::ZERO);
-    let flow = flow.retries(1, Duration::from_secs(120));
+    let (flow, attempts) = retried_in_two_minutes(&name);
     let (serving, run) = serve_and_run(&client, &flow, flow.deployment("waits")).await;
-    wait_for_run(&client, run, Duration::from_secs(60), "AwaitingRetry", |r| {
-        r.state_name.as_deref() == Some("AwaitingRetry")
-    })
-    .await;
+    awaits_its_retry(&client, run).await;
     python_cancel(common::server().await.api_url(), run).await;
     // Prefect's runner ends it CANCELLED at once; the server alone would after 300 s.
     let ended = wait_final(&client, &[run], Duration::from_secs(20)).await;
@@ -56,37 +66,25 @@ async fn a_cancel_while_a_run_waits_for_its_retry_ends_it_cancelled_at_once() {
         history(&client, run).await
     );
     assert_eq!(attempts.load(Ordering::SeqCst), 1, "the retry never ran");
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
 }
 
 #[tokio::test]
 async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_process() {
     let client = client().await;
     let name = unique("rust-shutdown-in-retry");
-    let (flow, attempts) = failing_once_then_sleeping(&name, Duration::ZERO);
-    let flow = flow.retries(1, Duration::from_secs(120));
+    let (flow, attempts) = retried_in_two_minutes(&name);
     // A limit of one: the slot the waiting run holds must come back with the shutdown.
     let limited = |flow: &RustFlow| {
         flow.deployment("waits")
             .concurrency_limit(1, CollisionStrategy::Enqueue)
     };
-    let serving = client
-        .serve([&flow])
-        .deployment(limited(&flow))
-        .settings(ServeSettings::default().grace_period(Duration::from_secs(1)))
-        .start()
-        .await
-        .unwrap();
-    let deployment = serving.deployments()[0].id;
+    let settings = ServeSettings::default().grace_period(Duration::from_secs(1));
+    let (serving, deployment) = serve_with(&client, &flow, limited(&flow), settings).await;
     let run = client.deployments().create_run(deployment).await.unwrap().id;
-    wait_for_run(&client, run, Duration::from_secs(60), "AwaitingRetry", |r| {
-        r.state_name.as_deref() == Some("AwaitingRetry")
-    })
-    .await;
+    awaits_its_retry(&client, run).await;
     let stopping = tokio::time::Instant::now();
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
     assert!(
         stopping.elapsed() < Duration::from_secs(20),
         "the shutdown waited {:?}",
@@ -106,38 +104,34 @@ async fn a_shutdown_while_a_run_waits_for_its_retry_schedules_it_for_another_pro
     );
     // Another process takes it at once, not in 120 s.
     let next = trivial(&name);
-    let serving = client
-        .serve([&next])
-        .deployment(limited(&next))
-        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
-        .start()
-        .await
-        .unwrap();
-    let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;
-    assert_eq!(ended[&run].state_type, Some(StateType::Completed));
+    let polling = ServeSettings::default().poll_interval(Duration::from_secs(1));
+    let (serving, _) = serve_with(&client, &next, limited(&next), polling).await;
+    completes(&client, run, Duration::from_secs(60)).await;
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
 }
 
 /// A flow running a persisted task (counted), a plain task (counted), then failing on its
-/// first execution only.
+/// first execution only; the persisted task's storage is a directory of its own.
 struct RetriedFlow {
     flow: RustFlow,
     executions: Arc<AtomicU32>,
     persisted_bodies: Arc<AtomicU32>,
     plain_bodies: Arc<AtomicU32>,
+    _storage: tempfile::TempDir,
 }
 
-fn persisted_then_failing(name: &str, storage: &std::path::Path) -> RetriedFlow {
+/// The [`RetriedFlow`] of a flow named after `prefix`.
+fn persisted_then_failing(prefix: &str) -> RetriedFlow {
     let (executions, persisted_bodies, plain_bodies) = (
         Arc::new(AtomicU32::new(0)),
         Arc::new(AtomicU32::new(0)),
         Arc::new(AtomicU32::new(0)),
     );
-    let storage: Arc<LocalStorage> = Arc::new(LocalStorage::new(storage));
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<LocalStorage> = Arc::new(LocalStorage::new(dir.path()));
     let (e, p, q) = (executions.clone(), persisted_bodies.clone(), plain_bodies.clone());
-    let flow = RustFlow::without_parameters(name, move |ctx: RunContext| {
+    let flow = RustFlow::without_parameters(&unique(prefix), move |ctx: RunContext| {
         let execution = e.fetch_add(1, Ordering::SeqCst);
         let (p, q, storage) = (p.clone(), q.clone(), storage.clone());
         async move {
@@ -167,28 +161,23 @@ fn persisted_then_failing(name: &str, storage: &std::path::Path) -> RetriedFlow 
         executions,
         persisted_bodies,
         plain_bodies,
+        _storage: dir,
     }
 }
 
 #[tokio::test]
 async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
     let client = client().await;
-    let storage = tempfile::tempdir().unwrap();
-    let name = unique("rust-ui-retry");
-    let retried = persisted_then_failing(&name, storage.path());
-    let serving = client
-        .serve([&retried.flow])
-        .deployment(retried.flow.deployment("retried"))
-        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
-        .start()
-        .await
-        .unwrap();
-    let run = client
-        .deployments()
-        .create_run(serving.deployments()[0].id)
-        .await
-        .unwrap()
-        .id;
+    let retried = persisted_then_failing("rust-ui-retry");
+    let polling = ServeSettings::default().poll_interval(Duration::from_secs(1));
+    let (serving, deployment) = serve_with(
+        &client,
+        &retried.flow,
+        retried.flow.deployment("retried"),
+        polling,
+    )
+    .await;
+    let run = client.deployments().create_run(deployment).await.unwrap().id;
     let failed = wait_final(&client, &[run], Duration::from_secs(60)).await;
     assert_eq!(failed[&run].state_type, Some(StateType::Failed));
     retry_as_the_ui_does(common::server().await.api_url(), run).await;
@@ -232,16 +221,13 @@ async fn retry_from_the_ui_reuses_the_persisted_task_and_completes() {
             .count(),
         1
     );
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
 }
 
 #[tokio::test]
 async fn an_in_process_flow_retry_reuses_the_persisted_task() {
     let client = client().await;
-    let storage = tempfile::tempdir().unwrap();
-    let name = unique("rust-in-process-retry");
-    let retried = persisted_then_failing(&name, storage.path());
+    let retried = persisted_then_failing("rust-in-process-retry");
     let flow = retried.flow.clone().retries(1, Duration::from_secs(1));
     let (serving, run) = serve_and_run(&client, &flow, flow.deployment("retried")).await;
     let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;
@@ -249,8 +235,7 @@ async fn an_in_process_flow_retry_reuses_the_persisted_task() {
     assert_eq!(ended[&run].run_count, 2);
     assert_eq!(retried.persisted_bodies.load(Ordering::SeqCst), 1);
     assert_eq!(retried.plain_bodies.load(Ordering::SeqCst), 2);
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -272,35 +257,18 @@ async fn a_handler_that_panics_before_its_future_ends_its_run_and_frees_the_depl
     let spec = flow
         .deployment("limited")
         .concurrency_limit(1, CollisionStrategy::Enqueue);
-    let serving = client
-        .serve([&flow])
-        .deployment(spec)
-        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
-        .start()
-        .await
-        .unwrap();
-    let deployment = serving.deployments()[0].id;
-    let boom = client
-        .deployments()
-        .create_run(deployment)
-        .parameters(&serde_json::json!({ "boom": true }))
-        .await
-        .unwrap();
-    let ended = wait_final(&client, &[boom.id], Duration::from_secs(30)).await;
-    let ended = &ended[&boom.id];
+    let polling = ServeSettings::default().poll_interval(Duration::from_secs(1));
+    let (serving, deployment) = serve_with(&client, &flow, spec, polling).await;
+    let boom = create_run_with(&client, deployment, serde_json::json!({ "boom": true })).await;
+    let ended = wait_final(&client, &[boom], Duration::from_secs(30)).await;
+    let ended = &ended[&boom];
     assert_eq!(ended.state_type, Some(StateType::Crashed), "{:?}", ended.state);
-    let message = ended
-        .state
-        .as_ref()
-        .and_then(|s| s.message.clone())
-        .unwrap_or_default();
+    let message = state_message(ended);
     assert!(message.contains("panicked before its future"), "{message}");
     // The slot was given back: the next run of the limit of one completes.
     let next = client.deployments().create_run(deployment).await.unwrap();
-    let ended = wait_final(&client, &[next.id], Duration::from_secs(60)).await;
-    assert_eq!(ended[&next.id].state_type, Some(StateType::Completed));
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    completes(&client, next.id, Duration::from_secs(60)).await;
+    shut_down(serving).await;
 }
 
 /// The heartbeat events stored for a run (waiting up to `within` for at least one).
@@ -309,33 +277,18 @@ async fn heartbeats_of(
     run: Uuid,
     within: Duration,
 ) -> Vec<prefect_client::types::ReceivedEvent> {
-    use prefect_client::types::{EventFilter, EventNameFilter, EventResourceFilter, ReadEventsBody};
-    let filter = ReadEventsBody {
-        filter: Some(EventFilter {
-            event: Some(EventNameFilter {
-                name: Some(vec!["prefect.flow-run.heartbeat".into()]),
-                ..Default::default()
-            }),
-            resource: Some(EventResourceFilter {
-                id: Some(vec![format!("prefect.flow-run.{run}")]),
-                ..Default::default()
-            }),
-            occurred: Some(prefect_client::types::EventOccurredFilter {
-                since: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
-                until: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
-            }),
-            ..Default::default()
-        }),
-        limit: 50,
-    };
-    let started = tokio::time::Instant::now();
-    loop {
-        let page = client.events().list_page(&filter).await.unwrap();
-        if !page.events.is_empty() || started.elapsed() > within {
-            return page.events;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let now = chrono::Utc::now();
+    let filter = heartbeats_of_run(
+        run,
+        now - chrono::Duration::hours(1),
+        Some(now + chrono::Duration::hours(1)),
+    );
+    let filter = &filter;
+    let read = || async move { client.events().list_page(filter).await.unwrap().events };
+    poll_until(within, Duration::from_millis(500), read, |events| {
+        !events.is_empty()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -358,18 +311,12 @@ async fn served_runs_beat_by_default_and_as_the_legacy_setting_says_with_their_r
     assert_eq!(config.flow_heartbeat(), Some(Duration::from_secs(1)));
     let legacy = Client::from_config(config).unwrap();
     let flow = sleeping(&name);
-    let serving = legacy
-        .serve([&flow])
-        .deployment(flow.deployment("beating").tags(tags))
-        .start()
-        .await
-        .unwrap();
-    let deployment = serving.deployments()[0].id;
+    let spec = flow.deployment("beating").tags(tags);
+    let (serving, deployment) = serve(&legacy, &flow, spec).await;
     let run = legacy.deployments().create_run(deployment).await.unwrap().id;
     let ended = wait_final(&legacy, &[run], Duration::from_secs(60)).await;
     assert_eq!(ended[&run].state_type, Some(StateType::Completed));
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let beats = heartbeats_of(&legacy, run, Duration::from_secs(20)).await;
     assert!(beats.len() >= 3, "a beat a second for 4 s: {}", beats.len());
@@ -430,13 +377,7 @@ async fn serving_whose_handle_was_dropped_serves_on_and_idles_at_no_cost() {
     let client = client().await;
     let name = unique("rust-dropped-handle");
     let flow = trivial(&name);
-    let serving = client
-        .serve([&flow])
-        .deployment(flow.deployment("dropped"))
-        .start()
-        .await
-        .unwrap();
-    let deployment = serving.deployments()[0].id;
+    let (serving, deployment) = serve(&client, &flow, flow.deployment("dropped")).await;
     drop(serving);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = thread_cpu_ticks();
@@ -446,8 +387,7 @@ async fn serving_whose_handle_was_dropped_serves_on_and_idles_at_no_cost() {
     assert!(spent < 60, "the idle loop spent {spent} ticks of CPU in 3 s");
     // It still serves.
     let run = client.deployments().create_run(deployment).await.unwrap().id;
-    let ended = wait_final(&client, &[run], Duration::from_secs(60)).await;
-    assert_eq!(ended[&run].state_type, Some(StateType::Completed));
+    completes(&client, run, Duration::from_secs(60)).await;
 }
 
 /// A run found SCHEDULED that another process claims, executes and completes before this

@@ -10,7 +10,6 @@ mod common;
 
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
 use prefect_client::resources::deployments::{CollisionStrategy, DeploymentSpec, Schedule};
 use prefect_client::runs::RunContext;
 use prefect_client::serve::{RustFlow, ServeSettings};
@@ -19,7 +18,7 @@ use prefect_client::{Client, Error};
 use serde_json::json;
 
 use common::serving::*;
-use common::{client, create_zombie_automation, unique};
+use common::{client, collect_all, create_zombie_automation, runs_of_deployment, unique, wait_until};
 
 #[tokio::test]
 async fn two_serving_processes_execute_fifty_python_created_runs_each_once() {
@@ -31,13 +30,7 @@ async fn two_serving_processes_execute_fifty_python_created_runs_each_once() {
         deployment, again,
         "the second process upserted the same deployment"
     );
-    let runs = python_runs(
-        server.api_url(),
-        "rust-serve-example/example",
-        r#"{"rows": 2, "sleep_s": 0.05}"#,
-        50,
-    )
-    .await;
+    let runs = example_runs(server.api_url(), r#"{"rows": 2, "sleep_s": 0.05}"#, 50).await;
     assert_eq!(runs.len(), 50);
     let ended = wait_final(&client, &runs, Duration::from_secs(240)).await;
     for (id, run) in &ended {
@@ -58,21 +51,9 @@ async fn a_sigterm_lets_the_run_finish_a_second_stops_it_at_once_and_nothing_is_
     let server = own_server().start().await.unwrap();
     let client = server.client().unwrap();
     let (mut serving, _) = serve_example(server.api_url(), &[]).await;
-    let runs = python_runs(
-        server.api_url(),
-        "rust-serve-example/example",
-        r#"{"rows": 3, "sleep_s": 1}"#,
-        1,
-    )
-    .await;
-    client
-        .flow_runs()
-        .wait_for_state(runs[0], &[StateType::Running], Duration::from_secs(30))
-        .await
-        .unwrap();
-    serving.terminate();
-    assert_eq!(serving.exit_code(Duration::from_secs(60)).await, Some(0));
-    let run = client.flow_runs().get(runs[0]).await.unwrap();
+    let short = start_example_run(&client, r#"{"rows": 3, "sleep_s": 1}"#).await;
+    serving.exits_zero_on_sigterm(Duration::from_secs(60)).await;
+    let run = client.flow_runs().get(short).await.unwrap();
     assert_eq!(
         run.state_type,
         Some(StateType::Completed),
@@ -80,24 +61,12 @@ async fn a_sigterm_lets_the_run_finish_a_second_stops_it_at_once_and_nothing_is_
     );
     // A run it could not finish within the grace period: scheduled again, not left running.
     let (mut serving, _) = serve_example(server.api_url(), &[]).await;
-    let long = python_runs(
-        server.api_url(),
-        "rust-serve-example/example",
-        r#"{"rows": 1, "sleep_s": 120}"#,
-        1,
-    )
-    .await;
-    client
-        .flow_runs()
-        .wait_for_state(long[0], &[StateType::Running], Duration::from_secs(30))
-        .await
-        .unwrap();
-    serving.terminate();
-    assert_eq!(serving.exit_code(Duration::from_secs(90)).await, Some(0));
-    let run = client.flow_runs().get(long[0]).await.unwrap();
+    let long = start_example_run(&client, r#"{"rows": 1, "sleep_s": 120}"#).await;
+    serving.exits_zero_on_sigterm(Duration::from_secs(90)).await;
+    let run = client.flow_runs().get(long).await.unwrap();
     assert_eq!(run.state_type, Some(StateType::Scheduled), "{:?}", run.state_name);
     assert_eq!(run.state_name.as_deref(), Some("AwaitingRetry"));
-    for task in task_runs_of(&client, long[0]).await {
+    for task in task_runs_of(&client, long).await {
         assert!(
             !matches!(task.state_type, Some(StateType::Running | StateType::Pending)),
             "a task run left {:?}",
@@ -106,19 +75,15 @@ async fn a_sigterm_lets_the_run_finish_a_second_stops_it_at_once_and_nothing_is_
     }
     // The next process picks it up (it sleeps again: a new attempt).
     let (mut serving, _) = serve_example(server.api_url(), &[]).await;
-    client
-        .flow_runs()
-        .wait_for_state(long[0], &[StateType::Running], Duration::from_secs(30))
-        .await
-        .unwrap();
+    wait_running(&client, long, Duration::from_secs(30)).await;
     // A second SIGTERM ends the grace period (30 s) at once: the run is scheduled again now.
     serving.terminate();
     tokio::time::sleep(Duration::from_secs(1)).await;
     serving.terminate();
     assert_eq!(serving.exit_code(Duration::from_secs(25)).await, Some(0));
-    let run = client.flow_runs().get(long[0]).await.unwrap();
+    let run = client.flow_runs().get(long).await.unwrap();
     assert_eq!(run.state_type, Some(StateType::Scheduled), "{:?}", run.state_name);
-    assert_eq!(run.run_count, 2, "{:?}", history(&client, long[0]).await);
+    assert_eq!(run.run_count, 2, "{:?}", history(&client, long).await);
 }
 
 #[tokio::test]
@@ -128,34 +93,17 @@ async fn a_sigkilled_process_s_run_is_crashed_by_the_zombie_automation_and_a_new
     create_zombie_automation(&client).await;
     let beat = [("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "1".to_string())];
     let (serving, _) = serve_example(server.api_url(), &beat).await;
-    let runs = python_runs(
-        server.api_url(),
-        "rust-serve-example/example",
-        r#"{"rows": 1, "sleep_s": 300}"#,
-        1,
-    )
-    .await;
-    client
-        .flow_runs()
-        .wait_for_state(runs[0], &[StateType::Running], Duration::from_secs(30))
-        .await
-        .unwrap();
+    let run = start_example_run(&client, r#"{"rows": 1, "sleep_s": 300}"#).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     serving.kill();
     let crashed = client
         .flow_runs()
-        .wait_for_completion(runs[0], Duration::from_secs(60))
+        .wait_for_completion(run, Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(crashed.state_type, Some(StateType::Crashed));
     let (_next, _) = serve_example(server.api_url(), &beat).await;
-    let next = python_runs(
-        server.api_url(),
-        "rust-serve-example/example",
-        r#"{"rows": 1}"#,
-        1,
-    )
-    .await;
+    let next = example_runs(server.api_url(), r#"{"rows": 1}"#, 1).await;
     let ended = wait_final(&client, &next, Duration::from_secs(60)).await;
     assert_eq!(ended[&next[0]].state_type, Some(StateType::Completed));
 }
@@ -183,17 +131,10 @@ async fn the_server_stopped_20_s_does_not_end_serving_and_later_runs_execute() {
         "the serving process carried on:\n{}",
         serving.output()
     );
-    let runs = python_runs(
-        server.api_url(),
-        "rust-serve-example/example",
-        r#"{"rows": 1}"#,
-        3,
-    )
-    .await;
+    let runs = example_runs(server.api_url(), r#"{"rows": 1}"#, 3).await;
     let ended = wait_final(&client, &runs, Duration::from_secs(90)).await;
     assert!(ended.values().all(|r| r.state_type == Some(StateType::Completed)));
-    serving.terminate();
-    assert_eq!(serving.exit_code(Duration::from_secs(60)).await, Some(0));
+    serving.exits_zero_on_sigterm(Duration::from_secs(60)).await;
 }
 
 #[tokio::test]
@@ -209,31 +150,9 @@ async fn a_deployment_limit_of_one_never_runs_two_at_once() {
     let limited = client.deployments().apply(&spec).await.unwrap();
     assert_eq!(limited.id, deployment);
     assert!(limited.global_concurrency_limit.is_some());
-    let runs = python_runs(
-        server.api_url(),
-        "rust-serve-example/example",
-        r#"{"rows": 1, "sleep_s": 1}"#,
-        5,
-    )
-    .await;
-    let mut peak = 0;
-    let started = tokio::time::Instant::now();
-    loop {
-        let mut running = 0;
-        let mut done = 0;
-        for id in &runs {
-            match client.flow_runs().get(*id).await.unwrap().state_type {
-                Some(StateType::Running) => running += 1,
-                Some(StateType::Completed) => done += 1,
-                _ => {}
-            }
-        }
-        peak = peak.max(running);
-        if done == runs.len() || started.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let runs = example_runs(server.api_url(), r#"{"rows": 1, "sleep_s": 1}"#, 5).await;
+    let running = |state: &StateType| *state == StateType::Running;
+    let (peak, _) = peak_until_completed(&client, &runs, running, Duration::from_secs(120)).await;
     assert_eq!(peak, 1, "never two at once");
     assert_eq!(
         wait_final(&client, &runs, Duration::from_secs(5)).await.len(),
@@ -250,18 +169,7 @@ async fn a_sigkilled_holder_of_a_deployment_slot_gives_it_back() {
         DeploymentSpec::new("rust-serve-example", "example").concurrency_limit(1, CollisionStrategy::Enqueue);
     client.deployments().apply(&spec).await.unwrap();
     let limit_name = format!("deployment:{deployment}");
-    let held = python_runs(
-        server.api_url(),
-        "rust-serve-example/example",
-        r#"{"rows": 1, "sleep_s": 300}"#,
-        1,
-    )
-    .await;
-    client
-        .flow_runs()
-        .wait_for_state(held[0], &[StateType::Running], Duration::from_secs(30))
-        .await
-        .unwrap();
+    start_example_run(&client, r#"{"rows": 1, "sleep_s": 300}"#).await;
     assert_eq!(common::active_slots(&client, &limit_name).await, 1);
     serving.kill();
     let _ = serving.exit_code(Duration::from_secs(10)).await;
@@ -289,21 +197,7 @@ async fn an_interval_schedule_s_runs_made_by_prefects_scheduler_execute() {
     // The scheduler made runs ahead; the first one due now starts.
     let started = tokio::time::Instant::now();
     let completed = loop {
-        let runs: Vec<_> = client
-            .flow_runs()
-            .stream(prefect_client::query::FlowRunQuery {
-                deployments: Some(prefect_client::query::DeploymentFilter {
-                    id: Some(prefect_client::query::DeploymentFilterId {
-                        any: Some(vec![deployment]),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .try_collect()
-            .await
-            .unwrap();
+        let runs = collect_all(client.flow_runs().stream(runs_of_deployment(deployment))).await;
         if let Some(run) = runs.iter().find(|r| r.state_type == Some(StateType::Completed)) {
             break run.clone();
         }
@@ -317,8 +211,7 @@ async fn an_interval_schedule_s_runs_made_by_prefects_scheduler_execute() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert!(completed.auto_scheduled, "made by the scheduler");
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
 }
 
 #[tokio::test]
@@ -334,60 +227,36 @@ async fn a_run_cancelled_from_python_ends_cancelled_with_its_task_run_and_the_pr
             .await?;
         Ok::<_, BoxError>(())
     });
-    let serving = client
-        .serve([&flow])
-        .deployment(flow.deployment("cancel"))
-        .start()
-        .await
-        .unwrap();
-    let deployment = serving.deployments()[0].id;
-    let run = client
-        .deployments()
-        .create_run(deployment)
-        .parameters(&json!({ "sleep_s": 300 }))
-        .await
-        .unwrap();
-    client
-        .flow_runs()
-        .wait_for_state(run.id, &[StateType::Running], Duration::from_secs(30))
-        .await
-        .unwrap();
+    let (serving, deployment) = serve(&client, &flow, flow.deployment("cancel")).await;
+    let run = create_run_with(&client, deployment, json!({ "sleep_s": 300 })).await;
+    wait_running(&client, run, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let asked = tokio::time::Instant::now();
-    python_cancel(client.api_url(), run.id).await;
+    python_cancel(client.api_url(), run).await;
     let cancelled = client
         .flow_runs()
-        .wait_for_completion(run.id, Duration::from_secs(15))
+        .wait_for_completion(run, Duration::from_secs(15))
         .await
         .unwrap();
     assert_eq!(cancelled.state_type, Some(StateType::Cancelled));
     eprintln!("cancelled {:?} after it was asked", asked.elapsed());
-    for task in task_runs_of(&client, run.id).await {
+    for task in task_runs_of(&client, run).await {
         assert_ne!(
             task.state_type,
             Some(StateType::Running),
             "a task run left running"
         );
     }
-    let next = client
-        .deployments()
-        .create_run(deployment)
-        .parameters(&json!({ "sleep_s": 0 }))
-        .await
-        .unwrap();
-    let ended = wait_final(&client, &[next.id], Duration::from_secs(30)).await;
-    assert_eq!(ended[&next.id].state_type, Some(StateType::Completed));
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    let next = create_run_with(&client, deployment, json!({ "sleep_s": 0 })).await;
+    completes(&client, next, Duration::from_secs(30)).await;
+    shut_down(serving).await;
 }
 
 #[tokio::test]
 async fn bad_parameters_are_refused_at_creation_when_enforced_and_fail_the_run_naming_the_field_otherwise() {
     let client = client().await;
     let name = unique("rust-params");
-    let flow = RustFlow::new(&name, |_ctx: RunContext, p: RowsParams| async move {
-        Ok::<_, BoxError>(p.rows)
-    });
+    let flow = returning_rows(&name);
     let serving = client
         .serve([&flow])
         .deployment(flow.deployment("enforced"))
@@ -406,32 +275,16 @@ async fn bad_parameters_are_refused_at_creation_when_enforced_and_fail_the_run_n
         matches!(refused.status().map(|s| s.as_u16()), Some(409 | 422)),
         "the server refuses it: {refused}"
     );
-    let run = client
-        .deployments()
-        .create_run(lenient)
-        .parameters(&json!({ "rows": "many" }))
-        .await
-        .unwrap();
-    let failed = wait_final(&client, &[run.id], Duration::from_secs(30)).await;
-    let failed = &failed[&run.id];
+    let run = create_run_with(&client, lenient, json!({ "rows": "many" })).await;
+    let failed = wait_final(&client, &[run], Duration::from_secs(30)).await;
+    let failed = &failed[&run];
     assert_eq!(failed.state_type, Some(StateType::Failed));
-    let message = failed
-        .state
-        .as_ref()
-        .and_then(|s| s.message.clone())
-        .unwrap_or_default();
+    let message = state_message(failed);
     assert!(message.contains("`rows`"), "{message}");
     // The process goes on.
-    let good = client
-        .deployments()
-        .create_run(lenient)
-        .parameters(&json!({ "rows": 2 }))
-        .await
-        .unwrap();
-    let ended = wait_final(&client, &[good.id], Duration::from_secs(30)).await;
-    assert_eq!(ended[&good.id].state_type, Some(StateType::Completed));
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    let good = create_run_with(&client, lenient, json!({ "rows": 2 })).await;
+    completes(&client, good, Duration::from_secs(30)).await;
+    shut_down(serving).await;
 }
 
 #[tokio::test]
@@ -461,8 +314,7 @@ async fn a_served_run_with_retries_and_a_timeout_runs_again_in_process_then_time
         .collect();
     assert!(names.iter().any(|n| n == "AwaitingRetry"), "{names:?}");
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
 }
 
 #[tokio::test]
@@ -493,40 +345,27 @@ async fn a_run_retried_in_process_and_rescheduled_at_shutdown_is_taken_by_the_ne
     let name = unique("rust-retried-rescheduled");
     let (first, attempts) = failing_once_then_sleeping(&name, Duration::from_secs(120));
     let first = first.retries(1, Duration::from_secs(0));
-    let serving = client
-        .serve([&first])
-        .deployment(first.deployment("rescheduled"))
-        .settings(ServeSettings::default().grace_period(Duration::from_secs(1)))
-        .start()
-        .await
-        .unwrap();
-    let deployment = serving.deployments()[0].id;
+    let settings = ServeSettings::default().grace_period(Duration::from_secs(1));
+    let (serving, deployment) = serve_with(&client, &first, first.deployment("rescheduled"), settings).await;
     let run = client.deployments().create_run(deployment).await.unwrap();
     // The second attempt runs (after the server's in-process retry); then the process stops.
-    let started = tokio::time::Instant::now();
-    while attempts.load(std::sync::atomic::Ordering::SeqCst) < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the retry did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    let retried = || attempts.load(std::sync::atomic::Ordering::SeqCst) >= 2;
+    wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        "the retry did not start",
+        retried,
+    )
+    .await;
+    shut_down(serving).await;
     let left = client.flow_runs().get(run.id).await.unwrap();
     assert_eq!(left.state_type, Some(StateType::Scheduled), "{:?}", left.state);
     // Another process takes it: the in-process retry of the first is not its mark any more.
     let second = trivial(&name);
-    let serving = client
-        .serve([&second])
-        .deployment(second.deployment("rescheduled"))
-        .settings(ServeSettings::default().poll_interval(Duration::from_secs(1)))
-        .start()
-        .await
-        .unwrap();
+    let settings = ServeSettings::default().poll_interval(Duration::from_secs(1));
+    let (serving, _) = serve_with(&client, &second, second.deployment("rescheduled"), settings).await;
     completes(&client, run.id, Duration::from_secs(60)).await;
-    serving.shutdown();
-    serving.wait().await.unwrap();
+    shut_down(serving).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{active_slots, client, create_global_limit, server, unique, wait_until_slots};
+use common::{active_slots, client, create_global_limit, new_global_limit, server, unique, wait_until_slots};
 use prefect_client::Client;
 use prefect_client::error::LeaseLoss;
 
@@ -72,11 +72,15 @@ async fn programs_that_end_holding_guards_leave_no_slot_taken() {
 async fn a_program_that_calls_exit_leaves_its_slots_to_lease_expiry() {
     // Documented: std::process::exit runs no destructors, so nothing can release.
     let client = client().await;
-    let name = unique("end-exit");
-    create_global_limit(&client, &name, 5).await;
+    let name = new_global_limit(&client, "end-exit", 5).await;
     let (exit, output, _) = end_program("end-exit", &name, false).await;
     assert_eq!(exit, Some(3), "{output}");
     assert_eq!(active_slots(&client, &name).await, 2);
+}
+
+/// The acquisition of the limit `name` by a new client of the server at `api_url`.
+fn by_a_new_client(api_url: &str, name: &str) -> prefect_client::concurrency::Acquire {
+    Client::new(api_url).unwrap().concurrency([name])
 }
 
 /// Runs `work` to its end on a current-thread runtime of its own, in a thread of its own, and
@@ -113,8 +117,7 @@ where
 #[tokio::test]
 async fn a_release_cancelled_at_any_point_still_gives_the_slot_back() {
     let client = client().await;
-    let name = unique("cancel-release");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "cancel-release", 1).await;
     let mut held_up = Vec::new();
     for round in 0..20u64 {
         let guard = client.concurrency([name.as_str()]).acquire().await.unwrap();
@@ -146,8 +149,7 @@ async fn a_release_cancelled_at_any_point_still_gives_the_slot_back() {
 #[tokio::test]
 async fn a_release_cancelled_while_handing_off_strands_nothing() {
     let client = client().await;
-    let name = unique("cancel-handoff");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "cancel-handoff", 1).await;
     for round in 0..12u64 {
         let guard = client.concurrency([name.as_str()]).acquire().await.unwrap();
         let waiter = tokio::spawn({
@@ -185,19 +187,11 @@ async fn a_release_cancelled_while_handing_off_strands_nothing() {
 #[tokio::test]
 async fn a_guard_whose_renewing_runtime_is_gone_reports_lost_and_still_releases() {
     let client = client().await;
-    let name = unique("runtime-gone");
-    create_global_limit(&client, &name, 1).await;
-    let api_url = client.api_url().to_string();
-    let acquire_name = name.clone();
+    let name = new_global_limit(&client, "runtime-gone", 1).await;
+    let (api_url, limit) = (client.api_url().to_string(), name.clone());
     // Acquire on a runtime of its own, which shuts down with the guard alive.
-    let guard = on_a_runtime_of_its_own(async move {
-        Client::new(&api_url)
-            .unwrap()
-            .concurrency([acquire_name.as_str()])
-            .acquire()
-            .await
-            .unwrap()
-    });
+    let guard =
+        on_a_runtime_of_its_own(async move { by_a_new_client(&api_url, &limit).acquire().await.unwrap() });
     assert!(guard.is_lost(), "nothing renews it any more");
     let err = guard.check().unwrap_err();
     assert!(
@@ -237,8 +231,7 @@ async fn handed_off(
 #[tokio::test]
 async fn leases_pass_only_to_waiters_the_server_would_grant_the_same() {
     let client = client().await;
-    let name = unique("handoff");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "handoff", 1).await;
     let acquire = || client.concurrency([name.as_str()]);
 
     let guard = acquire().acquire().await.unwrap();
@@ -277,16 +270,12 @@ async fn leases_pass_only_to_waiters_the_server_would_grant_the_same() {
 #[tokio::test]
 async fn run_never_returns_ok_after_the_lease_ran_out_during_the_work() {
     let client = client().await;
-    let name = unique("overrun");
-    create_global_limit(&client, &name, 1).await;
+    let name = new_global_limit(&client, "overrun", 1).await;
     // Work that blocks its (current-thread) runtime past the lease's first term: the renewer
     // cannot run, so nobody learns of the loss until the work is done.
-    let api_url = client.api_url().to_string();
-    let limit = name.clone();
+    let (api_url, limit) = (client.api_url().to_string(), name.clone());
     let result = on_a_runtime_of_its_own(async move {
-        Client::new(&api_url)
-            .unwrap()
-            .concurrency([limit.as_str()])
+        by_a_new_client(&api_url, &limit)
             .lease_duration(Duration::from_secs(60))
             .hold(async { std::thread::sleep(Duration::from_secs(62)) })
             .await

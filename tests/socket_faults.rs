@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use prefect_client::types::EventFilter;
+use prefect_client::streaming::Subscription;
+use prefect_client::types::{EventFilter, ReceivedEvent};
 use prefect_client::{Client, Error};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -69,18 +70,29 @@ async fn stub_socket(after: After) -> (String, std::sync::Arc<std::sync::atomic:
     (url, connections)
 }
 
-async fn end_of(client: &Client) -> (Error, Duration) {
-    let started = Instant::now();
-    let mut events = client
+/// A subscription to every event that gives up after two reconnects.
+async fn subscribe_with_two_reconnects(client: &Client) -> Subscription<ReceivedEvent> {
+    client
         .events()
         .subscribe(EventFilter::default())
         .max_reconnects(2)
         .await
-        .unwrap();
-    let end = tokio::time::timeout(Duration::from_secs(30), events.next())
+        .unwrap()
+}
+
+/// The stream's last item, which must come within 30 s.
+async fn stream_end(events: &mut Subscription<ReceivedEvent>) -> Result<ReceivedEvent, Error> {
+    tokio::time::timeout(Duration::from_secs(30), events.next())
         .await
         .expect("the stream ends in bounded time")
-        .expect("with an error");
+        .expect("with an error")
+}
+
+/// The error that ends a subscription with two reconnects, and how long it took.
+async fn end_of(client: &Client) -> (Error, Duration) {
+    let started = Instant::now();
+    let mut events = subscribe_with_two_reconnects(client).await;
+    let end = stream_end(&mut events).await;
     (end.unwrap_err(), started.elapsed())
 }
 
@@ -112,22 +124,14 @@ async fn a_frame_that_never_decodes_behind_a_repeated_backfill_still_ends_the_st
     // the repeat is no proof the connection serves, so the reconnects still run out.
     let (url, connections) = stub_socket(After::EventThen("{\"type\":\"event\",\"event\":42}")).await;
     let client = Client::new(&url).unwrap();
-    let mut events = client
-        .events()
-        .subscribe(EventFilter::default())
-        .max_reconnects(2)
-        .await
-        .unwrap();
+    let mut events = subscribe_with_two_reconnects(&client).await;
     let first = tokio::time::timeout(Duration::from_secs(30), events.next())
         .await
         .expect("the event comes")
         .unwrap()
         .unwrap();
     assert_eq!(first.event, "rust.test.tick");
-    let end = tokio::time::timeout(Duration::from_secs(30), events.next())
-        .await
-        .expect("the stream ends in bounded time")
-        .expect("with an error");
+    let end = stream_end(&mut events).await;
     assert!(
         matches!(end, Err(Error::SocketLost { attempts: 2, .. })),
         "{end:?}"

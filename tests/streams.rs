@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::unique;
+use common::{client_of_own_server, collect_all, unique};
 use futures_util::{StreamExt, TryStreamExt};
 use prefect_client::Client;
 use prefect_client::query::FlowRunQuery;
@@ -18,16 +18,7 @@ static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 
 /// A server whose list operations refuse pages of more than 50.
 async fn client() -> Client {
-    let server = SERVER
-        .get_or_init(|| async {
-            LocalServer::builder()
-                .env("PREFECT_SERVER_API_DEFAULT_LIMIT", "50")
-                .start()
-                .await
-                .expect("a local server capping pages at 50")
-        })
-        .await;
-    server.client().unwrap()
+    client_of_own_server(&SERVER, "PREFECT_SERVER_API_DEFAULT_LIMIT", "50").await
 }
 
 /// Creates `n` flow runs of a new flow; returns the flow's name and the runs' ids.
@@ -88,12 +79,7 @@ async fn streams_follow_a_server_that_caps_pages_below_200() {
         ids.iter().collect::<HashSet<_>>()
     );
     // Every other handle's stream too, after the client learned the cap.
-    let flows: Vec<_> = client
-        .flows()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    let flows: Vec<_> = collect_all(client.flows().stream(Default::default())).await;
     assert!(flows.iter().any(|f| f.name.to_string() == flow));
     // One page larger than the server's cap is the server's to refuse, with its message.
     let err = client

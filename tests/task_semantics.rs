@@ -14,7 +14,7 @@ use prefect_client::types::{StateType, TaskRun};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use common::serving::{example, python, task_runs_of};
+use common::serving::{example, python, python_in, task_runs_of};
 use common::{client, server, unique};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -336,33 +336,8 @@ async fn a_result_rust_wrote_is_read_by_python_and_a_python_result_by_rust() {
          state = f(return_state=True)\n\
          print(state.state_details.flow_run_id)\n";
     let flow_name = unique("python-result");
-    let output = tokio::process::Command::new(
-        tokio::task::spawn_blocking(prefect_testkit::ensure_venv)
-            .await
-            .unwrap()
-            .unwrap()
-            .join("bin/python"),
-    )
-    .arg("-c")
-    .arg(script)
-    .arg(&flow_name)
-    .env("PREFECT_API_URL", server.api_url())
-    .env("PREFECT_HOME", python_home.path())
-    .output()
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let run: Uuid = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let output = python_in(python_home.path(), server.api_url(), script, &[&flow_name]).await;
+    let run: Uuid = output.lines().last().unwrap().trim().parse().unwrap();
     let task = task_runs_of(&client, run).await.remove(0);
     let data = task.state.unwrap().data.unwrap();
     let value: Value = read_result(&data, &LocalStorage::new(python_home.path().join("storage"))).unwrap();

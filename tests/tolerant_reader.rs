@@ -8,8 +8,8 @@ mod tolerant;
 
 mod common;
 
+use common::collect_all;
 use common::proxy::FaultProxy;
-use futures_util::TryStreamExt;
 use prefect_client::{Client, OptionalExt, types};
 use serde_json::{Value, json};
 
@@ -142,17 +142,24 @@ async fn create_quiet_automation() -> Value {
     .await
 }
 
-/// Adds an unknown field to every object in `value`, at every level.
-fn add_unknown_fields(value: &mut Value) {
+/// Calls `change` on every object in `value`, at every level (inner objects first).
+fn for_each_object(value: &mut Value, change: &impl Fn(&mut serde_json::Map<String, Value>)) {
     match value {
         Value::Object(map) => {
-            map.values_mut().for_each(add_unknown_fields);
-            // A string: maps of labels (event resources) take only strings.
-            map.insert("field_from_a_newer_server".into(), json!("new"));
+            map.values_mut().for_each(|v| for_each_object(v, change));
+            change(map);
         }
-        Value::Array(items) => items.iter_mut().for_each(add_unknown_fields),
+        Value::Array(items) => items.iter_mut().for_each(|v| for_each_object(v, change)),
         _ => {}
     }
+}
+
+/// Adds an unknown field to every object in `value`, at every level.
+fn add_unknown_fields(value: &mut Value) {
+    for_each_object(value, &|map| {
+        // A string: maps of labels (event resources) take only strings.
+        map.insert("field_from_a_newer_server".into(), json!("new"));
+    });
 }
 
 #[tokio::test]
@@ -230,25 +237,21 @@ fn as_a_newer_server(value: &mut Value) {
     newer_values(value);
 }
 
+/// Flow-run states of an unknown type and an unknown action in every automation, at every level.
 fn newer_values(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if map.get("state_type").is_some_and(Value::is_string) {
-                map.insert("state_type".into(), json!("SUSPENDED"));
-            }
-            if let Some(Value::Object(state)) = map.get_mut("state")
-                && state.get("type").is_some_and(Value::is_string)
-            {
-                state.insert("type".into(), json!("SUSPENDED"));
-            }
-            if let Some(Value::Array(actions)) = map.get_mut("actions") {
-                actions.push(json!({"type": "call-cloud-only-thing", "target": 7}));
-            }
-            map.values_mut().for_each(newer_values);
+    for_each_object(value, &|map| {
+        if map.get("state_type").is_some_and(Value::is_string) {
+            map.insert("state_type".into(), json!("SUSPENDED"));
         }
-        Value::Array(items) => items.iter_mut().for_each(newer_values),
-        _ => {}
-    }
+        if let Some(Value::Object(state)) = map.get_mut("state")
+            && state.get("type").is_some_and(Value::is_string)
+        {
+            state.insert("type".into(), json!("SUSPENDED"));
+        }
+        if let Some(Value::Array(actions)) = map.get_mut("actions") {
+            actions.push(json!({"type": "call-cloud-only-thing", "target": 7}));
+        }
+    });
 }
 
 #[tokio::test]
@@ -276,77 +279,32 @@ async fn every_read_path_decodes_what_a_newer_server_sends() {
 
     client.flows().get(flow.id).await.unwrap();
     client.flows().get_by_name(&flow.name).await.unwrap();
-    let _: Vec<_> = client
-        .flows()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    collect_all(client.flows().stream(Default::default())).await;
     let read = client.deployments().get(deployment.id).await.unwrap();
     assert_eq!(read.id, deployment.id);
-    let _: Vec<_> = client
-        .deployments()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    collect_all(client.deployments().stream(Default::default())).await;
     let read = client.flow_runs().get(run_id).await.unwrap();
     assert_eq!(
         read.state_type,
         Some(types::StateType::Unknown("SUSPENDED".into())),
         "the unknown state type is kept"
     );
-    let runs: Vec<_> = client
-        .flow_runs()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    let runs: Vec<_> = collect_all(client.flow_runs().stream(Default::default())).await;
     assert!(!runs.is_empty());
     client.concurrency_limits().get_by_tag(&tag).await.unwrap();
-    let _: Vec<_> = client
-        .concurrency_limits()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    collect_all(client.concurrency_limits().stream(Default::default())).await;
     client
         .global_concurrency_limits()
         .get_by_name(&global)
         .await
         .unwrap();
-    let _: Vec<_> = client
-        .global_concurrency_limits()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    collect_all(client.global_concurrency_limits().stream(Default::default())).await;
     client.variables().get_by_name(&variable).await.unwrap();
-    let _: Vec<_> = client
-        .variables()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
-    let _: Vec<_> = client
-        .logs()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
-    let _: Vec<_> = client
-        .artifacts()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    collect_all(client.variables().stream(Default::default())).await;
+    collect_all(client.logs().stream(Default::default())).await;
+    collect_all(client.artifacts().stream(Default::default())).await;
     client.events().list_page(&Default::default()).await.unwrap();
-    let _: Vec<_> = client
-        .work_pools()
-        .stream(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    collect_all(client.work_pools().stream(Default::default())).await;
     assert!(
         client
             .work_pools()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{PeakPoller, active_slots, client, create_global_limit, unique};
+use common::{PeakPoller, active_slots, client, new_global_limit, unique};
 use prefect_client::Error;
 use prefect_client::concurrency::ConcurrencyLayer;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -15,8 +15,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 #[tokio::test]
 async fn calls_through_the_layer_hold_at_most_the_limit_and_leave_nothing() {
     let client = client().await;
-    let name = unique("tower");
-    create_global_limit(&client, &name, 2).await;
+    let name = new_global_limit(&client, "tower", 2).await;
     let running = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
     let service = ServiceBuilder::new()

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use prefect_client::Client;
 use prefect_client::resources::deployments::DeploymentSpec;
 use prefect_client::runs::RunContext;
 use prefect_client::serve::{RustFlow, ServeSettings};
@@ -13,6 +14,21 @@ use serde_json::json;
 
 use common::serving::*;
 use common::{client, unique};
+
+/// The workers of the work pool `pool`.
+async fn workers_of(client: &Client, pool: &str) -> Vec<prefect_client::types::WorkerResponse> {
+    client
+        .raw()
+        .read_workers(pool, &Default::default())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// A worker's status as Prefect shows it (`ONLINE`, `OFFLINE`).
+fn status_of(worker: &prefect_client::types::WorkerResponse) -> Option<String> {
+    worker.status.as_ref().map(|s| s.to_string())
+}
 
 #[tokio::test]
 async fn the_rust_worker_shows_online_and_its_pools_limit_of_two_holds() {
@@ -30,17 +46,9 @@ async fn the_rust_worker_shows_online_and_its_pools_limit_of_two_holds() {
         .start()
         .await
         .unwrap();
-    let workers = client
-        .raw()
-        .read_workers(&pool, &Default::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let workers = workers_of(&client, &pool).await;
     assert_eq!(workers.len(), 1);
-    assert_eq!(
-        workers[0].status.as_ref().map(|s| s.to_string()),
-        Some("ONLINE".into())
-    );
+    assert_eq!(status_of(&workers[0]), Some("ONLINE".into()));
     client
         .raw()
         .update_work_pool(
@@ -59,46 +67,18 @@ async fn the_rust_worker_shows_online_and_its_pools_limit_of_two_holds() {
         .unwrap();
     let mut runs = Vec::new();
     for _ in 0..5 {
-        runs.push(
-            client
-                .deployments()
-                .create_run(deployment.id)
-                .parameters(&json!({ "sleep_s": 1.5 }))
-                .await
-                .unwrap()
-                .id,
-        );
+        runs.push(create_run_with(&client, deployment.id, json!({ "sleep_s": 1.5 })).await);
     }
-    let mut peak = 0;
-    let started = tokio::time::Instant::now();
-    loop {
-        let mut running = 0;
-        let mut done = 0;
-        for id in &runs {
-            match client.flow_runs().get(*id).await.unwrap().state_type {
-                Some(StateType::Running | StateType::Pending) => running += 1,
-                Some(StateType::Completed) => done += 1,
-                _ => {}
-            }
-        }
-        peak = peak.max(running);
-        if done == runs.len() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the runs did not all complete"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let submitted = |state: &StateType| matches!(state, StateType::Running | StateType::Pending);
+    let (peak, completed) = peak_until_completed(&client, &runs, submitted, Duration::from_secs(120)).await;
+    assert!(completed, "the runs did not all complete");
     assert!(peak <= 2, "the pool's limit of two held: {peak}");
     let run = client.flow_runs().get(runs[0]).await.unwrap();
     assert_eq!(
         run.labels.get("prefect.work-pool.name").map(|v| v.to_string()),
         Some(pool.clone())
     );
-    working.shutdown();
-    working.wait().await.unwrap();
+    shut_down(working).await;
 }
 
 #[tokio::test]
@@ -141,8 +121,7 @@ async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
         .await
         .unwrap();
     completes(&client, run.id, Duration::from_secs(60)).await;
-    working.shutdown();
-    working.wait().await.unwrap();
+    shut_down(working).await;
 }
 
 #[tokio::test]
@@ -164,17 +143,9 @@ async fn the_worker_example_creates_its_pool_shows_online_runs_python_created_ru
     // The pool was created (a Rust worker's type) and the worker beats in it.
     let created = client.work_pools().get_by_name(&pool).await.unwrap();
     assert_eq!(created.type_, prefect_client::serve::WORKER_TYPE);
-    let workers = client
-        .raw()
-        .read_workers(&pool, &Default::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let workers = workers_of(&client, &pool).await;
     assert_eq!(workers.len(), 1, "{workers:?}");
-    assert_eq!(
-        workers[0].status.as_ref().map(|s| s.to_string()),
-        Some("ONLINE".into())
-    );
+    assert_eq!(status_of(&workers[0]), Some("ONLINE".into()));
     // A deployment of the example's flow in the pool, made by someone else.
     let name = unique("via-rust-worker");
     client
@@ -199,13 +170,7 @@ async fn the_worker_example_creates_its_pool_shows_online_runs_python_created_ru
         );
         assert_eq!(task_runs_of(&client, *id).await.len(), 2);
     }
-    worker.terminate();
-    assert_eq!(
-        worker.exit_code(Duration::from_secs(60)).await,
-        Some(0),
-        "{}",
-        worker.output()
-    );
+    worker.exits_zero_on_sigterm(Duration::from_secs(60)).await;
 }
 
 #[tokio::test]
@@ -250,6 +215,5 @@ async fn a_rust_worker_records_the_labels_job_variable_of_the_deployment_and_the
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("name"), "{refused}");
-    working.shutdown();
-    working.wait().await.unwrap();
+    shut_down(working).await;
 }

@@ -15,6 +15,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::stub::{Seen, read_request};
 
+/// A client of the shared server, a fault proxy in front of it, and a client through the proxy.
+pub async fn proxied_clients() -> (prefect_client::Client, Arc<FaultProxy>, prefect_client::Client) {
+    let direct = super::client().await;
+    let proxy = Arc::new(FaultProxy::start(direct.api_url()).await);
+    let through = prefect_client::Client::new(&proxy.api_url).unwrap();
+    (direct, proxy, through)
+}
+
 /// What the proxy does to one matching request.
 #[derive(Clone, Debug)]
 pub enum Fault {

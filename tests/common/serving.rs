@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use prefect_client::Client;
 use prefect_client::runs::RunContext;
-use prefect_client::serve::RustFlow;
+use prefect_client::serve::{RustFlow, ServeSettings};
 use prefect_client::types::{FlowRunResponse, StateType};
 use prefect_testkit::{LocalServer, LocalServerBuilder};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -117,6 +117,13 @@ impl Process {
         signal(&self.child, "-KILL");
     }
 
+    /// Sends SIGTERM and requires the process to exit with code 0 within `within`.
+    pub async fn exits_zero_on_sigterm(&mut self, within: Duration) {
+        self.terminate();
+        let code = self.exit_code(within).await;
+        assert_eq!(code, Some(0), "{}", self.output());
+    }
+
     /// Waits for the process to exit, at most `within`; its exit code.
     pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
         match tokio::time::timeout(within, self.child.wait()).await {
@@ -150,17 +157,22 @@ pub async fn serve_example(api_url: &str, env: &[(&str, String)]) -> (Process, U
 
 /// Runs a Python script with Prefect's venv against `api_url`; its standard output.
 pub async fn python(api_url: &str, script: &str, args: &[&str]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    python_in(home.path(), api_url, script, args).await
+}
+
+/// [`python`] with `home` as Prefect's home (its settings and local result storage).
+pub async fn python_in(home: &std::path::Path, api_url: &str, script: &str, args: &[&str]) -> String {
     let venv = tokio::task::spawn_blocking(prefect_testkit::ensure_venv)
         .await
         .unwrap()
         .unwrap();
-    let home = tempfile::tempdir().unwrap();
     let output = Command::new(venv.join("bin/python"))
         .arg("-c")
         .arg(script)
         .args(args)
         .env("PREFECT_API_URL", api_url)
-        .env("PREFECT_HOME", home.path())
+        .env("PREFECT_HOME", home)
         .env_remove("PREFECT__FLOW_RUN_ID")
         .output()
         .await
@@ -187,6 +199,46 @@ pub async fn python_runs(api_url: &str, name: &str, parameters: &str, count: usi
         .lines()
         .map(|l| l.trim().parse().unwrap())
         .collect()
+}
+
+/// Creates `count` runs of the `serve` example's deployment (`rust-serve-example/example`) with
+/// `parameters` through Prefect's Python client; their ids.
+pub async fn example_runs(api_url: &str, parameters: &str, count: usize) -> Vec<Uuid> {
+    python_runs(api_url, "rust-serve-example/example", parameters, count).await
+}
+
+/// Creates one run of the `serve` example's deployment with `parameters` through Prefect's Python
+/// client and waits until it is RUNNING (at most 30 s); its id.
+pub async fn start_example_run(client: &Client, parameters: &str) -> Uuid {
+    let run = example_runs(client.api_url(), parameters, 1).await[0];
+    wait_running(client, run, Duration::from_secs(30)).await;
+    run
+}
+
+/// Waits until `run` is RUNNING (at most `within`).
+pub async fn wait_running(client: &Client, run: Uuid, within: Duration) {
+    client
+        .flow_runs()
+        .wait_for_state(run, &[StateType::Running], within)
+        .await
+        .unwrap();
+}
+
+/// Creates a run of `deployment` with `parameters`; its id.
+pub async fn create_run_with(client: &Client, deployment: Uuid, parameters: serde_json::Value) -> Uuid {
+    client
+        .deployments()
+        .create_run(deployment)
+        .parameters(&parameters)
+        .await
+        .unwrap()
+        .id
+}
+
+/// Shuts serving (or a worker) down and requires it to end cleanly.
+pub async fn shut_down(serving: prefect_client::serve::Serving) {
+    serving.shutdown();
+    serving.wait().await.unwrap();
 }
 
 /// Cancels a run as Prefect's Python client does (`prefect flow-run cancel`: CANCELLING).
@@ -228,6 +280,45 @@ pub async fn wait_final(client: &Client, runs: &[Uuid], within: Duration) -> Has
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Reads the runs every 100 ms until all are COMPLETED or `within` passed: the most of them
+/// found in a state `busy` at once, and whether they all completed.
+pub async fn peak_until_completed(
+    client: &Client,
+    runs: &[Uuid],
+    busy: impl Fn(&StateType) -> bool,
+    within: Duration,
+) -> (usize, bool) {
+    let mut peak = 0;
+    let started = tokio::time::Instant::now();
+    loop {
+        let mut running = 0;
+        let mut done = 0;
+        for id in runs {
+            match client.flow_runs().get(*id).await.unwrap().state_type {
+                Some(StateType::Completed) => done += 1,
+                Some(state) if busy(&state) => running += 1,
+                _ => {}
+            }
+        }
+        peak = peak.max(running);
+        if done == runs.len() {
+            return (peak, true);
+        }
+        if started.elapsed() > within {
+            return (peak, false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The message of a run's state, or "" without one.
+pub fn state_message(run: &FlowRunResponse) -> String {
+    run.state
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default()
 }
 
 /// The task runs of a flow run.
@@ -315,6 +406,13 @@ pub fn trivial(name: &str) -> RustFlow {
     RustFlow::without_parameters(name, |_ctx: RunContext| async move { Ok::<_, BoxError>(()) })
 }
 
+/// A flow with the parameter `rows` that returns it.
+pub fn returning_rows(name: &str) -> RustFlow {
+    RustFlow::new(name, |_ctx: RunContext, p: RowsParams| async move {
+        Ok::<_, BoxError>(p.rows)
+    })
+}
+
 /// Waits for `run` to end (at most `within`) and requires it COMPLETED.
 pub async fn completes(client: &Client, run: Uuid, within: Duration) {
     let ended = wait_final(client, &[run], within).await;
@@ -378,11 +476,36 @@ pub async fn serve_and_run(
     flow: &RustFlow,
     spec: prefect_client::resources::deployments::DeploymentSpec,
 ) -> (prefect_client::serve::Serving, Uuid) {
-    let serving = client.serve([flow]).deployment(spec).start().await.unwrap();
-    let run = client
-        .deployments()
-        .create_run(serving.deployments()[0].id)
+    let (serving, deployment) = serve(client, flow, spec).await;
+    let run = client.deployments().create_run(deployment).await.unwrap();
+    (serving, run.id)
+}
+
+/// Serves `flow` in this process with the deployment `spec`: the serving handle and the
+/// deployment's id.
+pub async fn serve(
+    client: &Client,
+    flow: &RustFlow,
+    spec: prefect_client::resources::deployments::DeploymentSpec,
+) -> (prefect_client::serve::Serving, Uuid) {
+    serve_with(client, flow, spec, ServeSettings::default()).await
+}
+
+/// Serves `flow` in this process with the deployment `spec` and `settings`: the serving handle
+/// and the deployment's id.
+pub async fn serve_with(
+    client: &Client,
+    flow: &RustFlow,
+    spec: prefect_client::resources::deployments::DeploymentSpec,
+    settings: ServeSettings,
+) -> (prefect_client::serve::Serving, Uuid) {
+    let serving = client
+        .serve([flow])
+        .deployment(spec)
+        .settings(settings)
+        .start()
         .await
         .unwrap();
-    (serving, run.id)
+    let deployment = serving.deployments()[0].id;
+    (serving, deployment)
 }
