@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use super::queue::{Lease, Queue, Term};
 use crate::error::LeaseLoss;
+use crate::retry::{Retries, Verdict};
 use crate::types::MinimalConcurrencyLimitResponse;
-use crate::waits::{self, MAX_RELEASE_WAIT, RELEASE_RETRY_BUDGET};
+use crate::waits::{RELEASE, RELEASE_RETRY_BUDGET, RENEWAL_RETRY};
 use crate::{Client, Error};
 
 /// Slots of global concurrency limits, held under a lease; from [`Acquire`](super::Acquire).
@@ -265,18 +266,15 @@ impl Drop for Releasing {
 /// [`RELEASE_RETRY_BUDGET`].
 async fn release_on_server(client: &Client, lease_id: Uuid) -> Result<(), Error> {
     let limits = client.global_concurrency_limits();
-    let started = Instant::now();
-    let mut pauses = waits::release();
-    loop {
-        let pause = pauses.next_delay().unwrap_or(MAX_RELEASE_WAIT);
-        match limits.decrement_with_lease(lease_id).await {
-            Err(e) if e.is_transient() && started.elapsed() + pause < RELEASE_RETRY_BUDGET => {
-                tracing::debug!(%lease_id, error = %e, "releasing slots failed; retrying");
-                tokio::time::sleep(pause).await;
-            }
-            result => return result,
-        }
-    }
+    let limits = &limits;
+    Retries::new(RELEASE)
+        .starting_within(RELEASE_RETRY_BUDGET)
+        .run(
+            |e: &Error| Verdict::retry_if(e.is_transient()),
+            |e, _| tracing::debug!(%lease_id, error = %e, "releasing slots failed; retrying"),
+            |_| limits.decrement_with_lease(lease_id),
+        )
+        .await
 }
 
 /// Gives a lease back from a thread of its own, with its own runtime, and waits for it: for a
@@ -366,8 +364,8 @@ async fn renew(
                     return;
                 }
                 tracing::warn!(%lease_id, %error, "renewing the concurrency lease failed; retrying");
-                let left = valid_until.saturating_duration_since(Instant::now());
-                next = Instant::now() + waits::renewal_retry(left);
+                let mut retries = Retries::new(RENEWAL_RETRY).until(valid_until);
+                next = Instant::now() + retries.failed(Verdict::Retry).unwrap_or_default();
             }
         }
     }

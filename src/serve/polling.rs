@@ -15,11 +15,12 @@ use tokio::time::Instant;
 
 use super::core::{Core, Found, RunEnd};
 use super::shutdown::Stopping;
+use crate::retry::{Retries, Verdict};
 use crate::runs::Stop;
 use crate::types::{EventFilter, FlowRunResponse, ReceivedEvent, StateType};
 use crate::waits::{
-    self, CANCELLATION_CHECK_EVERY, DEFAULT_GRACE_PERIOD, DEFAULT_POLL_INTERVAL, MIN_WAKE_POLL_GAP,
-    POLL_PREFETCH, SHUTDOWN_STOP_BUDGET,
+    CANCELLATION_CHECK_EVERY, DEFAULT_GRACE_PERIOD, DEFAULT_POLL_INTERVAL, MAX_POLL_BACKOFF,
+    MIN_WAKE_POLL_GAP, POLL_BACKOFF, POLL_PREFETCH, SHUTDOWN_STOP_BUDGET,
 };
 use crate::{Client, Error};
 use uuid::Uuid;
@@ -147,7 +148,8 @@ pub(crate) async fn run(
     core.watch_cancellations_shared();
     let watcher = tokio::spawn(watch_events(core.clone(), source.wake_on(), woken_tx));
     let mut runs: JoinSet<RunEnd> = JoinSet::new();
-    let mut failures = 0u32;
+    // Failed polls in a row; a failing server never ends the loop.
+    let mut failed_polls = Retries::new(POLL_BACKOFF);
     let mut next_poll = Instant::now();
     let mut last_poll: Option<Instant> = None;
     // A handle dropped leaves the loop serving for good: its channel is closed then, and is
@@ -158,12 +160,11 @@ pub(crate) async fn run(
             last_poll = Some(Instant::now());
             let wait = match poll(&core, source.as_ref(), &options, &permits, &mut runs).await {
                 Ok(()) => {
-                    failures = 0;
+                    failed_polls.reset();
                     options.poll
                 }
                 Err(e) => {
-                    failures += 1;
-                    let wait = waits::poll_backoff(failures);
+                    let wait = failed_polls.failed(Verdict::Retry).unwrap_or(MAX_POLL_BACKOFF);
                     tracing::warn!(what = source.what(), error = %e, retry_in = ?wait, "asking the server for due runs failed; carrying on");
                     wait
                 }
@@ -176,7 +177,7 @@ pub(crate) async fn run(
                     if let Err(e) = claim_woken(&core, source.as_ref(), &options, &permits, &mut runs, id).await {
                         tracing::debug!(what = source.what(), run = %id, error = %e, "claiming a run an event announced failed; the next poll finds it");
                     }
-                } else if failures == 0 {
+                } else if failed_polls.failures() == 0 {
                     let soonest = last_poll.map_or_else(Instant::now, |at| at + MIN_WAKE_POLL_GAP);
                     next_poll = next_poll.min(soonest.max(Instant::now()));
                 }
@@ -354,7 +355,8 @@ fn log_end(what: &'static str, ended: Result<RunEnd, tokio::task::JoinError>) {
 /// executes that were cancelled; subscribes again when the subscription ends (the server
 /// away), with backoff, for as long as the loop runs (the polls cover what it missed).
 async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<Uuid>) {
-    let mut failures = 0u32;
+    // Subscriptions that ended in a row; an event received starts the count again.
+    let mut ended = Retries::new(POLL_BACKOFF);
     loop {
         // From well before now, at each subscription: a client clock ahead of the server's
         // must not hide the events (older ones only wake a read of their run).
@@ -367,7 +369,7 @@ async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<
                 while let Some(event) = events.next().await {
                     match event {
                         Ok(event) => {
-                            failures = 0;
+                            ended.reset();
                             if let Some(id) = cancelled_run(&event) {
                                 core.cancel_if_cancelled(id).await;
                             } else if let Some(id) = flow_run_of(&event) {
@@ -384,7 +386,7 @@ async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<
             }
             Err(e) => tracing::debug!(error = %e, "cannot subscribe to events; polling meanwhile"),
         }
-        failures += 1;
-        tokio::time::sleep(waits::poll_backoff(failures)).await;
+        let pause = ended.failed(Verdict::Retry).unwrap_or(MAX_POLL_BACKOFF);
+        tokio::time::sleep(pause).await;
     }
 }
