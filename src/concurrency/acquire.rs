@@ -9,8 +9,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::guard::SlotGuard;
-use super::queue::{Lease, Queue, Term, Waiting};
-use crate::lease::{FIRST_TERM, LeaseHolder, LeaseTerms, SlotMode, check_lease_duration, checked_slots};
+use super::queue::{Queue, Waiting};
+use crate::lease::{
+    FIRST_TERM, Lease, LeaseHolder, LeaseTerms, SlotMode, Term, check_lease_duration, checked_slots,
+};
 use crate::resources::global_concurrency_limits::checked_names;
 use crate::retry::{Retries, Verdict};
 use crate::waits::{

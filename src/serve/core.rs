@@ -10,9 +10,12 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::flow::RustFlow;
+use crate::error::LeaseLoss;
+use crate::lease::{Cadence, GiveUp, RenewalRule, Renewer};
 use crate::query::{
     FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType, FlowRunQuery,
 };
@@ -615,7 +618,7 @@ impl Drop for InFlight {
 /// the server accepts (a retry), so a stall of minutes (a paused VM, a 503 storm) keeps the
 /// slot and a process that dies frees it within five minutes. A lease the server no longer has
 /// (410) stops the run CRASHED, since its slot may be another run's now. Transient failures
-/// are tried again while the lease lasts.
+/// are tried again ([`DEPLOYMENT_LEASE_RETRY`]), then left to the next renewal.
 async fn renew(
     client: Client,
     run: Uuid,
@@ -623,36 +626,25 @@ async fn renew(
     stop: watch::Sender<Option<Stop>>,
     running: Arc<tokio::sync::Notify>,
 ) {
+    let rule = RenewalRule {
+        term: DEPLOYMENT_LEASE_TERM,
+        cadence: Cadence::Every(DEPLOYMENT_LEASE_RENEW_EVERY),
+        retry: DEPLOYMENT_LEASE_RETRY,
+        give_up: GiveUp::UntilNextRenewal,
+    };
     let limits = client.global_concurrency_limits();
-    running.notified().await;
-    let limits = &limits;
-    loop {
-        let renewed = Retries::new(DEPLOYMENT_LEASE_RETRY)
-            .run(
-                |e: &Error| Verdict::retry_if(!matches!(e, Error::LeaseLost { .. })),
-                |e, _| tracing::warn!(flow_run_id = %run, error = %e, "renewing the deployment run's concurrency lease failed; trying again"),
-                |_| limits.renew_lease(lease, DEPLOYMENT_LEASE_TERM),
-            )
-            .await;
-        match renewed {
-            Ok(()) => {}
-            Err(Error::LeaseLost { .. }) => {
-                tracing::error!(flow_run_id = %run, %lease, "the deployment's concurrency slot of the run was lost; stopping the run");
-                let _ = stop.send(Some(Stop::Crash(
-                        "the deployment's concurrency slot of this run was lost (its lease expired or was revoked); the run was stopped so the limit holds"
-                            .into(),
-                    )));
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(flow_run_id = %run, error = %e, "renewing the deployment run's concurrency lease failed; trying again at the next renewal");
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(DEPLOYMENT_LEASE_RENEW_EVERY) => {}
-            () = running.notified() => {}
-        }
-    }
+    let on_lost = move |_: LeaseLoss| {
+        tracing::error!(flow_run_id = %run, %lease, "the deployment's concurrency slot of the run was lost; stopping the run");
+        let _ = stop.send(Some(Stop::Crash(
+            "the deployment's concurrency slot of this run was lost (its lease expired or was revoked); the run was stopped so the limit holds"
+                .into(),
+        )));
+    };
+    Renewer::new(lease, "deployment run's concurrency lease", rule)
+        .woken_by(running)
+        .run(|term| limits.renew_lease(lease, term), on_lost)
+        .instrument(tracing::info_span!("deployment_lease", flow_run_id = %run))
+        .await;
 }
 
 #[cfg(test)]
