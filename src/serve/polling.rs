@@ -148,6 +148,12 @@ pub(crate) async fn run(
     core.watch_cancellations_shared();
     let watcher = tokio::spawn(watch_events(core.clone(), source.wake_on(), woken_tx));
     let mut runs: JoinSet<RunEnd> = JoinSet::new();
+    let claiming = Claiming {
+        core: &core,
+        source: source.as_ref(),
+        options: &options,
+        permits: &permits,
+    };
     // Failed polls in a row; a failing server never ends the loop.
     let mut failed_polls = Retries::new(POLL_BACKOFF);
     let mut next_poll = Instant::now();
@@ -158,7 +164,7 @@ pub(crate) async fn run(
     while !*shutdown.borrow() {
         if Instant::now() >= next_poll {
             last_poll = Some(Instant::now());
-            let wait = match poll(&core, source.as_ref(), &options, &permits, &mut runs).await {
+            let wait = match claiming.poll(&mut runs).await {
                 Ok(()) => {
                     failed_polls.reset();
                     options.poll
@@ -174,7 +180,7 @@ pub(crate) async fn run(
         tokio::select! {
             Some(id) = woken.recv() => {
                 if source.claims_directly() {
-                    if let Err(e) = claim_woken(&core, source.as_ref(), &options, &permits, &mut runs, id).await {
+                    if let Err(e) = claiming.claim_woken(&mut runs, id).await {
                         tracing::debug!(what = source.what(), run = %id, error = %e, "claiming a run an event announced failed; the next poll finds it");
                     }
                 } else if failed_polls.failures() == 0 {
@@ -221,77 +227,76 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// One poll: claims and starts the due runs there is room for.
-async fn poll(
-    core: &Arc<Core>,
-    source: &dyn Source,
-    options: &LoopOptions,
-    permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnd>,
-) -> Result<(), Error> {
-    // Asked even when full: the poll is what tells the server the process is alive.
-    let room = permits.available_permits().max(1);
-    let before = Utc::now() + chrono::Duration::from_std(options.prefetch).unwrap_or_default();
-    let mut due = source.due(&core.client, before, room).await?;
-    if let Err(e) = core.check_cancelled().await {
-        tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again at the next poll");
-    }
-    due.retain(|run| !core.is_in_flight(run.id) && run.takeable());
-    for run in due {
-        if !start(core, run, permits, runs).await? {
-            break;
+/// What finding, claiming and starting runs takes, for one loop: the core that executes them,
+/// where they come from, the loop's options, and the permits for the runs executed at once.
+struct Claiming<'a> {
+    core: &'a Arc<Core>,
+    source: &'a dyn Source,
+    options: &'a LoopOptions,
+    permits: &'a Arc<Semaphore>,
+}
+
+impl Claiming<'_> {
+    /// One poll: claims and starts the due runs there is room for.
+    async fn poll(&self, runs: &mut JoinSet<RunEnd>) -> Result<(), Error> {
+        let core = self.core;
+        // Asked even when full: the poll is what tells the server the process is alive.
+        let room = self.permits.available_permits().max(1);
+        let mut due = self.source.due(&core.client, self.due_before(), room).await?;
+        if let Err(e) = core.check_cancelled().await {
+            tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again at the next poll");
         }
+        due.retain(|run| !core.is_in_flight(run.id) && run.takeable());
+        for run in due {
+            if !self.start(run, runs).await? {
+                break;
+            }
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-/// A run an event said was scheduled, claimed at once: read (a read, where a poll writes),
-/// and started when it is this source's, due, and there is room. Anything else is left to the
-/// polls.
-async fn claim_woken(
-    core: &Arc<Core>,
-    source: &dyn Source,
-    options: &LoopOptions,
-    permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnd>,
-    id: Uuid,
-) -> Result<(), Error> {
-    if core.is_in_flight(id) || permits.available_permits() == 0 {
-        return Ok(());
+    /// A run an event said was scheduled, claimed at once: read (a read, where a poll writes),
+    /// and started when it is this source's, due, and there is room. Anything else is left to
+    /// the polls.
+    async fn claim_woken(&self, runs: &mut JoinSet<RunEnd>, id: Uuid) -> Result<(), Error> {
+        let core = self.core;
+        if core.is_in_flight(id) || self.permits.available_permits() == 0 {
+            return Ok(());
+        }
+        let run = core.client.flow_runs().get(id).await?;
+        let before = self.due_before();
+        let due = run.state_type == Some(StateType::Scheduled)
+            && run.next_scheduled_start_time.is_none_or(|at| at <= before)
+            && self.source.owns(&run);
+        let found = Found::from(run);
+        if due && found.takeable() && !core.is_in_flight(found.id) {
+            self.start(found, runs).await?;
+        }
+        Ok(())
     }
-    let run = core.client.flow_runs().get(id).await?;
-    let before = Utc::now() + chrono::Duration::from_std(options.prefetch).unwrap_or_default();
-    let due = run.state_type == Some(StateType::Scheduled)
-        && run.next_scheduled_start_time.is_none_or(|at| at <= before)
-        && source.owns(&run);
-    let found = Found::from(run);
-    if due && found.takeable() && !core.is_in_flight(found.id) {
-        start(core, found, permits, runs).await?;
-    }
-    Ok(())
-}
 
-/// Starts a run this process has a flow for, when there is room; whether there was room.
-async fn start(
-    core: &Arc<Core>,
-    run: Found,
-    permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnd>,
-) -> Result<bool, Error> {
-    let Some(flow) = core.flow_of(run.flow_id).await? else {
-        // A flow this process does not run: left for whoever runs it.
-        return Ok(true);
-    };
-    let Ok(permit) = permits.clone().try_acquire_owned() else {
-        return Ok(false);
-    };
-    let core = core.clone();
-    runs.spawn(async move {
-        let end = core.run(run, flow, true).await;
-        drop(permit);
-        end
-    });
-    Ok(true)
+    /// Starts a run this process has a flow for, when there is room; whether there was room.
+    async fn start(&self, run: Found, runs: &mut JoinSet<RunEnd>) -> Result<bool, Error> {
+        let Some(flow) = self.core.flow_of(run.flow_id).await? else {
+            // A flow this process does not run: left for whoever runs it.
+            return Ok(true);
+        };
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Ok(false);
+        };
+        let core = self.core.clone();
+        runs.spawn(async move {
+            let end = core.run(run, flow, true).await;
+            drop(permit);
+            end
+        });
+        Ok(true)
+    }
+
+    /// Runs due before this count as due now: claimed, and waiting for their time.
+    fn due_before(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::from_std(self.options.prefetch).unwrap_or_default()
+    }
 }
 
 /// Waits for every run to end.
