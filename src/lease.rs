@@ -213,8 +213,8 @@ impl SharedTerm {
 /// When a lease's renewals come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cadence {
-    /// A third of the way into the current term (the first, then each renewal's), so two
-    /// renewals can fail before the term ends.
+    /// A third of the way into the current term (the first, then each renewal's), so a
+    /// renewal that fails has the other two thirds to get through.
     ThirdOfTerm,
     /// This long after the last renewal ended (renewed, or given up), and at each wake.
     Every(Duration),
