@@ -20,8 +20,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Request};
 use uuid::Uuid;
 
-use crate::retry::retry_after_of;
-use crate::waits;
+use crate::retry::{Retries, Verdict, retry_after_of};
+use crate::waits::CSRF_TOKEN;
 
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("prefect-csrf-token");
 const CLIENT_HEADER: HeaderName = HeaderName::from_static("prefect-csrf-client");
@@ -160,38 +160,37 @@ impl Csrf {
                 token_request = token_request.header(name, value.clone());
             }
         }
-        let mut backoff = waits::csrf_token();
-        loop {
-            let Some(attempt) = token_request.try_clone() else {
-                return State::Unknown;
-            };
-            let (state, retry_after) = match attempt.send().await {
-                Ok(response) => {
-                    let retry_after = retry_after_of(response.headers());
-                    (read_token(response, generation).await, retry_after)
-                }
-                Err(e) => {
-                    // A server that cannot be reached at all fails the request itself next,
-                    // which the transport retries: asking for a token again would only double
-                    // the wait.
-                    let transient = !e.is_connect() && (e.is_timeout() || e.is_request());
-                    tracing::debug!(error = %e.without_url(), "fetching a CSRF token failed");
-                    (if transient { Err(()) } else { Ok(State::Unknown) }, None)
-                }
-            };
-            match state {
-                Ok(state) => return state,
-                Err(()) => match backoff.next_delay() {
-                    Some(delay) => {
-                        let wait = retry_after
-                            .filter(|d| *d <= self.max_retry_after)
-                            .unwrap_or(delay);
-                        tokio::time::sleep(wait).await;
-                    }
-                    None => return State::Unknown,
+        let token_request = &token_request;
+        // A transient failure is `Err` with the server's `Retry-After`, if it gave one.
+        let asked = Retries::new(CSRF_TOKEN)
+            .run(
+                |retry_after: &Option<Duration>| match retry_after.filter(|d| *d <= self.max_retry_after) {
+                    Some(wait) => Verdict::RetryAfter(wait),
+                    None => Verdict::Retry,
                 },
-            }
-        }
+                |_, _| {},
+                |_| async move {
+                    let Some(attempt) = token_request.try_clone() else {
+                        return Ok(State::Unknown);
+                    };
+                    match attempt.send().await {
+                        Ok(response) => {
+                            let retry_after = retry_after_of(response.headers());
+                            read_token(response, generation).await.map_err(|()| retry_after)
+                        }
+                        Err(e) => {
+                            // A server that cannot be reached at all fails the request itself
+                            // next, which the transport retries: asking for a token again would
+                            // only double the wait.
+                            let transient = !e.is_connect() && (e.is_timeout() || e.is_request());
+                            tracing::debug!(error = %e.without_url(), "fetching a CSRF token failed");
+                            if transient { Err(None) } else { Ok(State::Unknown) }
+                        }
+                    }
+                },
+            )
+            .await;
+        asked.unwrap_or(State::Unknown)
     }
 }
 

@@ -1,11 +1,15 @@
 //! Retry policy as data: [`RetryPolicy`] (how many times, how long between tries, which
 //! statuses), which operations may be sent again once the server may have acted on them, how
-//! the server's `Retry-After` is read, and the one backoff every wait uses (its numbers for
-//! each wait are in `src/waits.rs`).
+//! the server's `Retry-After` is read; and the one retry mechanism every wait between tries
+//! uses: a schedule of pauses as a value ([`Backoff`]; the numbers of each are in
+//! `src/waits.rs`), walked by [`Retries`], which counts the failures, keeps the budget and
+//! acts on each failure's [`Verdict`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
+use tokio::time::Instant;
 
 /// How the client retries a request that failed without an answer worth returning: a refused
 /// connection (nothing reached the server), 429 and 503 (the server refused without acting),
@@ -114,37 +118,341 @@ impl RetryPolicy {
 
     /// The waits between the tries of one request.
     pub(crate) fn backoff(&self) -> Backoff {
-        Backoff::new(
-            self.first_delay,
-            self.factor,
-            self.max_delay,
-            Some(self.max_retries as usize),
-        )
+        Backoff::exponential(self.first_delay, self.factor, self.max_delay).at_most(self.max_retries)
     }
 }
 
-/// A growing wait with jitter: `first`, then ×`factor` each time, at most `max` (before jitter),
-/// for at most `times` waits (`None`: no end).
-#[derive(Debug)]
-pub(crate) struct Backoff(backon::ExponentialBackoff);
+/// A schedule of pauses between tries, as a value: the first pause, how the next ones grow to
+/// the longest, whether jitter spreads them, and how many retries it allows. Every pause the
+/// SDK takes between tries is one of these (their numbers are in `src/waits.rs`, the
+/// transport's come from the [`RetryPolicy`]); [`Retries`] walks one, [`Backoff::pauses`] lists
+/// its pauses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Backoff {
+    first: Duration,
+    growth: Growth,
+    max: Duration,
+    jitter: bool,
+    /// Retries at most (`None`: no end).
+    times: Option<u32>,
+}
+
+/// How the pauses of a [`Backoff`] grow from the first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Growth {
+    /// Each pause `factor` times the last (backon's exponential backoff).
+    Factor(f32),
+    /// Each pause `step` longer than the last.
+    Step(Duration),
+    /// Each pause this share (1/n) of the time left before the deadline of the [`Retries`],
+    /// within the first and the longest pause; the longest when there is no deadline.
+    ShareOfTimeLeft(u32),
+}
 
 impl Backoff {
-    pub(crate) fn new(first: Duration, factor: f32, max: Duration, times: Option<usize>) -> Backoff {
-        let builder = backon::ExponentialBuilder::default()
-            .with_min_delay(first)
-            .with_factor(factor)
-            .with_max_delay(max)
-            .with_jitter();
-        let builder = match times {
-            Some(times) => builder.with_max_times(times),
-            None => builder.without_max_times(),
-        };
-        Backoff(builder.build())
+    /// `first`, then ×`factor` each time, at most `max` (before jitter), with jitter (each
+    /// pause lengthened by up to as much again); no end.
+    pub(crate) const fn exponential(first: Duration, factor: f32, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            growth: Growth::Factor(factor),
+            max,
+            jitter: true,
+            times: None,
+        }
     }
 
-    /// The next wait, or `None` once `times` waits were given.
+    /// `first`, then `step` longer each time, at most `max`; no jitter, no end.
+    pub(crate) const fn linear(first: Duration, step: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            growth: Growth::Step(step),
+            max,
+            jitter: false,
+            times: None,
+        }
+    }
+
+    /// The same pause every time; no jitter, no end.
+    pub(crate) const fn constant(pause: Duration) -> Backoff {
+        Backoff::linear(pause, Duration::ZERO, pause)
+    }
+
+    /// A share (`1/parts`) of the time left before the deadline of the [`Retries`] walking it,
+    /// at least `min` and at most `max` (`max` when there is no deadline); no jitter, no end.
+    pub(crate) const fn share_of_time_left(parts: u32, min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first: min,
+            growth: Growth::ShareOfTimeLeft(parts),
+            max,
+            jitter: false,
+            times: None,
+        }
+    }
+
+    /// The same pauses without jitter: exactly the numbers written.
+    pub(crate) const fn without_jitter(mut self) -> Backoff {
+        self.jitter = false;
+        self
+    }
+
+    /// At most `retries` pauses, so `retries + 1` tries in all.
+    pub(crate) const fn at_most(self, retries: u32) -> Backoff {
+        self.limit(Some(retries))
+    }
+
+    /// At most `retries` pauses (`None`: no end).
+    pub(crate) const fn limit(mut self, retries: Option<u32>) -> Backoff {
+        self.times = retries;
+        self
+    }
+
+    /// The pauses it allows at most (`None`: no end).
+    pub(crate) const fn times(&self) -> Option<u32> {
+        self.times
+    }
+
+    /// Its pauses, one by one.
+    pub(crate) fn pauses(&self) -> Pauses {
+        let walk = match self.growth {
+            Growth::Factor(factor) => {
+                let builder = backon::ExponentialBuilder::default()
+                    .with_min_delay(self.first)
+                    .with_factor(factor)
+                    .with_max_delay(self.max)
+                    .without_max_times();
+                let builder = if self.jitter {
+                    builder.with_jitter()
+                } else {
+                    builder
+                };
+                Walk::Exponential(builder.build())
+            }
+            Growth::Step(_) | Growth::ShareOfTimeLeft(_) => Walk::Stepwise(None),
+        };
+        Pauses {
+            backoff: *self,
+            given: 0,
+            walk,
+        }
+    }
+}
+
+/// The pauses of one [`Backoff`], one by one.
+#[derive(Debug)]
+pub(crate) struct Pauses {
+    backoff: Backoff,
+    given: u32,
+    walk: Walk,
+}
+
+/// Where a [`Pauses`] is in its schedule.
+#[derive(Debug)]
+enum Walk {
+    /// backon's iterator, for the growth by a factor.
+    Exponential(backon::ExponentialBackoff),
+    /// The last pause before jitter, for the other growths.
+    Stepwise(Option<Duration>),
+}
+
+impl Pauses {
+    /// The next pause, or `None` once the backoff's retries were given.
     pub(crate) fn next_delay(&mut self) -> Option<Duration> {
-        self.0.next()
+        self.next_pause(None)
+    }
+
+    /// The next pause with `left` before a deadline (for a share of the time left), or `None`
+    /// once the backoff's retries were given.
+    fn next_pause(&mut self, left: Option<Duration>) -> Option<Duration> {
+        let Backoff {
+            first,
+            growth,
+            max,
+            jitter,
+            times,
+        } = self.backoff;
+        if times.is_some_and(|times| self.given >= times) {
+            return None;
+        }
+        self.given += 1;
+        let base = match (&mut self.walk, growth) {
+            (Walk::Exponential(walk), _) => return walk.next(),
+            (Walk::Stepwise(_), Growth::ShareOfTimeLeft(parts)) => {
+                left.map_or(max, |left| (left / parts.max(1)).max(first).min(max))
+            }
+            (Walk::Stepwise(last), growth) => {
+                let next = match (*last, growth) {
+                    (Some(last), Growth::Step(step)) => last.saturating_add(step).min(max),
+                    _ => first,
+                };
+                *last = Some(next);
+                next
+            }
+        };
+        Some(if jitter {
+            base.saturating_add(base.mul_f32(fastrand::f32()))
+        } else {
+            base
+        })
+    }
+}
+
+/// What a failure means to a retry: try again after the schedule's pause, try again after
+/// the pause the server asked for (it still counts as one of the schedule's retries), or give
+/// up and return the failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Transient: try again after the schedule's next pause.
+    Retry,
+    /// Transient, and the server said when: try again after this pause.
+    RetryAfter(Duration),
+    /// Permanent: trying again cannot help.
+    Stop,
+}
+
+impl Verdict {
+    /// [`Verdict::Retry`] when `transient`, else [`Verdict::Stop`].
+    pub(crate) fn retry_if(transient: bool) -> Verdict {
+        if transient { Verdict::Retry } else { Verdict::Stop }
+    }
+}
+
+/// The one retry mechanism: walks a [`Backoff`] through the failures of one operation,
+/// counting them, keeping the budget, and deciding on each failure's [`Verdict`] whether and
+/// after which pause to try again. [`Retries::run`] is the whole loop for an operation that is
+/// a closure; a long-running loop that fails and recovers over time (a subscription's
+/// reconnects, a polling loop) holds one and calls [`Retries::failed`] and
+/// [`Retries::reset`] itself.
+#[derive(Debug)]
+pub(crate) struct Retries {
+    schedule: Backoff,
+    pauses: Pauses,
+    budget: Option<Budget>,
+    failures: u32,
+    retries: u32,
+}
+
+/// When a [`Retries`] stops trying, whatever its schedule allows.
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    /// A failure before this instant is tried again (the pause may end after it).
+    FailuresBefore(Instant),
+    /// A failure is tried again only when the next try starts before this instant.
+    TriesBefore(Instant),
+}
+
+impl Retries {
+    /// Retries along `schedule`, as many times as it allows, with no time budget.
+    pub(crate) fn new(schedule: Backoff) -> Retries {
+        Retries {
+            schedule,
+            pauses: schedule.limit(None).pauses(),
+            budget: None,
+            failures: 0,
+            retries: 0,
+        }
+    }
+
+    /// Tries again only after failures within `budget` from now (the last pause may end past
+    /// it): a report sent again while the server is away for at most this long.
+    pub(crate) fn within(self, budget: Duration) -> Retries {
+        self.until(Instant::now() + budget)
+    }
+
+    /// Tries again only after failures before `deadline` (the last pause may end past it), with
+    /// pauses that are a share of the time left before it: a lease renewed while its term lasts.
+    pub(crate) fn until(mut self, deadline: Instant) -> Retries {
+        self.budget = Some(Budget::FailuresBefore(deadline));
+        self
+    }
+
+    /// Tries again only when the next try starts within `budget` from now: a release that gives
+    /// up in time for the caller's own limit.
+    pub(crate) fn starting_within(mut self, budget: Duration) -> Retries {
+        self.budget = Some(Budget::TriesBefore(Instant::now() + budget));
+        self
+    }
+
+    /// Counts one failure judged `verdict`; the pause before the next try, or `None` when the
+    /// failure is permanent, the schedule's retries are spent or the budget is.
+    pub(crate) fn failed(&mut self, verdict: Verdict) -> Option<Duration> {
+        self.failures = self.failures.saturating_add(1);
+        let asked = match verdict {
+            Verdict::Stop => return None,
+            Verdict::Retry => None,
+            Verdict::RetryAfter(pause) => Some(pause),
+        };
+        if self.schedule.times().is_some_and(|times| self.retries >= times) {
+            return None;
+        }
+        let now = Instant::now();
+        let deadline = match self.budget {
+            Some(Budget::FailuresBefore(deadline)) if now >= deadline => return None,
+            Some(Budget::FailuresBefore(deadline) | Budget::TriesBefore(deadline)) => Some(deadline),
+            None => None,
+        };
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(now));
+        let scheduled = self.pauses.next_pause(left)?;
+        let pause = asked.unwrap_or(scheduled);
+        if let Some(Budget::TriesBefore(deadline)) = self.budget
+            && now + pause >= deadline
+        {
+            return None;
+        }
+        self.retries += 1;
+        Some(pause)
+    }
+
+    /// Failures counted since the start or the last [`reset`](Retries::reset), the last one
+    /// (which may have ended the retries) included.
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Pauses given since the start or the last [`reset`](Retries::reset): the tries made
+    /// again.
+    pub(crate) fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// A success: the count of failures in a row and the schedule start again.
+    pub(crate) fn reset(&mut self) {
+        self.reset_pauses();
+        self.failures = 0;
+        self.retries = 0;
+    }
+
+    /// The schedule starts again from its first pause; the count of failures in a row stays
+    /// (a connection that opened, but has not yet proved it serves).
+    pub(crate) fn reset_pauses(&mut self) {
+        self.pauses = self.schedule.limit(None).pauses();
+    }
+
+    /// Runs `attempt` (given the number of the try, from 1) until it succeeds, or fails in a
+    /// way `classify` calls permanent, or the schedule or budget ends; `on_retry` hears of each
+    /// failure tried again and the pause before it. The last failure is returned as it is.
+    pub(crate) async fn run<T, E, Fut>(
+        mut self,
+        classify: impl Fn(&E) -> Verdict,
+        mut on_retry: impl FnMut(&E, Duration),
+        mut attempt: impl FnMut(u32) -> Fut,
+    ) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        loop {
+            let error = match attempt(self.failures + 1).await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            match self.failed(classify(&error)) {
+                Some(pause) => {
+                    on_retry(&error, pause);
+                    tokio::time::sleep(pause).await;
+                }
+                None => return Err(error),
+            }
+        }
     }
 }
 
@@ -473,15 +781,144 @@ mod tests {
 
     #[test]
     fn backoff_grows_to_its_cap_and_ends_after_its_count() {
-        let mut backoff = Backoff::new(Duration::from_millis(10), 2.0, Duration::from_millis(40), Some(4));
-        let waits: Vec<Duration> = std::iter::from_fn(|| backoff.next_delay()).collect();
+        let backoff =
+            Backoff::exponential(Duration::from_millis(10), 2.0, Duration::from_millis(40)).at_most(4);
+        let mut pauses = backoff.pauses();
+        let waits: Vec<Duration> = std::iter::from_fn(|| pauses.next_delay()).collect();
         assert_eq!(waits.len(), 4);
         // Jitter adds up to the delay itself: 10–20, 20–40, 40–80, 40–80 ms.
         for (wait, base) in waits.iter().zip([10, 20, 40, 40]) {
             let base = Duration::from_millis(base);
             assert!(*wait >= base && *wait <= base * 2, "{wait:?} for {base:?}");
         }
-        let mut endless = Backoff::new(Duration::from_millis(1), 2.0, Duration::from_millis(2), None);
+        let mut endless =
+            Backoff::exponential(Duration::from_millis(1), 2.0, Duration::from_millis(2)).pauses();
         assert!((0..1000).all(|_| endless.next_delay().is_some()));
+    }
+
+    #[test]
+    fn linear_and_share_of_time_left_backoffs_keep_their_numbers() {
+        let ms = Duration::from_millis;
+        let mut linear = Backoff::linear(ms(100), ms(100), ms(250)).at_most(4).pauses();
+        let waits: Vec<Duration> = std::iter::from_fn(|| linear.next_delay()).collect();
+        assert_eq!(waits, [ms(100), ms(200), ms(250), ms(250)]);
+        let mut constant = Backoff::constant(ms(7)).pauses();
+        assert!((0..10).all(|_| constant.next_delay() == Some(ms(7))));
+        let mut share = Backoff::share_of_time_left(4, ms(200), ms(5000)).pauses();
+        assert_eq!(share.next_pause(Some(ms(400))), Some(ms(200)));
+        assert_eq!(share.next_pause(Some(ms(8000))), Some(ms(2000)));
+        assert_eq!(share.next_pause(Some(ms(300_000))), Some(ms(5000)));
+        assert_eq!(share.next_pause(None), Some(ms(5000)));
+        let mut steady = Backoff::exponential(ms(2000), 2.0, ms(15_000))
+            .without_jitter()
+            .pauses();
+        let waits: Vec<Duration> = (0..5).filter_map(|_| steady.next_delay()).collect();
+        assert_eq!(waits, [2000, 4000, 8000, 15_000, 15_000].map(ms));
+    }
+
+    /// The numbers of the tries an operation was called with.
+    type Tries = std::sync::Arc<std::sync::Mutex<Vec<u32>>>;
+
+    /// An operation that answers `outcomes` in turn (then fails), and the tries it saw.
+    fn failing(
+        outcomes: Vec<Result<u32, &'static str>>,
+    ) -> (
+        Tries,
+        impl FnMut(u32) -> std::future::Ready<Result<u32, &'static str>>,
+    ) {
+        let tries = Tries::default();
+        let seen = tries.clone();
+        let mut outcomes = outcomes.into_iter();
+        let attempt = move |n| {
+            seen.lock().unwrap().push(n);
+            std::future::ready(outcomes.next().unwrap_or(Err("spent")))
+        };
+        (tries, attempt)
+    }
+
+    const QUICK: Backoff = Backoff::constant(Duration::from_millis(1));
+
+    #[tokio::test]
+    async fn retries_count_attempts_until_a_success() {
+        let (tries, attempt) = failing(vec![Err("busy"), Err("busy"), Ok(7)]);
+        let mut heard = Vec::new();
+        let result = Retries::new(QUICK)
+            .run(|_| Verdict::Retry, |e, pause| heard.push((*e, pause)), attempt)
+            .await;
+        assert_eq!(result, Ok(7));
+        assert_eq!(*tries.lock().unwrap(), [1, 2, 3]);
+        assert_eq!(heard, [("busy", Duration::from_millis(1)); 2]);
+    }
+
+    #[tokio::test]
+    async fn retries_end_when_the_schedule_is_spent() {
+        let (tries, attempt) = failing(vec![Err("busy"); 10]);
+        let result = Retries::new(QUICK.at_most(3))
+            .run(|_| Verdict::Retry, |_, _| {}, attempt)
+            .await;
+        assert_eq!(result, Err("busy"));
+        assert_eq!(*tries.lock().unwrap(), [1, 2, 3, 4], "three retries: four tries");
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_stops_the_retries_at_once() {
+        let (tries, attempt) = failing(vec![Err("busy"), Err("refused"), Ok(1)]);
+        let classify = |e: &&str| Verdict::retry_if(*e == "busy");
+        let result = Retries::new(QUICK).run(classify, |_, _| {}, attempt).await;
+        assert_eq!(result, Err("refused"));
+        assert_eq!(*tries.lock().unwrap(), [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn the_budget_ends_the_retries() {
+        let slow = Backoff::constant(Duration::from_millis(30));
+        let (tries, attempt) = failing(vec![Err("busy"); 100]);
+        let started = Instant::now();
+        let result = Retries::new(slow)
+            .within(Duration::from_millis(100))
+            .run(|_| Verdict::Retry, |_, _| {}, attempt)
+            .await;
+        assert_eq!(result, Err("busy"));
+        let tries = tries.lock().unwrap().len();
+        // Each pause is at least 30 ms: failures at 0, 30, 60, 90 ms are tried again at most,
+        // and the retries end only once a failure comes past the budget.
+        assert!((2..=5).contains(&tries), "{tries} tries");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        // A budget the next try must start within: the pause that would cross it is not taken.
+        let mut release = Retries::new(slow).starting_within(Duration::from_millis(200));
+        assert_eq!(release.failed(Verdict::Retry), Some(Duration::from_millis(30)));
+        assert_eq!(release.failed(Verdict::Retry), Some(Duration::from_millis(30)));
+        tokio::time::sleep(Duration::from_millis(180)).await;
+        assert_eq!(release.failed(Verdict::Retry), None);
+        assert_eq!((release.failures(), release.retries()), (3, 2));
+    }
+
+    #[test]
+    fn a_pause_the_server_asks_for_counts_as_a_retry() {
+        let mut retries = Retries::new(QUICK.at_most(2));
+        assert_eq!(
+            retries.failed(Verdict::RetryAfter(Duration::from_secs(3))),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(retries.failed(Verdict::Retry), Some(Duration::from_millis(1)));
+        assert_eq!(retries.failed(Verdict::Retry), None);
+        assert_eq!((retries.failures(), retries.retries()), (3, 2));
+        retries.reset();
+        assert_eq!((retries.failures(), retries.retries()), (0, 0));
+        assert_eq!(retries.failed(Verdict::Retry), Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn pauses_start_again_without_forgetting_the_count() {
+        let mut retries = Retries::new(Backoff::linear(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Duration::from_secs(9),
+        ));
+        retries.failed(Verdict::Retry);
+        assert_eq!(retries.failed(Verdict::Retry), Some(Duration::from_secs(2)));
+        retries.reset_pauses();
+        assert_eq!(retries.failed(Verdict::Retry), Some(Duration::from_secs(1)));
+        assert_eq!(retries.retries(), 3);
     }
 }

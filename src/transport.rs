@@ -34,7 +34,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::csrf::{Csrf, is_change, is_csrf_rejection};
 use crate::error::Error;
-use crate::retry::{RetryPolicy, is_repeatable, retry_after_of};
+use crate::retry::{Retries, RetryPolicy, Verdict, is_repeatable, retry_after_of};
 
 /// The Prefect API version the client speaks (what Prefect's own client sends).
 pub const PREFECT_API_VERSION: &str = "0.8.4";
@@ -119,7 +119,11 @@ impl Transport {
         }
     }
 
-    /// Sends `request`, retrying per the policy above, inside one tracing span.
+    /// Sends `request`, retrying per the policy above, inside one tracing span. The loop is the
+    /// engine of the user's [`RetryPolicy`]: it stays its own because between tries it renews a
+    /// rejected CSRF token (a try that does not count) and sends a fresh copy of the request;
+    /// the count, the pauses and the server's `Retry-After` go through the one
+    /// [`Retries`](crate::retry::Retries) every other retry uses.
     async fn execute(
         &self,
         client: &reqwest::Client,
@@ -145,7 +149,7 @@ impl Transport {
         let repeatable = is_repeatable(operation);
         async move {
             let started = Instant::now();
-            let mut backoff = self.retry.backoff();
+            let mut retries = Retries::new(self.retry.backoff());
             let mut attempts = 1u32;
             let mut timed_out = false;
             let mut csrf_refreshed = false;
@@ -175,9 +179,9 @@ impl Transport {
                 let retry = self.retry_decision(&result, repeatable, repeatable && !timed_out);
                 timed_out |= matches!(&result, Err(e) if e.is_timeout());
                 let next = match (retry, copy) {
-                    (Some(after), Some(copy)) => {
-                        backoff.next_delay().map(|delay| (after.unwrap_or(delay), copy))
-                    }
+                    (Some(after), Some(copy)) => retries
+                        .failed(after.map_or(Verdict::Retry, Verdict::RetryAfter))
+                        .map(|wait| (wait, copy)),
                     _ => None,
                 };
                 let Some((wait, copy)) = next else {

@@ -1,50 +1,43 @@
-//! Every wait the SDK makes on its own, in one place: the backoffs between attempts and the
-//! fixed pauses, each with its numbers and why. The transport's retries follow the client's
+//! Every wait the SDK makes on its own, in one place: the backoffs between attempts (values of
+//! the one [`Backoff`] type, walked by the one retry mechanism, [`Retries`](crate::retry::Retries)),
+//! the retry counts, and the fixed pauses, each with its numbers and why. Values only: no loop
+//! and no decision lives here. The transport's retries follow the client's
 //! [`RetryPolicy`](crate::RetryPolicy), which users set; everything else here is the SDK's (a
 //! few are the defaults of options users may set, and say so).
 
 use std::time::Duration;
 
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Pauses};
 
-// --- Backoffs: growing waits with jitter (up to twice the base). ---
+// --- Backoffs with jitter: growing waits, each lengthened by up to as much again. ---
 
 /// Between attempts to fetch a CSRF token: 50 ms, ×4, at most 2 s, [`CSRF_TOKEN_RETRIES`]
 /// times (a token request that a server cannot answer is retried by the transport anyway).
-pub(crate) fn csrf_token() -> Backoff {
-    Backoff::new(
-        Duration::from_millis(50),
-        4.0,
-        Duration::from_secs(2),
-        Some(CSRF_TOKEN_RETRIES),
-    )
-}
+pub(crate) const CSRF_TOKEN: Backoff =
+    Backoff::exponential(Duration::from_millis(50), 4.0, Duration::from_secs(2)).at_most(CSRF_TOKEN_RETRIES);
 /// Retries of a CSRF token request that failed transiently.
-pub(crate) const CSRF_TOKEN_RETRIES: usize = 4;
+pub(crate) const CSRF_TOKEN_RETRIES: u32 = 4;
 
 /// Between attempts to reopen a websocket (subscriptions, the event emitter): 250 ms, ×2, at
-/// most 10 s; `times` attempts at most (`None`: the caller counts).
-pub(crate) fn reconnect(times: Option<usize>) -> Backoff {
-    Backoff::new(Duration::from_millis(250), 2.0, MAX_RECONNECT_DELAY, times)
-}
+/// most 10 s; as many attempts as the subscription allows (its `max_reconnects`, by default
+/// [`DEFAULT_MAX_RECONNECTS`](crate::streaming::subscription::DEFAULT_MAX_RECONNECTS)).
+pub(crate) const RECONNECT: Backoff =
+    Backoff::exponential(Duration::from_millis(250), 2.0, MAX_RECONNECT_DELAY);
 /// The longest pause between two reconnection attempts (before jitter).
 pub(crate) const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
 
 /// After a lease request that failed transiently (a server error, a broken connection): 200 ms,
 /// ×2, at most [`MAX_LEASE_FAILURE_WAIT`]; [`MAX_LEASE_FAILURES`] in a row end the acquisition.
-pub(crate) fn lease_failure() -> Backoff {
-    Backoff::new(Duration::from_millis(200), 2.0, MAX_LEASE_FAILURE_WAIT, None)
-}
+pub(crate) const LEASE_FAILURE: Backoff =
+    Backoff::exponential(Duration::from_millis(200), 2.0, MAX_LEASE_FAILURE_WAIT).at_most(MAX_LEASE_FAILURES);
 /// The longest wait after a failed lease request.
 pub(crate) const MAX_LEASE_FAILURE_WAIT: Duration = Duration::from_secs(2);
 /// Failed lease requests in a row that end an acquisition.
 pub(crate) const MAX_LEASE_FAILURES: u32 = 5;
 
 /// Between attempts to give a lease back to a server that fails transiently: 100 ms, ×2, at
-/// most 2 s, for [`RELEASE_RETRY_BUDGET`] in all.
-pub(crate) fn release() -> Backoff {
-    Backoff::new(Duration::from_millis(100), 2.0, MAX_RELEASE_WAIT, None)
-}
+/// most 2 s, while the next attempt starts within [`RELEASE_RETRY_BUDGET`].
+pub(crate) const RELEASE: Backoff = Backoff::exponential(Duration::from_millis(100), 2.0, MAX_RELEASE_WAIT);
 /// The longest pause between two attempts of a release.
 pub(crate) const MAX_RELEASE_WAIT: Duration = Duration::from_secs(2);
 /// How long a release keeps retrying before it leaves the slots to lease expiry.
@@ -52,8 +45,11 @@ pub(crate) const RELEASE_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
 /// Between reads of a flow run that a wait polls (when its events cannot be had): 500 ms, ×1.5,
 /// at most [`MAX_POLL_INTERVAL`].
-pub(crate) fn flow_run_poll() -> Backoff {
-    Backoff::new(Duration::from_millis(500), 1.5, MAX_POLL_INTERVAL, None)
+pub(crate) const FLOW_RUN_POLL: Backoff =
+    Backoff::exponential(Duration::from_millis(500), 1.5, MAX_POLL_INTERVAL);
+/// The pauses of [`FLOW_RUN_POLL`], for the flow-run wait that takes them one by one.
+pub(crate) fn flow_run_poll() -> Pauses {
+    FLOW_RUN_POLL.pauses()
 }
 /// The longest pause between two polls of a flow run; also how often a wait woken by events
 /// reads the run anyway.
@@ -66,6 +62,10 @@ pub(crate) const MAX_POLL_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) const MAX_SLOT_RETRY_WAIT: Duration = Duration::from_secs(30);
 /// How long the head of a slot queue waits after a refusal that gave no `Retry-After`.
 pub(crate) const DEFAULT_SLOT_RETRY_WAIT: Duration = Duration::from_secs(1);
+/// Between asks for rate-limit slots the server refused: the server's `Retry-After` (or
+/// [`DEFAULT_SLOT_RETRY_WAIT`]), ±20 %, at most [`MAX_SLOT_RETRY_WAIT`], as each refusal says;
+/// as many refusals as the acquisition's `max_retries` allows.
+pub(crate) const SLOT_REFUSAL: Backoff = Backoff::constant(DEFAULT_SLOT_RETRY_WAIT);
 /// How long the head waits for a local release, when this process's own guards fill the limit,
 /// before asking the server anyway (the limit may have been raised meanwhile).
 pub(crate) const LOCAL_FULL_RECHECK: Duration = Duration::from_secs(2);
@@ -96,10 +96,10 @@ pub(crate) const MIN_YIELD: Duration = Duration::from_millis(50);
 /// never refused) takes it, and its next refusal of this one makes the contention known.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(4);
 /// After a failed renewal of a guard's lease, the pause before the next try: a quarter of the
-/// time the lease has `left`, within [`MIN_RENEWAL_RETRY`] and [`MAX_RENEWAL_RETRY`].
-pub(crate) fn renewal_retry(left: Duration) -> Duration {
-    (left / 4).clamp(MIN_RENEWAL_RETRY, MAX_RENEWAL_RETRY)
-}
+/// time the lease has left, within [`MIN_RENEWAL_RETRY`] and [`MAX_RENEWAL_RETRY`]; tried
+/// again while the lease's term lasts.
+pub(crate) const RENEWAL_RETRY: Backoff =
+    Backoff::share_of_time_left(4, MIN_RENEWAL_RETRY, MAX_RENEWAL_RETRY);
 /// The shortest pause before a failed lease renewal is tried again.
 pub(crate) const MIN_RENEWAL_RETRY: Duration = Duration::from_millis(200);
 /// The longest pause before a failed lease renewal is tried again.
@@ -121,11 +121,10 @@ pub(crate) const MIN_ORCHESTRATION_WAIT: Duration = Duration::from_millis(100);
 pub(crate) const REPORT_BUDGET: Duration = Duration::from_secs(120);
 /// The longest pause between two sends of one report.
 pub(crate) const REPORT_MAX_PAUSE: Duration = Duration::from_secs(15);
-/// The pause before a report is sent again for the `sends`th time (counted from 1): 2 s, 4 s,
-/// 8 s, then [`REPORT_MAX_PAUSE`]; no jitter.
-pub(crate) fn report_resend(sends: u32) -> Duration {
-    (Duration::from_secs(1) * 2u32.saturating_pow(sends.min(4))).min(REPORT_MAX_PAUSE)
-}
+/// The pauses before a report is sent again: 2 s, 4 s, 8 s, then [`REPORT_MAX_PAUSE`]; no
+/// jitter; for [`REPORT_BUDGET`].
+pub(crate) const REPORT_RESEND: Backoff =
+    Backoff::exponential(Duration::from_secs(2), 2.0, REPORT_MAX_PAUSE).without_jitter();
 /// The longest a task run waits for the slots of its tags' limits.
 pub(crate) const TAG_SLOT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// The pause before watching a flow run for cancellation again after the watch failed.
@@ -142,8 +141,15 @@ pub(crate) const LOG_FLUSH_RECHECK: Duration = Duration::from_millis(50);
 pub(crate) const LOG_SHIPPER_TICK: Duration = Duration::from_millis(20);
 /// How long the log shipper gathers lines into one batch.
 pub(crate) const LOG_BATCH_INTERVAL: Duration = Duration::from_millis(500);
-/// The pause before the log shipper sends a refused batch again: this, doubled each attempt.
+/// The pause before the log shipper sends a failed batch again the first time.
 pub(crate) const LOG_RESEND_WAIT: Duration = Duration::from_millis(500);
+/// Attempts to send one batch of log lines before its lines count as dropped.
+pub(crate) const LOG_SEND_ATTEMPTS: u32 = 3;
+/// The pauses between the attempts to send a batch of log lines: [`LOG_RESEND_WAIT`], doubled
+/// each time (500 ms, 1 s); no jitter; [`LOG_SEND_ATTEMPTS`] attempts in all.
+pub(crate) const LOG_RESEND: Backoff = Backoff::exponential(LOG_RESEND_WAIT, 2.0, Duration::MAX)
+    .without_jitter()
+    .at_most(LOG_SEND_ATTEMPTS - 1);
 
 // --- Serving and workers. ---
 
@@ -160,22 +166,27 @@ pub(crate) const SHUTDOWN_STOP_BUDGET: Duration = Duration::from_secs(30);
 /// The longest pause between polls of a server that fails, and between subscriptions to its
 /// events that end.
 pub(crate) const MAX_POLL_BACKOFF: Duration = Duration::from_secs(10);
-/// The pause after `failures` failed polls (or ended event subscriptions) in a row, counted
-/// from 1: 2 s, 4 s, 8 s, then [`MAX_POLL_BACKOFF`]; no jitter.
-pub(crate) fn poll_backoff(failures: u32) -> Duration {
-    (Duration::from_secs(1) * 2u32.saturating_pow(failures.min(5))).min(MAX_POLL_BACKOFF)
-}
+/// The pauses after failed polls (or ended event subscriptions) in a row: 2 s, 4 s, 8 s, then
+/// [`MAX_POLL_BACKOFF`]; no jitter; no end (a failing server never ends the loop).
+pub(crate) const POLL_BACKOFF: Backoff =
+    Backoff::exponential(Duration::from_secs(2), 2.0, MAX_POLL_BACKOFF).without_jitter();
 /// Wake-up polls (a source without direct claims) are at least this far apart: a burst of
 /// events makes one poll, not one each (a poll is a write on the server: it marks the
 /// deployments or the pool ready).
 pub(crate) const MIN_WAKE_POLL_GAP: Duration = Duration::from_secs(1);
 /// How often, at most, a polling loop asks the server which of its runs were cancelled.
 pub(crate) const CANCELLATION_CHECK_EVERY: Duration = Duration::from_secs(5);
-/// The pause before a claim whose answer was lost is sent again for the `attempt`th time
-/// (counted from 1): 200 ms, 400 ms, 600 ms, …; no jitter.
-pub(crate) fn claim_retry(attempt: u32) -> Duration {
-    Duration::from_millis(200 * u64::from(attempt))
-}
+/// Claims of one run sent in all when their answers are lost (the same transition: the server
+/// answers a repeat with the state it took).
+pub(crate) const CLAIM_ATTEMPTS: u32 = 4;
+/// The pauses before a claim whose answer was lost is sent again: 200 ms, 400 ms, 600 ms (a
+/// step of 200 ms each time, no cap); no jitter; [`CLAIM_ATTEMPTS`] claims in all.
+pub(crate) const CLAIM_RETRY: Backoff = Backoff::linear(
+    Duration::from_millis(200),
+    Duration::from_millis(200),
+    Duration::MAX,
+)
+.at_most(CLAIM_ATTEMPTS - 1);
 /// How often a deployment run's concurrency lease is renewed, and for how long: Prefect's
 /// engine's term (300 s), renewed every minute, so a stall of four minutes keeps the slot.
 pub(crate) const DEPLOYMENT_LEASE_RENEW_EVERY: Duration = Duration::from_secs(60);
@@ -187,11 +198,17 @@ pub(crate) const STRANDED_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// The term each renewal of a deployment run's lease asks for (see
 /// [`DEPLOYMENT_LEASE_RENEW_EVERY`]).
 pub(crate) const DEPLOYMENT_LEASE_TERM: Duration = Duration::from_secs(300);
-/// The pause after the `attempt`th failed renewal in a row of a deployment run's lease
-/// (counted from 1): 1 s, 2 s, 3 s, …, at most 10 s; no jitter.
-pub(crate) fn deployment_lease_retry(attempt: u32) -> Duration {
-    Duration::from_secs(u64::from(attempt).min(10))
-}
+/// Failed renewals of a deployment run's lease tried again before the renewer waits for the
+/// next renewal (the lease lasts five minutes: the next minute's renewal tries again).
+pub(crate) const DEPLOYMENT_LEASE_RETRIES: u32 = 10;
+/// The pauses after failed renewals in a row of a deployment run's lease: 1 s, 2 s, 3 s, …, at
+/// most 10 s; no jitter; [`DEPLOYMENT_LEASE_RETRIES`] of them.
+pub(crate) const DEPLOYMENT_LEASE_RETRY: Backoff = Backoff::linear(
+    Duration::from_secs(1),
+    Duration::from_secs(1),
+    Duration::from_secs(10),
+)
+.at_most(DEPLOYMENT_LEASE_RETRIES);
 /// How often a worker heartbeats, by default (Prefect's `PREFECT_WORKER_HEARTBEAT_SECONDS`): the
 /// server marks it offline after three missed beats.
 pub(crate) const WORKER_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -240,27 +257,47 @@ pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 mod tests {
     use super::*;
 
+    /// The pauses a backoff gives, at most `at_most` of them.
+    fn pauses(backoff: Backoff, at_most: usize) -> Vec<Duration> {
+        let mut pauses = backoff.pauses();
+        std::iter::from_fn(|| pauses.next_delay()).take(at_most).collect()
+    }
+
     #[test]
     fn steady_backoffs_keep_their_numbers() {
         let secs = |waits: Vec<Duration>| waits.iter().map(Duration::as_secs).collect::<Vec<_>>();
+        assert_eq!(secs(pauses(POLL_BACKOFF, 7)), [2, 4, 8, 10, 10, 10, 10]);
+        assert_eq!(pauses(POLL_BACKOFF, 100).last(), Some(&MAX_POLL_BACKOFF));
+        assert_eq!(secs(pauses(REPORT_RESEND, 6)), [2, 4, 8, 15, 15, 15]);
+        assert_eq!(pauses(REPORT_RESEND, 100).last(), Some(&REPORT_MAX_PAUSE));
         assert_eq!(
-            secs((1..=7).map(poll_backoff).collect()),
-            [2, 4, 8, 10, 10, 10, 10]
-        );
-        assert_eq!(poll_backoff(u32::MAX), MAX_POLL_BACKOFF);
-        assert_eq!(secs((1..=6).map(report_resend).collect()), [2, 4, 8, 15, 15, 15]);
-        assert_eq!(report_resend(u32::MAX), REPORT_MAX_PAUSE);
-        assert_eq!(
-            (1..=3).map(claim_retry).collect::<Vec<_>>(),
+            pauses(CLAIM_RETRY, 100),
             [200, 400, 600].map(Duration::from_millis)
         );
         assert_eq!(
-            secs((1..=12).map(deployment_lease_retry).collect()),
+            secs(pauses(DEPLOYMENT_LEASE_RETRY, 100)),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        );
+        assert_eq!(
+            secs(pauses(DEPLOYMENT_LEASE_RETRY.limit(None), 12)),
             [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10]
         );
-        assert_eq!(renewal_retry(Duration::from_millis(400)), MIN_RENEWAL_RETRY);
-        assert_eq!(renewal_retry(Duration::from_secs(8)), Duration::from_secs(2));
-        assert_eq!(renewal_retry(Duration::from_secs(300)), MAX_RENEWAL_RETRY);
+        assert_eq!(pauses(LOG_RESEND, 100), [500, 1000].map(Duration::from_millis));
+        // A quarter of the time the lease has left (measured a moment after the deadline was
+        // set, so a little less), within 200 ms and 5 s.
+        let renewal_pause = |left: Duration| {
+            let deadline = tokio::time::Instant::now() + left;
+            let mut retries = crate::retry::Retries::new(RENEWAL_RETRY).until(deadline);
+            retries.failed(crate::retry::Verdict::Retry).unwrap_or_default()
+        };
+        assert_eq!(renewal_pause(Duration::from_millis(400)), MIN_RENEWAL_RETRY);
+        let quarter = renewal_pause(Duration::from_secs(8));
+        assert!(
+            quarter <= Duration::from_secs(2)
+                && quarter + Duration::from_millis(50) >= Duration::from_secs(2),
+            "{quarter:?}"
+        );
+        assert_eq!(renewal_pause(Duration::from_secs(300)), MAX_RENEWAL_RETRY);
     }
 
     #[test]

@@ -9,12 +9,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::guard::SlotGuard;
-use super::queue::{Lease, Queue, Term, Waiting};
-use crate::lease::{FIRST_TERM, LeaseHolder, LeaseTerms, SlotMode, check_lease_duration, checked_slots};
+use super::queue::{Queue, Waiting};
+use crate::lease::{
+    FIRST_TERM, Lease, LeaseHolder, LeaseTerms, SlotMode, Term, check_lease_duration, checked_slots,
+};
 use crate::resources::global_concurrency_limits::checked_names;
+use crate::retry::{Retries, Verdict};
 use crate::waits::{
-    self, CONTENTION_POLL, DEFAULT_SLOT_RETRY_WAIT, LOCAL_FULL_RECHECK, MAX_LEASE_FAILURE_WAIT,
-    MAX_LEASE_FAILURES, MAX_SLOT_RETRY_WAIT,
+    CONTENTION_POLL, DEFAULT_SLOT_RETRY_WAIT, LEASE_FAILURE, LOCAL_FULL_RECHECK, MAX_SLOT_RETRY_WAIT,
+    SLOT_REFUSAL,
 };
 use crate::{Client, Error};
 
@@ -164,33 +167,32 @@ impl Acquire {
         let slots = self.terms.slots;
         let strict = self.strict;
         let attempt = async move {
-            let mut refusals = 0;
-            loop {
-                match client
-                    .global_concurrency_limits()
-                    .increment(&names, slots, SlotMode::RateLimit)
-                    .await
-                {
-                    Ok(limits) => {
-                        let missing = missing_names(&names, limits.iter().map(|l| l.name.as_str()));
-                        if strict && !missing.is_empty() {
-                            return Err(Error::MissingLimits { names: missing });
-                        }
-                        if !missing.is_empty() {
-                            tracing::warn!(names = ?missing, "no active global concurrency limit with these names; not limiting (strict(false))");
-                        }
-                        return Ok(());
-                    }
-                    Err(e @ Error::SlotsUnavailable { .. }) => {
-                        refusals += 1;
-                        if max_retries.is_some_and(|m| refusals > m) {
-                            return Err(e);
-                        }
-                        tokio::time::sleep(refusal_wait(e.retry_after())).await;
-                    }
-                    Err(e) => return Err(e),
-                }
+            // Refusals are asked again as each says, `max_retries` times at most; any other
+            // failure is returned.
+            let (client, names) = (&client, &names);
+            let limits = Retries::new(SLOT_REFUSAL.limit(max_retries))
+                .run(
+                    |e: &Error| match e {
+                        Error::SlotsUnavailable { .. } => Verdict::RetryAfter(refusal_wait(e.retry_after())),
+                        _ => Verdict::Stop,
+                    },
+                    |_, _| {},
+                    |_| async move {
+                        client
+                            .global_concurrency_limits()
+                            .increment(names, slots, SlotMode::RateLimit)
+                            .await
+                    },
+                )
+                .await?;
+            let missing = missing_names(names, limits.iter().map(|l| l.name.as_str()));
+            if strict && !missing.is_empty() {
+                return Err(Error::MissingLimits { names: missing });
             }
+            if !missing.is_empty() {
+                tracing::warn!(names = ?missing, "no active global concurrency limit with these names; not limiting (strict(false))");
+            }
+            Ok(())
         };
         match self.timeout {
             None => attempt.await,
@@ -211,8 +213,8 @@ impl Acquire {
         let _waiting = Waiting::enter(&queue);
         let _turn = queue.turn.lock().await;
         let mut refusals = 0u32;
-        let mut failures = 0u32;
-        let mut backoff = waits::lease_failure();
+        // Failed lease requests in a row (a refusal starts the count again).
+        let mut failures = Retries::new(LEASE_FAILURE);
         let mut after_yield = false;
         loop {
             if let Some(lease) = queue.take_parked() {
@@ -286,8 +288,7 @@ impl Acquire {
                     // before the next ask was set by the request.
                     after_yield = false;
                     refusals += 1;
-                    failures = 0;
-                    backoff = waits::lease_failure();
+                    failures.reset();
                     if self.max_retries.is_some_and(|m| refusals > m) {
                         return Err(e);
                     }
@@ -296,16 +297,14 @@ impl Acquire {
                 // then it returns when the unanswered lease's first term ends; the limit holds
                 // either way. A server that could not be reached at all was already tried again
                 // by the transport, with its whole backoff: that error is returned as it is.
-                Err(e)
-                    if e.is_transient()
-                        && !matches!(e, Error::Connect { .. })
-                        && failures < MAX_LEASE_FAILURES =>
-                {
-                    failures += 1;
-                    tracing::warn!(error = %e, attempt = failures, "a lease request failed; asking again (a lease the server granted unanswered expires by itself)");
-                    tokio::time::sleep(backoff.next_delay().unwrap_or(MAX_LEASE_FAILURE_WAIT)).await;
+                Err(e) => {
+                    let transient = e.is_transient() && !matches!(e, Error::Connect { .. });
+                    let Some(pause) = failures.failed(Verdict::retry_if(transient)) else {
+                        return Err(e);
+                    };
+                    tracing::warn!(error = %e, attempt = failures.retries(), "a lease request failed; asking again (a lease the server granted unanswered expires by itself)");
+                    tokio::time::sleep(pause).await;
                 }
-                Err(e) => return Err(e),
             }
         }
     }

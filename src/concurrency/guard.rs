@@ -1,18 +1,19 @@
 //! [`SlotGuard`]: slots held under a lease, renewed in the background, given back on release or
 //! drop, and at program end.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::queue::{Lease, Queue, Term};
+use super::queue::Queue;
 use crate::error::LeaseLoss;
+use crate::lease::{Cadence, GiveUp, Lease, RenewalRule, Renewer, SharedTerm};
+use crate::retry::{Retries, Verdict};
 use crate::types::MinimalConcurrencyLimitResponse;
-use crate::waits::{self, MAX_RELEASE_WAIT, RELEASE_RETRY_BUDGET};
+use crate::waits::{RELEASE, RELEASE_RETRY_BUDGET, RENEWAL_RETRY};
 use crate::{Client, Error};
 
 /// Slots of global concurrency limits, held under a lease; from [`Acquire`](super::Acquire).
@@ -40,7 +41,7 @@ struct Held {
     client: Client,
     /// The lease; its `term` is kept current by the renewer through `term`.
     lease: Lease,
-    term: Arc<Mutex<Term>>,
+    term: SharedTerm,
     queue: Arc<Queue>,
     renewer: JoinHandle<()>,
 }
@@ -57,17 +58,31 @@ impl SlotGuard {
     }
 
     /// Starts holding a lease (granted now, or handed on by a released guard), renewing it in
-    /// the background on the current runtime.
+    /// the background on the current runtime: every third of its current term, asking each
+    /// time for the duration the holder wanted; failed renewals are tried again while the term
+    /// lasts, and the lease counts as lost on 410 or when the term ended unrenewed.
     pub(crate) fn start(client: Client, lease: Lease, queue: Arc<Queue>) -> SlotGuard {
         let (sender, lost) = watch::channel(None);
-        let term = Arc::new(Mutex::new(lease.term));
-        let renewer = tokio::spawn(renew(
-            client.clone(),
-            lease.id,
-            lease.terms.lease_duration,
-            term.clone(),
-            sender,
-        ));
+        let lease_id = lease.id;
+        let rule = RenewalRule {
+            term: lease.terms.lease_duration,
+            cadence: Cadence::ThirdOfTerm,
+            retry: RENEWAL_RETRY,
+            give_up: GiveUp::AtTermEnd,
+        };
+        let renewing = Renewer::new(lease_id, "concurrency lease", rule).with_term(lease.term);
+        let term = renewing.term();
+        let renew_client = client.clone();
+        let renewer = tokio::spawn(async move {
+            let limits = renew_client.global_concurrency_limits();
+            let on_lost = move |reason: LeaseLoss| {
+                tracing::error!(%lease_id, %reason, "concurrency lease lost");
+                let _ = sender.send(Some((lease_id, reason)));
+            };
+            renewing
+                .run(|term| limits.renew_lease(lease_id, term), on_lost)
+                .await;
+        });
         SlotGuard {
             held: Some(Held {
                 client,
@@ -122,8 +137,8 @@ impl SlotGuard {
             // The renewer is gone without a word: its runtime shut down.
             return Some((held.lease.id, LeaseLoss::RuntimeShutdown));
         }
-        let term = *held.term.lock().unwrap_or_else(|p| p.into_inner());
-        (!term.lasts(Duration::ZERO)).then(|| {
+        let ended = held.term.get().is_some_and(|term| !term.lasts(Duration::ZERO));
+        ended.then(|| {
             let last_error = "the lease's term ended before a renewal was answered".to_string();
             (held.lease.id, LeaseLoss::NotRenewed { last_error })
         })
@@ -136,10 +151,16 @@ impl SlotGuard {
         };
         let mut lost = self.lost.clone();
         loop {
-            let ends = held.term.lock().unwrap_or_else(|p| p.into_inner()).ends();
+            let ends = held.term.get().map(|term| term.ends());
+            let ended = async {
+                match ends {
+                    Some(ends) => tokio::time::sleep_until(ends).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = lost.changed() => {}
-                _ = tokio::time::sleep_until(ends) => {}
+                () = ended => {}
             }
             if let Err(error) = self.check() {
                 return error;
@@ -183,7 +204,9 @@ impl Held {
             queue,
             ..
         } = self;
-        lease.term = *term.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(term) = term.get() {
+            lease.term = term;
+        }
         let releasing = Releasing {
             client,
             lease_id: lease.id,
@@ -265,18 +288,15 @@ impl Drop for Releasing {
 /// [`RELEASE_RETRY_BUDGET`].
 async fn release_on_server(client: &Client, lease_id: Uuid) -> Result<(), Error> {
     let limits = client.global_concurrency_limits();
-    let started = Instant::now();
-    let mut pauses = waits::release();
-    loop {
-        let pause = pauses.next_delay().unwrap_or(MAX_RELEASE_WAIT);
-        match limits.decrement_with_lease(lease_id).await {
-            Err(e) if e.is_transient() && started.elapsed() + pause < RELEASE_RETRY_BUDGET => {
-                tracing::debug!(%lease_id, error = %e, "releasing slots failed; retrying");
-                tokio::time::sleep(pause).await;
-            }
-            result => return result,
-        }
-    }
+    let limits = &limits;
+    Retries::new(RELEASE)
+        .starting_within(RELEASE_RETRY_BUDGET)
+        .run(
+            |e: &Error| Verdict::retry_if(e.is_transient()),
+            |e, _| tracing::debug!(%lease_id, error = %e, "releasing slots failed; retrying"),
+            |_| limits.decrement_with_lease(lease_id),
+        )
+        .await
 }
 
 /// Gives a lease back from a thread of its own, with its own runtime, and waits for it: for a
@@ -315,60 +335,6 @@ impl Drop for SlotGuard {
             }
             // No runtime here: dropping `releasing` gives the slots back from a thread.
             Err(_) => drop(releasing),
-        }
-    }
-}
-
-/// Renews the lease every third of its current term until aborted, asking each time for the
-/// duration the holder wanted; reports a loss on 410, or when renewals failed until the lease
-/// may have expired.
-async fn renew(
-    client: Client,
-    lease_id: Uuid,
-    lease_duration: Duration,
-    term: Arc<Mutex<Term>>,
-    lost: watch::Sender<Option<Loss>>,
-) {
-    let current = *term.lock().unwrap_or_else(|p| p.into_inner());
-    let mut valid_until = current.ends();
-    let mut next = current.since + current.duration / 3;
-    let limits = client.global_concurrency_limits();
-    loop {
-        tokio::time::sleep_until(next).await;
-        let sent = Instant::now();
-        let remaining = valid_until.saturating_duration_since(sent);
-        let attempt = tokio::time::timeout(remaining, limits.renew_lease(lease_id, lease_duration));
-        match attempt.await {
-            Ok(Ok(())) => {
-                // The server's new term began at most when the request was sent.
-                let renewed = Term {
-                    since: sent,
-                    duration: lease_duration,
-                };
-                *term.lock().unwrap_or_else(|p| p.into_inner()) = renewed;
-                valid_until = renewed.ends();
-                next = sent + lease_duration / 3;
-            }
-            Ok(Err(Error::LeaseLost { reason, .. })) => {
-                tracing::error!(%lease_id, %reason, "concurrency lease lost");
-                let _ = lost.send(Some((lease_id, reason)));
-                return;
-            }
-            outcome => {
-                let error = match outcome {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "renewal timed out".to_string(),
-                };
-                if Instant::now() >= valid_until {
-                    let reason = LeaseLoss::NotRenewed { last_error: error };
-                    tracing::error!(%lease_id, %reason, "concurrency lease lost");
-                    let _ = lost.send(Some((lease_id, reason)));
-                    return;
-                }
-                tracing::warn!(%lease_id, %error, "renewing the concurrency lease failed; retrying");
-                let left = valid_until.saturating_duration_since(Instant::now());
-                next = Instant::now() + waits::renewal_retry(left);
-            }
         }
     }
 }

@@ -9,73 +9,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::lease::LeaseTerms;
-use crate::waits::{
-    CONTENTION_MEMORY, CONTENTION_YIELD, HANDOFF_TERM, MIN_YIELD, PARK_TIMEOUT, PROBE_INTERVAL,
-};
-
-/// A lease the server granted, as this process holds it.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    pub(crate) id: uuid::Uuid,
-    pub(crate) limits: Vec<crate::types::MinimalConcurrencyLimitResponse>,
-    pub(crate) terms: LeaseTerms,
-    /// When the server last extended it (granted or renewed) and for how long.
-    pub(crate) term: Term,
-    /// Whether it holds slots on every name asked for (no name lacked an active limit).
-    pub(crate) complete: bool,
-    /// How many times it passed from one guard to the next.
-    pub(crate) handoffs: u32,
-    /// Until when it may pass from guard to guard: its hand-off term, drawn at the grant.
-    pub(crate) hand_off_until: Instant,
-}
-
-impl Lease {
-    /// A lease the server just granted, for its first `term`; its hand-off term is drawn
-    /// within ±25 % of [`HANDOFF_TERM`].
-    pub(crate) fn granted(
-        id: uuid::Uuid,
-        limits: Vec<crate::types::MinimalConcurrencyLimitResponse>,
-        terms: LeaseTerms,
-        term: Term,
-        complete: bool,
-    ) -> Lease {
-        Lease {
-            id,
-            limits,
-            terms,
-            term,
-            complete,
-            handoffs: 0,
-            hand_off_until: term.since + HANDOFF_TERM.mul_f64(0.75 + 0.5 * fastrand::f64()),
-        }
-    }
-
-    /// Whether its hand-off term has run out: it goes back to the server at its next release.
-    pub(crate) fn term_over(&self) -> bool {
-        Instant::now() >= self.hand_off_until
-    }
-}
-
-/// The server's current term of a lease: from `since` (when the granting or renewing request
-/// was sent, so never later than the server's) for `duration`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Term {
-    pub(crate) since: Instant,
-    pub(crate) duration: Duration,
-}
-
-impl Term {
-    /// When the server may consider the lease expired.
-    pub(crate) fn ends(&self) -> Instant {
-        self.since + self.duration
-    }
-
-    /// Whether the lease still has at least `margin` to run.
-    pub(crate) fn lasts(&self, margin: Duration) -> bool {
-        Instant::now() + margin < self.ends()
-    }
-}
+use crate::lease::{Lease, LeaseTerms};
+use crate::waits::{CONTENTION_MEMORY, CONTENTION_YIELD, MIN_YIELD, PARK_TIMEOUT, PROBE_INTERVAL};
 
 /// Counts an acquisition as waiting on its queue while it lives.
 pub(crate) struct Waiting(Arc<Queue>);
@@ -424,6 +359,8 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lease::Term;
+    use crate::waits::HANDOFF_TERM;
 
     fn terms(slots: u32) -> LeaseTerms {
         LeaseTerms::new(slots)

@@ -15,9 +15,10 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use uuid::Uuid;
 
-use crate::Client;
 use crate::resources::logs::{LogEntry, LogLevel};
-use crate::waits::{LOG_BATCH_INTERVAL, LOG_FLUSH_RECHECK, LOG_RESEND_WAIT, LOG_SHIPPER_TICK};
+use crate::retry::{Retries, Verdict};
+use crate::waits::{LOG_BATCH_INTERVAL, LOG_FLUSH_RECHECK, LOG_RESEND, LOG_SHIPPER_TICK};
+use crate::{Client, Error};
 
 /// Lines queued at most, by default; more are dropped (and counted) until the queue drains.
 pub const DEFAULT_LOG_QUEUE: usize = 100_000;
@@ -29,8 +30,6 @@ const BATCH_BYTES: usize = 3_000_000;
 const MAX_LINE: usize = 1_000_000;
 /// The longest line Prefect Cloud takes.
 const MAX_LINE_CLOUD: usize = 25_000;
-/// Attempts to send one batch before its lines count as dropped.
-const SEND_ATTEMPTS: u32 = 3;
 
 /// Ships `tracing` events emitted inside [`FlowScope::run`](super::FlowScope::run) and
 /// [`TaskScope::run`](super::TaskScope::run) to Prefect as the runs' logs (events outside any
@@ -262,40 +261,32 @@ fn ship(client: Client, receiver: Receiver<LogEntry>, shipper: Weak<LogShipper>)
     }
 }
 
-/// Writes a batch, trying [`SEND_ATTEMPTS`] times; a batch the server refuses for its content
-/// (422) is split in halves until the lines it refuses are alone, so one bad line costs only
-/// itself. Returns how many lines were written.
+/// Writes a batch, trying [`LOG_SEND_ATTEMPTS`](crate::waits::LOG_SEND_ATTEMPTS) times; a
+/// batch the server refuses for its content (422) is split in halves until the lines it refuses
+/// are alone, so one bad line costs only itself. Returns how many lines were written.
 async fn send(client: &Client, batch: &[LogEntry]) -> u64 {
     let mut pending: Vec<&[LogEntry]> = vec![batch];
     let mut shipped = 0;
     while let Some(part) = pending.pop() {
-        for attempt in 0..SEND_ATTEMPTS {
-            match client.logs().write(part.iter().cloned()).await {
-                Ok(()) => {
-                    shipped += part.len() as u64;
-                    break;
-                }
-                Err(e) if e.is_validation() && part.len() > 1 => {
-                    let (left, right) = part.split_at(part.len() / 2);
-                    pending.push(right);
-                    pending.push(left);
-                    break;
-                }
-                Err(e) if e.is_validation() => {
-                    eprintln!("prefect-client: Prefect refuses a log line: {e}");
-                    break;
-                }
-                Err(e) => {
-                    if attempt + 1 < SEND_ATTEMPTS {
-                        tokio::time::sleep(LOG_RESEND_WAIT * (1 << attempt)).await;
-                    } else {
-                        eprintln!(
-                            "prefect-client: {} log line(s) not shipped to Prefect: {e}",
-                            part.len()
-                        );
-                    }
-                }
+        let written = Retries::new(LOG_RESEND)
+            .run(
+                |e: &Error| Verdict::retry_if(!e.is_validation()),
+                |_, _| {},
+                |_| async move { client.logs().write(part.iter().cloned()).await },
+            )
+            .await;
+        match written {
+            Ok(()) => shipped += part.len() as u64,
+            Err(e) if e.is_validation() && part.len() > 1 => {
+                let (left, right) = part.split_at(part.len() / 2);
+                pending.push(right);
+                pending.push(left);
             }
+            Err(e) if e.is_validation() => eprintln!("prefect-client: Prefect refuses a log line: {e}"),
+            Err(e) => eprintln!(
+                "prefect-client: {} log line(s) not shipped to Prefect: {e}",
+                part.len()
+            ),
         }
     }
     shipped

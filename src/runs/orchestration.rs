@@ -8,12 +8,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::resources::call;
+use crate::retry::{Retries, Verdict};
 use crate::types::{
     OrchestrationResult, SetFlowRunStateBody, SetStateStatus, SetTaskRunStateBody, State, StateCreate,
     StateDetails, StateType,
 };
 use crate::waits::{
-    self, DEFAULT_ORCHESTRATION_WAIT, MAX_ORCHESTRATION_WAIT, MIN_ORCHESTRATION_WAIT, REPORT_BUDGET,
+    DEFAULT_ORCHESTRATION_WAIT, MAX_ORCHESTRATION_WAIT, MIN_ORCHESTRATION_WAIT, REPORT_BUDGET, REPORT_RESEND,
 };
 use crate::{Client, Error};
 
@@ -169,23 +170,21 @@ pub(crate) async fn propose_state(client: &Client, run: Run, proposal: &Proposal
         }
         _ => None,
     };
-    let started = std::time::Instant::now();
-    let mut sends = 0u32;
-    loop {
-        let mut answer = propose_until_answered(client, run, &proposal).await;
-        if sends > 0 {
-            answer = after_repeat(client, run, &proposal, transition, answer).await;
-        }
-        match &answer {
-            Err(e) if resend_after(e) && started.elapsed() < REPORT_BUDGET => {
-                sends += 1;
-                let pause = waits::report_resend(sends);
-                tracing::warn!(?run, state = ?proposal.state, error = %e, retry_in = ?pause, "reporting the run's state failed; sending it again");
-                tokio::time::sleep(pause).await;
-            }
-            _ => return answer,
-        }
-    }
+    let proposal = &proposal;
+    report_resends()
+        .run(
+            resend_after,
+            |e, pause| tracing::warn!(?run, state = ?proposal.state, error = %e, retry_in = ?pause, "reporting the run's state failed; sending it again"),
+            |send| async move {
+                let answer = propose_until_answered(client, run, proposal).await;
+                if send > 1 {
+                    after_repeat(client, run, proposal, transition, answer).await
+                } else {
+                    answer
+                }
+            },
+        )
+        .await
 }
 
 /// The answer to a report sent again: a refusal because the run already took the state (the
@@ -219,25 +218,25 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>>,
 {
-    let started = std::time::Instant::now();
-    let mut sends = 0u32;
-    loop {
-        match send().await {
-            Err(e) if resend_after(&e) && started.elapsed() < REPORT_BUDGET => {
-                sends += 1;
-                let pause = waits::report_resend(sends);
-                tracing::warn!(what, error = %e, retry_in = ?pause, "a run's report failed; sending it again");
-                tokio::time::sleep(pause).await;
-            }
-            other => return other,
-        }
-    }
+    report_resends()
+        .run(
+            resend_after,
+            |e, pause| tracing::warn!(what, error = %e, retry_in = ?pause, "a run's report failed; sending it again"),
+            |_| send(),
+        )
+        .await
+}
+
+/// How a run's reports are sent again: [`REPORT_RESEND`]'s pauses for [`REPORT_BUDGET`] from
+/// now.
+fn report_resends() -> Retries {
+    Retries::new(REPORT_RESEND).within(REPORT_BUDGET)
 }
 
 /// Whether a failed report is sent again: the server away, overloaded or slow (not 423, not a
 /// refusal of the report itself).
-fn resend_after(error: &Error) -> bool {
-    error.is_transient() && !error.is_slots_unavailable()
+fn resend_after(error: &Error) -> Verdict {
+    Verdict::retry_if(error.is_transient() && !error.is_slots_unavailable())
 }
 
 /// The run's current state, as the server has it.

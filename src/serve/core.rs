@@ -10,28 +10,30 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::flow::RustFlow;
+use crate::error::LeaseLoss;
+use crate::lease::{Cadence, GiveUp, RenewalRule, Renewer};
 use crate::query::{
     FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType, FlowRunQuery,
 };
 use crate::resources::call;
 use crate::resources::flow_runs::is_final;
+use crate::retry::{Retries, Verdict};
 use crate::runs::{
     AbortOnDrop, Answer, Execution, Heartbeat, Outcome, Proposal, Run, Stop, Supervisor, propose_state,
 };
 use crate::types::{FlowRunPolicy, FlowRunPolicyRetryType, FlowRunUpdate, State, StateType};
 use crate::waits::{
-    self, CANCELLATION_CHECK_EVERY, DEPLOYMENT_LEASE_RENEW_EVERY, DEPLOYMENT_LEASE_TERM, STRANDED_RETRY_AFTER,
+    CANCELLATION_CHECK_EVERY, CLAIM_RETRY, DEPLOYMENT_LEASE_RENEW_EVERY, DEPLOYMENT_LEASE_RETRY,
+    DEPLOYMENT_LEASE_TERM, STRANDED_RETRY_AFTER,
 };
 use crate::{Client, Error};
 
 /// The end of a run cancelled from outside (the UI, Prefect's CLI or client).
 const CANCELLED_FROM_OUTSIDE: &str = "cancelled; the Rust future was stopped";
-/// Claims sent again after a lost answer (the same transition: the server answers a repeat
-/// with the state it took).
-const CLAIM_ATTEMPTS: u32 = 4;
 
 /// A run a poll found, as far as executing it needs.
 #[derive(Debug, Clone)]
@@ -437,20 +439,15 @@ impl Core {
         let id = found.id;
         let transition = Uuid::new_v4();
         let proposal = Proposal::new(StateType::Pending).transition(transition);
-        let mut attempt = 0;
-        let answer = loop {
-            attempt += 1;
-            match propose_state(&self.client, Run::Flow(id), &proposal).await {
-                Ok(answer) => break answer,
-                // The answer was lost; the same transition sent again is answered by what the
-                // server did with the first.
-                Err(e) if e.is_transient() && attempt < CLAIM_ATTEMPTS => {
-                    tracing::debug!(flow_run_id = %id, error = %e, "claiming the run failed; asking again");
-                    tokio::time::sleep(waits::claim_retry(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        // An answer lost: the same transition sent again is answered by what the server did
+        // with the first.
+        let answer = Retries::new(CLAIM_RETRY)
+            .run(
+                |e: &Error| Verdict::retry_if(e.is_transient()),
+                |e, _| tracing::debug!(flow_run_id = %id, error = %e, "claiming the run failed; asking again"),
+                |_| propose_state(&self.client, Run::Flow(id), &proposal),
+            )
+            .await?;
         let lease_of = |state: &Option<Box<State>>| {
             state
                 .as_ref()
@@ -635,7 +632,7 @@ impl Drop for InFlight {
 /// the server accepts (a retry), so a stall of minutes (a paused VM, a 503 storm) keeps the
 /// slot and a process that dies frees it within five minutes. A lease the server no longer has
 /// (410) stops the run CRASHED, since its slot may be another run's now. Transient failures
-/// are tried again while the lease lasts.
+/// are tried again ([`DEPLOYMENT_LEASE_RETRY`]), then left to the next renewal.
 async fn renew(
     client: Client,
     run: Uuid,
@@ -643,34 +640,23 @@ async fn renew(
     stop: watch::Sender<Option<Stop>>,
     running: Arc<tokio::sync::Notify>,
 ) {
+    let rule = RenewalRule {
+        term: DEPLOYMENT_LEASE_TERM,
+        cadence: Cadence::Every(DEPLOYMENT_LEASE_RENEW_EVERY),
+        retry: DEPLOYMENT_LEASE_RETRY,
+        give_up: GiveUp::UntilNextRenewal,
+    };
     let limits = client.global_concurrency_limits();
-    running.notified().await;
-    loop {
-        let mut attempt = 0u32;
-        loop {
-            match limits.renew_lease(lease, DEPLOYMENT_LEASE_TERM).await {
-                Ok(()) => break,
-                Err(Error::LeaseLost { .. }) => {
-                    tracing::error!(flow_run_id = %run, %lease, "the deployment's concurrency slot of the run was lost; stopping the run");
-                    let _ = stop.send(Some(Stop::Crash(
-                        "the deployment's concurrency slot of this run was lost (its lease expired or was revoked); the run was stopped so the limit holds"
-                            .into(),
-                    )));
-                    return;
-                }
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(flow_run_id = %run, error = %e, "renewing the deployment run's concurrency lease failed; trying again");
-                    if attempt > 10 {
-                        break;
-                    }
-                    tokio::time::sleep(waits::deployment_lease_retry(attempt)).await;
-                }
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(DEPLOYMENT_LEASE_RENEW_EVERY) => {}
-            () = running.notified() => {}
-        }
-    }
+    let on_lost = move |_: LeaseLoss| {
+        tracing::error!(flow_run_id = %run, %lease, "the deployment's concurrency slot of the run was lost; stopping the run");
+        let _ = stop.send(Some(Stop::Crash(
+            "the deployment's concurrency slot of this run was lost (its lease expired or was revoked); the run was stopped so the limit holds"
+                .into(),
+        )));
+    };
+    Renewer::new(lease, "deployment run's concurrency lease", rule)
+        .woken_by(running)
+        .run(|term| limits.renew_lease(lease, term), on_lost)
+        .instrument(tracing::info_span!("deployment_lease", flow_run_id = %run))
+        .await;
 }

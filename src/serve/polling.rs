@@ -16,9 +16,12 @@ use super::core::{Core, Found};
 use super::handle::{RunEnd, RunEnded};
 use super::settings::{OnShutdown, ServeSettings};
 use super::shutdown::Stopping;
+use crate::retry::{Retries, Verdict};
 use crate::runs::Stop;
 use crate::types::{EventFilter, FlowRunResponse, ReceivedEvent, StateType};
-use crate::waits::{self, CANCELLATION_CHECK_EVERY, MIN_WAKE_POLL_GAP, SHUTDOWN_STOP_BUDGET};
+use crate::waits::{
+    CANCELLATION_CHECK_EVERY, MAX_POLL_BACKOFF, MIN_WAKE_POLL_GAP, POLL_BACKOFF, SHUTDOWN_STOP_BUDGET,
+};
 use crate::{Client, Error};
 use uuid::Uuid;
 
@@ -66,7 +69,14 @@ pub(crate) async fn run(
     core.watch_cancellations_shared();
     let watcher = tokio::spawn(watch_events(core.clone(), source.wake_on(), woken_tx));
     let mut runs: JoinSet<RunEnded> = JoinSet::new();
-    let mut failures = 0u32;
+    let claiming = Claiming {
+        core: &core,
+        source: source.as_ref(),
+        options: &options,
+        permits: &permits,
+    };
+    // Failed polls in a row; a failing server never ends the loop.
+    let mut failed_polls = Retries::new(POLL_BACKOFF);
     let mut next_poll = Instant::now();
     let mut last_poll: Option<Instant> = None;
     // A handle dropped leaves the loop serving for good: its channel is closed then, and is
@@ -75,14 +85,13 @@ pub(crate) async fn run(
     while !*shutdown.borrow() {
         if Instant::now() >= next_poll {
             last_poll = Some(Instant::now());
-            let wait = match poll(&core, source.as_ref(), &options, &permits, &mut runs).await {
+            let wait = match claiming.poll(&mut runs).await {
                 Ok(()) => {
-                    failures = 0;
+                    failed_polls.reset();
                     options.poll
                 }
                 Err(e) => {
-                    failures += 1;
-                    let wait = waits::poll_backoff(failures);
+                    let wait = failed_polls.failed(Verdict::Retry).unwrap_or(MAX_POLL_BACKOFF);
                     tracing::warn!(what = source.what(), error = %e, retry_in = ?wait, "asking the server for due runs failed; carrying on");
                     wait
                 }
@@ -92,10 +101,10 @@ pub(crate) async fn run(
         tokio::select! {
             Some(id) = woken.recv() => {
                 if source.claims_directly() {
-                    if let Err(e) = claim_woken(&core, source.as_ref(), &options, &permits, &mut runs, id).await {
+                    if let Err(e) = claiming.claim_woken(&mut runs, id).await {
                         tracing::debug!(what = source.what(), run = %id, error = %e, "claiming a run an event announced failed; the next poll finds it");
                     }
-                } else if failures == 0 {
+                } else if failed_polls.failures() == 0 {
                     let soonest = last_poll.map_or_else(Instant::now, |at| at + MIN_WAKE_POLL_GAP);
                     next_poll = next_poll.min(soonest.max(Instant::now()));
                 }
@@ -139,82 +148,81 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// One poll: claims and starts the due runs there is room for.
-async fn poll(
-    core: &Arc<Core>,
-    source: &dyn Source,
-    options: &ServeSettings,
-    permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnded>,
-) -> Result<(), Error> {
-    // Asked even when full: the poll is what tells the server the process is alive.
-    let room = permits.available_permits().max(1);
-    let before = Utc::now() + chrono::Duration::from_std(options.prefetch).unwrap_or_default();
-    let mut due = source.due(&core.client, before, room).await?;
-    if let Err(e) = core.check_cancelled().await {
-        tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again at the next poll");
-    }
-    due.retain(|run| !core.is_in_flight(run.id) && run.takeable());
-    for run in due {
-        if !start(core, run, permits, runs).await? {
-            break;
-        }
-    }
-    Ok(())
+/// What finding, claiming and starting runs takes, for one loop: the core that executes them,
+/// where they come from, the loop's options, and the permits for the runs executed at once.
+struct Claiming<'a> {
+    core: &'a Arc<Core>,
+    source: &'a dyn Source,
+    options: &'a ServeSettings,
+    permits: &'a Arc<Semaphore>,
 }
 
-/// A run an event said was scheduled, claimed at once: read (a read, where a poll writes),
-/// and started when it is this source's, due, and there is room. Anything else is left to the
-/// polls.
-async fn claim_woken(
-    core: &Arc<Core>,
-    source: &dyn Source,
-    options: &ServeSettings,
-    permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnded>,
-    id: Uuid,
-) -> Result<(), Error> {
-    if core.is_in_flight(id) || permits.available_permits() == 0 {
-        return Ok(());
-    }
-    let run = core.client.flow_runs().get(id).await?;
-    let before = Utc::now() + chrono::Duration::from_std(options.prefetch).unwrap_or_default();
-    let due = run.state_type == Some(StateType::Scheduled)
-        && run.next_scheduled_start_time.is_none_or(|at| at <= before)
-        && source.owns(&run);
-    let found = Found::from(run);
-    if due && found.takeable() && !core.is_in_flight(found.id) {
-        start(core, found, permits, runs).await?;
-    }
-    Ok(())
-}
-
-/// Starts a run this process has a flow for, when there is room; whether there was room.
-async fn start(
-    core: &Arc<Core>,
-    run: Found,
-    permits: &Arc<Semaphore>,
-    runs: &mut JoinSet<RunEnded>,
-) -> Result<bool, Error> {
-    let Some(flow) = core.flow_of(run.flow_id).await? else {
-        // A flow this process does not run: left for whoever runs it.
-        return Ok(true);
-    };
-    let Ok(permit) = permits.clone().try_acquire_owned() else {
-        return Ok(false);
-    };
-    let core = core.clone();
-    let (flow_run_id, flow_name) = (run.id, flow.name().to_string());
-    runs.spawn(async move {
-        let end = core.run(run, flow, true).await;
-        drop(permit);
-        RunEnded {
-            flow_run_id,
-            flow_name,
-            end: end.into(),
+impl Claiming<'_> {
+    /// One poll: claims and starts the due runs there is room for.
+    async fn poll(&self, runs: &mut JoinSet<RunEnded>) -> Result<(), Error> {
+        let core = self.core;
+        // Asked even when full: the poll is what tells the server the process is alive.
+        let room = self.permits.available_permits().max(1);
+        let mut due = self.source.due(&core.client, self.due_before(), room).await?;
+        if let Err(e) = core.check_cancelled().await {
+            tracing::debug!(error = %e, "asking the server which runs were cancelled failed; asking again at the next poll");
         }
-    });
-    Ok(true)
+        due.retain(|run| !core.is_in_flight(run.id) && run.takeable());
+        for run in due {
+            if !self.start(run, runs).await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A run an event said was scheduled, claimed at once: read (a read, where a poll writes),
+    /// and started when it is this source's, due, and there is room. Anything else is left to
+    /// the polls.
+    async fn claim_woken(&self, runs: &mut JoinSet<RunEnded>, id: Uuid) -> Result<(), Error> {
+        let core = self.core;
+        if core.is_in_flight(id) || self.permits.available_permits() == 0 {
+            return Ok(());
+        }
+        let run = core.client.flow_runs().get(id).await?;
+        let before = self.due_before();
+        let due = run.state_type == Some(StateType::Scheduled)
+            && run.next_scheduled_start_time.is_none_or(|at| at <= before)
+            && self.source.owns(&run);
+        let found = Found::from(run);
+        if due && found.takeable() && !core.is_in_flight(found.id) {
+            self.start(found, runs).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a run this process has a flow for, when there is room; whether there was room.
+    async fn start(&self, run: Found, runs: &mut JoinSet<RunEnded>) -> Result<bool, Error> {
+        let Some(flow) = self.core.flow_of(run.flow_id).await? else {
+            // A flow this process does not run: left for whoever runs it.
+            return Ok(true);
+        };
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Ok(false);
+        };
+        let core = self.core.clone();
+        let (flow_run_id, flow_name) = (run.id, flow.name().to_string());
+        runs.spawn(async move {
+            let end = core.run(run, flow, true).await;
+            drop(permit);
+            RunEnded {
+                flow_run_id,
+                flow_name,
+                end: end.into(),
+            }
+        });
+        Ok(true)
+    }
+
+    /// Runs due before this count as due now: claimed, and waiting for their time.
+    fn due_before(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::from_std(self.options.prefetch).unwrap_or_default()
+    }
 }
 
 /// Waits for every run to end.
@@ -297,7 +305,8 @@ fn log_end(
 /// executes that were cancelled; subscribes again when the subscription ends (the server
 /// away), with backoff, for as long as the loop runs (the polls cover what it missed).
 async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<Uuid>) {
-    let mut failures = 0u32;
+    // Subscriptions that ended in a row; an event received starts the count again.
+    let mut ended = Retries::new(POLL_BACKOFF);
     loop {
         // From well before now, at each subscription: a client clock ahead of the server's
         // must not hide the events (older ones only wake a read of their run).
@@ -310,7 +319,7 @@ async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<
                 while let Some(event) = events.next().await {
                     match event {
                         Ok(event) => {
-                            failures = 0;
+                            ended.reset();
                             if let Some(id) = cancelled_run(&event) {
                                 core.cancel_if_cancelled(id).await;
                             } else if let Some(id) = flow_run_of(&event) {
@@ -327,7 +336,7 @@ async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<
             }
             Err(e) => tracing::debug!(error = %e, "cannot subscribe to events; polling meanwhile"),
         }
-        failures += 1;
-        tokio::time::sleep(waits::poll_backoff(failures)).await;
+        let pause = ended.failed(Verdict::Retry).unwrap_or(MAX_POLL_BACKOFF);
+        tokio::time::sleep(pause).await;
     }
 }

@@ -11,8 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::socket::{self, Socket};
 use super::subscription::DEFAULT_MAX_RECONNECTS;
+use crate::retry::{Retries, Verdict};
 use crate::types::Event;
-use crate::waits::{self, CHECKPOINT_INTERVAL};
+use crate::waits::{CHECKPOINT_INTERVAL, RECONNECT};
 use crate::{Client, Error};
 
 /// Events waiting to be sent; [`EventEmitter::emit`] waits while this many are queued.
@@ -337,22 +338,22 @@ impl Worker {
     /// Reopens the socket (with backoff, bounded attempts), resends what is unconfirmed and
     /// confirms it.
     async fn recover(&mut self, mut error: Error) -> Result<(), Error> {
-        let mut pauses = waits::reconnect(Some(DEFAULT_MAX_RECONNECTS as usize));
-        let mut attempts = 0;
+        let mut reconnects = Retries::new(RECONNECT.at_most(DEFAULT_MAX_RECONNECTS));
         loop {
-            if socket::is_permanent(&error) {
+            let permanent = socket::is_permanent(&error);
+            let pause = reconnects.failed(Verdict::retry_if(!permanent));
+            if permanent {
                 return Err(error);
             }
             tracing::warn!(path = %self.path, error = %error, unconfirmed = self.unconfirmed.len(), "event emitter reconnecting");
             self.socket = None;
-            let Some(pause) = pauses.next_delay() else {
+            let Some(pause) = pause else {
                 return Err(Error::SocketLost {
                     path: self.path.clone(),
-                    attempts,
+                    attempts: reconnects.retries(),
                     last: Box::new(error),
                 });
             };
-            attempts += 1;
             tokio::time::sleep(pause).await;
             match self.resend().await {
                 Ok(()) => {

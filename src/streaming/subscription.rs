@@ -17,10 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use super::socket::{self, Frame, Socket};
-use crate::retry::Backoff;
-use crate::waits::{
-    self, KEEPALIVE, LATE_CATCH_UP_FACTOR, MAX_RECONNECT_DELAY, POLL_MARGIN, QUICK_DROP, RESUME_MARGIN,
-};
+use crate::retry::{Backoff, Retries, Verdict};
+use crate::waits::{KEEPALIVE, LATE_CATCH_UP_FACTOR, POLL_MARGIN, QUICK_DROP, RECONNECT, RESUME_MARGIN};
 use crate::{Client, Error};
 
 /// Reconnection attempts in a row, by default, before a subscription ends with
@@ -172,7 +170,7 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
     pub(crate) async fn open_socket(self) -> Result<Subscription<T>, Error> {
         let path = socket::route_path(&self.client, self.feed.route());
         let mut state = State {
-            backoff: waits::reconnect(None),
+            reconnects: Retries::new(RECONNECT.at_most(self.options.max_reconnects)),
             client: self.client,
             feed: self.feed,
             options: self.options,
@@ -181,7 +179,6 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
             ping_outstanding: false,
             recent: RecentIds::default(),
             ready: Ready::default(),
-            failures: 0,
             last_error: None,
             catching_up: None,
             late_catch_up: None,
@@ -208,13 +205,12 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
         let mut state = Polling {
             client: self.client,
             feed: self.feed,
-            max_failures: self.options.max_reconnects,
             path,
             interval,
             start,
             recent: RecentIds::default(),
             ready: Ready::default(),
-            failures: 0,
+            failures: Retries::new(Backoff::constant(interval).at_most(self.options.max_reconnects)),
             first: true,
         };
         // The first read checks the server answers; its errors are returned at once.
@@ -230,13 +226,14 @@ impl<T: DeserializeOwned + Send + 'static> Subscribe<T> {
 struct Polling<T> {
     client: Client,
     feed: Arc<dyn Feed<T>>,
-    max_failures: u32,
     path: String,
     interval: Duration,
     start: DateTime<Utc>,
     recent: RecentIds,
     ready: Ready<T>,
-    failures: u32,
+    /// Failed rounds in a row: each is tried again at the next round (one interval later), as
+    /// many as the subscription's `max_reconnects` allows.
+    failures: Retries,
     first: bool,
 }
 
@@ -250,17 +247,19 @@ impl<T: Send + 'static> Polling<T> {
                 tokio::time::sleep(self.interval).await;
             }
             if let Err(e) = self.read().await {
-                if socket::is_permanent(&e) {
+                let permanent = socket::is_permanent(&e);
+                // Tried again at the next round, after the interval: the pause is the interval.
+                let again = self.failures.failed(Verdict::retry_if(!permanent)).is_some();
+                if permanent {
                     self.ready.done = true;
                     return Some(Err(e));
                 }
-                self.failures += 1;
                 tracing::warn!(path = %self.path, error = %e, "polling failed; trying again");
-                if self.failures > self.max_failures {
+                if !again {
                     self.ready.done = true;
                     return Some(Err(Error::SocketLost {
                         path: self.path.clone(),
-                        attempts: self.failures,
+                        attempts: self.failures.failures(),
                         last: Box::new(e),
                     }));
                 }
@@ -287,7 +286,7 @@ impl<T: Send + 'static> Polling<T> {
                 self.ready.pending.push_back(item);
             }
         }
-        self.failures = 0;
+        self.failures.reset();
         Ok(())
     }
 }
@@ -310,9 +309,10 @@ struct State<T> {
     ping_outstanding: bool,
     recent: RecentIds,
     ready: Ready<T>,
-    /// Reconnection attempts since the connection last proved alive.
-    failures: u32,
-    backoff: Backoff,
+    /// Reconnection attempts since the connection last proved alive (its `retries`), at most
+    /// the subscription's `max_reconnects`; their pauses start again from the first once a
+    /// connection answers.
+    reconnects: Retries,
     last_error: Option<Error>,
     /// After a reconnect: until when items are held for the catch-up, and from when it reads.
     catching_up: Option<(tokio::time::Instant, DateTime<Utc>)>,
@@ -398,7 +398,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
             self.ping_outstanding = false;
             if !self.heard {
                 // The connection works: the next break starts the backoff again.
-                self.backoff = waits::reconnect(None);
+                self.reconnects.reset_pauses();
             }
             self.heard = true;
             self.quick_drops = 0;
@@ -411,7 +411,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                         if self.remember(&item) {
                             // Only a new item proves the connection serves: repeats of a
                             // backfill do not reset the count of failed reconnects.
-                            self.failures = 0;
+                            self.reconnects.reset();
                             if self.catching_up.is_some() {
                                 self.held.push(item);
                                 continue;
@@ -430,7 +430,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                     }
                 },
                 // A pong proves a quiet connection alive.
-                Message::Pong(_) => self.failures = 0,
+                Message::Pong(_) => self.reconnects.reset(),
                 Message::Close(frame) => {
                     let error = socket::close_error(&self.path, frame);
                     if socket::is_permanent(&error) {
@@ -480,26 +480,24 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
             });
         }
         loop {
-            if self.failures >= self.options.max_reconnects {
+            let Some(pause) = self.reconnects.failed(Verdict::Retry) else {
                 let last = self
                     .last_error
                     .take()
                     .unwrap_or_else(|| socket::closed(&self.path, "the connection was lost"));
                 return Err(Error::SocketLost {
                     path: self.path.clone(),
-                    attempts: self.failures,
+                    attempts: self.reconnects.retries(),
                     last: Box::new(last),
                 });
-            }
-            self.failures += 1;
-            let pause = self.backoff.next_delay().unwrap_or(MAX_RECONNECT_DELAY);
+            };
             tokio::time::sleep(pause).await;
             // From the newest item seen, or, before any came, from when the subscription
             // began: what was published while the socket was down is read back either way.
             let resume_from = self.recent.newest.unwrap_or(self.started);
             match self.connect(Some(resume_from)).await {
                 Ok(socket) => {
-                    tracing::info!(path = %self.path, attempt = self.failures, "subscription reconnected");
+                    tracing::info!(path = %self.path, attempt = self.reconnects.retries(), "subscription reconnected");
                     self.socket = Some(socket);
                     let since = resume_from - chrono::Duration::from_std(RESUME_MARGIN).unwrap_or_default();
                     let delay = self.feed.catch_up_delay();
@@ -512,7 +510,7 @@ impl<T: DeserializeOwned + Send + 'static> State<T> {
                 }
                 Err(e) if socket::is_permanent(&e) => return Err(e),
                 Err(e) => {
-                    tracing::warn!(path = %self.path, attempt = self.failures, error = %e, "reconnecting failed");
+                    tracing::warn!(path = %self.path, attempt = self.reconnects.retries(), error = %e, "reconnecting failed");
                     self.last_error = Some(e);
                 }
             }

@@ -11,7 +11,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::retry::Backoff;
+use crate::retry::Pauses;
 use crate::streaming::Subscription;
 use crate::types::{
     EventFilter, EventNameFilter, EventResourceFilter, FlowRunResponse, ReceivedEvent, StateType,
@@ -63,7 +63,7 @@ struct Watch<W> {
     /// The state the run was in when last yielded (`None` before the first read).
     seen: Option<Seen>,
     /// The pauses between polls while no subscription is open.
-    pauses: Backoff,
+    pauses: Pauses,
 }
 
 impl<W: Fn(&StateType) -> bool> Watch<W> {
@@ -106,7 +106,7 @@ impl<W: Fn(&StateType) -> bool> Watch<W> {
             tokio::select! {
                 event = events.next() => match event {
                     Some(Ok(event)) => {
-                        changes.retry = waits::reconnect(None);
+                        changes.retry = waits::RECONNECT.pauses();
                         if worth_a_read(&event, seen.as_ref(), wakes) {
                             // One read covers the events already here: a burst (the events a
                             // new subscription replays) costs one read, not one each.
@@ -185,7 +185,7 @@ struct Changes {
     id: Uuid,
     open: Option<Subscription<ReceivedEvent>>,
     /// The pauses between attempts to subscribe again; started afresh once an event arrives.
-    retry: Backoff,
+    retry: Pauses,
     /// When the next attempt is due (`None`: at once).
     next_try: Option<Instant>,
     /// The server refused the subscription itself (credentials, an upgrade a proxy refuses):
@@ -200,7 +200,7 @@ impl Changes {
             client: client.clone(),
             id,
             open: None,
-            retry: waits::reconnect(None),
+            retry: waits::RECONNECT.pauses(),
             next_try: None,
             refused: false,
         }
