@@ -14,14 +14,13 @@ use super::handle::{Serves, Serving};
 use super::polling::{self, Due, Source};
 use super::settings::ServeSettings;
 use crate::resources::call;
-use crate::types::{
-    EventFilter, GetScheduledFlowRunsBody, WorkPoolCreate, WorkPoolResponse, WorkerHeartbeatBody,
-};
+use crate::resources::work_pools::WorkPoolSpec;
+use crate::types::{EventFilter, GetScheduledFlowRunsBody, WorkPoolResponse, WorkerHeartbeatBody};
 use crate::waits::WORKER_HEARTBEAT;
 use crate::{Client, Error, OptionalExt};
 
 /// The work pool type a Rust worker creates its pool with.
-pub const WORKER_TYPE: &str = "rust";
+pub const WORKER_TYPE: &str = crate::resources::work_pools::RUST_WORKER_TYPE;
 
 /// The fewest runs a worker's poll asks for: the pool's due runs include runs of flows this
 /// worker has no handler for (skipped, left to their workers), which must not hide its own
@@ -198,38 +197,10 @@ impl Worker {
     /// Creates the pool with the base job template of a Rust worker: its runs' labels, recorded
     /// on each run it executes.
     async fn create(&self, name: &str) -> Result<WorkPoolResponse, Error> {
-        let template = json!({
-            "job_configuration": { "labels": "{{ labels }}" },
-            "variables": {
-                "type": "object",
-                "properties": {
-                    "labels": {
-                        "title": "Labels",
-                        "description": "Labels of the flow runs a Rust worker executes.",
-                        "type": "object",
-                        "additionalProperties": { "type": "string" }
-                    }
-                }
-            }
-        });
-        let base_job_template = match template {
-            Value::Object(template) => template,
-            _ => Map::new(),
-        };
-        let body = WorkPoolCreate {
-            base_job_template,
-            concurrency_limit: None,
-            description: Some("Runs Rust flows in the processes of its Rust workers.".into()),
-            is_paused: false,
-            name: crate::resources::generated_name("work pool name", name)?,
-            storage_configuration: None,
-            type_: WORKER_TYPE.to_string(),
-        };
-        match call!(self.client, create_work_pool(&body)) {
-            // Another worker created it meanwhile.
-            Err(e) if e.is_conflict() => self.client.work_pools().get_by_name(name).await,
-            other => other,
-        }
+        let spec = WorkPoolSpec::new(name, WORKER_TYPE)
+            .description("Runs Rust flows in the processes of its Rust workers.");
+        // Created, or found as another worker created it meanwhile.
+        Ok(self.client.work_pools().apply(&spec).await?.object)
     }
 }
 
