@@ -56,7 +56,10 @@ async fn a_pool_applied_from_rust_is_what_prefects_cli_would_make_and_python_rea
     assert_eq!(read["type"], "process");
     assert_eq!(read["concurrency_limit"], 3);
     assert_eq!(read["description"], "nightly loads");
-    assert_eq!(read["default_template"], true, "the template is Prefect's process default: {read}");
+    assert_eq!(
+        read["default_template"], true,
+        "the template is Prefect's process default: {read}"
+    );
 
     // Applied again: nothing to change.
     let again = pools.apply(&spec).await.unwrap();
@@ -75,7 +78,10 @@ async fn a_pool_applied_from_rust_is_what_prefects_cli_would_make_and_python_rea
     assert_eq!(read["is_paused"], true);
 
     // A pool's type cannot change: refused, naming what to do, the pool left as it is.
-    let err = pools.apply(&WorkPoolSpec::new(&name, "docker")).await.unwrap_err();
+    let err = pools
+        .apply(&WorkPoolSpec::new(&name, "docker"))
+        .await
+        .unwrap_err();
     assert!(err.is_client_side(), "{err}");
     assert!(err.to_string().contains("type cannot change"), "{err}");
     assert_eq!(pools.get_by_name(&name).await.unwrap().type_, "process");
@@ -94,16 +100,26 @@ async fn create_gives_a_pool_its_worker_type_s_default_template_and_update_chang
         "the process template offers a command: {default:?}"
     );
     // The Rust worker's pool offers the labels it records on each run.
-    let rust = pools.default_base_job_template(WORKER_TYPE).await.unwrap().unwrap();
+    let rust = pools
+        .default_base_job_template(WORKER_TYPE)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rust["job_configuration"]["labels"], "{{ labels }}");
-    assert_eq!(pools.default_base_job_template("no-such-worker").await.unwrap(), None);
+    assert_eq!(
+        pools.default_base_job_template("no-such-worker").await.unwrap(),
+        None
+    );
 
     pools.update(&name).description("changed").await.unwrap();
     pools.update(&name).concurrency_limit(2).await.unwrap();
     let pool = pools.get_by_name(&name).await.unwrap();
     assert_eq!(pool.description.as_deref(), Some("changed"));
     assert_eq!(pool.concurrency_limit, Some(2));
-    assert_eq!(pool.base_job_template, default, "what was not set is left as it was");
+    assert_eq!(
+        pool.base_job_template, default,
+        "what was not set is left as it was"
+    );
     let status = pools.concurrency_status(&name).await.unwrap();
     assert_eq!(status.concurrency_limit, Some(2));
     assert_eq!(status.active_slots, 0);
@@ -147,7 +163,10 @@ async fn queues_take_priority_limit_and_description_and_an_update_keeps_a_pause(
         .try_collect()
         .await
         .unwrap();
-    assert!(!names.contains(&"zero".to_string()), "nothing was created: {names:?}");
+    assert!(
+        !names.contains(&"zero".to_string()),
+        "nothing was created: {names:?}"
+    );
 }
 
 #[tokio::test]

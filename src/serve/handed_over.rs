@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::core::{Core, Found, RunEnd};
+use super::core::Core;
 use super::flow::RustFlow;
+use super::found::Found;
+use super::handle::RunEnd;
 use crate::Client;
 use crate::runs::{Outcome, Proposal, Run, Stop, propose_state};
 use crate::types::StateType;
@@ -108,7 +110,15 @@ async fn execute(client: &Client, id: &str, flows: &[&RustFlow]) -> Result<ExitC
             ));
         })
     };
-    let end = core.run(found, flow, claim).await;
+    let ended = if claim {
+        core.claim(found, flow).await
+    } else {
+        core.adopt(found, flow)
+    };
+    let end = match ended {
+        Ok(claimed) => core.execute(claimed).await.end,
+        Err(ended) => ended.end,
+    };
     signals.abort();
     Ok(match end {
         RunEnd::Ended(Outcome::Completed(()) | Outcome::Cancelled) => ExitCode::SUCCESS,
@@ -116,7 +126,7 @@ async fn execute(client: &Client, id: &str, flows: &[&RustFlow]) -> Result<ExitC
             state: StateType::Scheduled,
             ..
         }) => ExitCode::SUCCESS,
-        RunEnd::Skipped(reason) => {
+        RunEnd::Skipped { reason } => {
             eprintln!("prefect-client: flow run {id} was not executed here: {reason}");
             ExitCode::SUCCESS
         }

@@ -38,15 +38,20 @@
 //! ```
 //!
 //! - `flow`: [`RustFlow`], a flow's handler and parameter schema.
-//! - `core`: claiming and executing one run.
+//! - `core`: the flows, the runs in flight and how stops reach them; a run's stages, one value
+//!   each: `found` (a run a poll or an event found), `claim` (claimed, or adopted as handed
+//!   over), `execute` (executed, its lease renewed, and how it ended).
 //! - `polling`: the loop serving and workers share (polls woken by events, capacity, graceful
 //!   shutdown).
 //! - `serving`, `worker`, `handed_over`: the three ways a run reaches this process.
 //! - `settings`: [`ServeSettings`], the loop's knobs as one value; `handle`: [`Serving`], the one
 //!   handle of a loop, and each run's end ([`RunEnded`]); `shutdown`: signals and stopping.
 
+mod claim;
 mod core;
+mod execute;
 mod flow;
+mod found;
 mod handed_over;
 mod handle;
 mod polling;

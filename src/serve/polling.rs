@@ -7,17 +7,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::core::{Core, Found};
+use super::core::Core;
+use super::found::Found;
 use super::handle::{RunEnd, RunEnded};
 use super::settings::{OnShutdown, ServeSettings};
 use super::shutdown::Stopping;
 use crate::retry::{Retries, Verdict};
 use crate::runs::Stop;
+use crate::streaming::lasting::Lasting;
 use crate::types::{EventFilter, FlowRunResponse, ReceivedEvent, StateType};
 use crate::waits::{
     CANCELLATION_CHECK_EVERY, MAX_POLL_BACKOFF, MIN_WAKE_POLL_GAP, POLL_BACKOFF, SHUTDOWN_STOP_BUDGET,
@@ -206,15 +207,10 @@ impl Claiming<'_> {
             return Ok(false);
         };
         let core = self.core.clone();
-        let (flow_run_id, flow_name) = (run.id, flow.name().to_string());
         runs.spawn(async move {
-            let end = core.run(run, flow, true).await;
+            let ended = core.serve(run, flow).await;
             drop(permit);
-            RunEnded {
-                flow_run_id,
-                flow_name,
-                end: end.into(),
-            }
+            ended
         });
         Ok(true)
     }
@@ -302,41 +298,18 @@ fn log_end(
 }
 
 /// Hands the loop the runs the server's events say may be due, and stops the runs this process
-/// executes that were cancelled; subscribes again when the subscription ends (the server
-/// away), with backoff, for as long as the loop runs (the polls cover what it missed).
+/// executes that were cancelled, for as long as the loop runs: one lasting subscription,
+/// opened again (with backoff) whenever it ends; the polls cover what it missed, and stand in
+/// for good if the server refuses it.
 async fn watch_events(core: Arc<Core>, filter: EventFilter, woken: mpsc::Sender<Uuid>) {
-    // Subscriptions that ended in a row; an event received starts the count again.
-    let mut ended = Retries::new(POLL_BACKOFF);
-    loop {
-        // From well before now, at each subscription: a client clock ahead of the server's
-        // must not hide the events (older ones only wake a read of their run).
-        let filter = EventFilter {
-            occurred: Some(crate::waits::since_skew_allowance()),
-            ..filter.clone()
-        };
-        match core.client.events().subscribe(filter).await {
-            Ok(mut events) => {
-                while let Some(event) = events.next().await {
-                    match event {
-                        Ok(event) => {
-                            ended.reset();
-                            if let Some(id) = cancelled_run(&event) {
-                                core.cancel_if_cancelled(id).await;
-                            } else if let Some(id) = flow_run_of(&event) {
-                                // A full queue drops it: the polls find the run.
-                                let _ = woken.try_send(id);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "the event subscription ended; polling meanwhile");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot subscribe to events; polling meanwhile"),
+    let mut events = Lasting::new(&core.client, filter, "serving");
+    while let Some(event) = events.next_event().await {
+        if let Some(id) = cancelled_run(&event) {
+            core.cancel_if_cancelled(id).await;
+        } else if let Some(id) = flow_run_of(&event) {
+            // A full queue drops it: the polls find the run.
+            let _ = woken.try_send(id);
         }
-        let pause = ended.failed(Verdict::Retry).unwrap_or(MAX_POLL_BACKOFF);
-        tokio::time::sleep(pause).await;
     }
+    tracing::warn!("the server refuses event subscriptions: runs are found by polls alone");
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::core::{Core, Found};
+use super::core::Core;
 use super::flow::RustFlow;
+use super::found::Found;
 use super::handle::{Serves, Serving};
 use super::polling::{self, Due, Source};
 use super::settings::ServeSettings;

@@ -8,8 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::core::{Core, Found};
+use super::core::Core;
 use super::flow::RustFlow;
+use super::found::Found;
 use super::handle::{Serves, Serving};
 use super::polling::{self, Due, Source};
 use super::settings::ServeSettings;

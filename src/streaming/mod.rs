@@ -4,6 +4,7 @@
 //! - `socket`: opening an authenticated websocket through the client's HTTP settings.
 //! - [`subscription`]: reconnecting, resuming and dropping repeats.
 //! - [`emitter`]: events sent over `/events/in`, checkpointed and resent after a reconnect.
+//! - `lasting`: a subscription opened again whenever it ends (a run's watch, serving's wake-ups).
 //!
 //! ```no_run
 //! # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
@@ -19,6 +20,7 @@
 //! ```
 
 pub mod emitter;
+pub(crate) mod lasting;
 pub(crate) mod socket;
 pub mod subscription;
 

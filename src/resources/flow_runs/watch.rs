@@ -8,11 +8,11 @@
 
 use futures_core::Stream;
 use futures_util::{FutureExt, StreamExt};
-use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::retry::Pauses;
 use crate::streaming::Subscription;
+use crate::streaming::lasting::Lasting;
 use crate::types::{
     EventFilter, EventNameFilter, EventResourceFilter, FlowRunResponse, ReceivedEvent, StateType,
 };
@@ -39,7 +39,7 @@ where
         client: client.clone(),
         id,
         wakes,
-        changes: Changes::new(client, id),
+        changes: changes(client, id),
         seen: None,
         pauses: waits::flow_run_poll(),
     };
@@ -59,7 +59,7 @@ struct Watch<W> {
     /// Which states an event must name to wake a read.
     wakes: W,
     /// The run's events, when they can be had.
-    changes: Changes,
+    changes: Lasting,
     /// The state the run was in when last yielded (`None` before the first read).
     seen: Option<Seen>,
     /// The pauses between polls while no subscription is open.
@@ -102,11 +102,12 @@ impl<W: Fn(&StateType) -> bool> Watch<W> {
         };
         let poll = tokio::time::sleep(MAX_POLL_INTERVAL);
         tokio::pin!(poll);
+        let mut alive = false;
         let ended = loop {
             tokio::select! {
                 event = events.next() => match event {
                     Some(Ok(event)) => {
-                        changes.retry = waits::RECONNECT.pauses();
+                        alive = true;
                         if worth_a_read(&event, seen.as_ref(), wakes) {
                             // One read covers the events already here: a burst (the events a
                             // new subscription replays) costs one read, not one each.
@@ -118,6 +119,9 @@ impl<W: Fn(&StateType) -> bool> Watch<W> {
                 () = &mut poll => break false,
             }
         };
+        if alive {
+            changes.alive();
+        }
         if ended {
             tracing::debug!(flow_run_id = %id, "the event socket ended; polling until it opens again");
             changes.lost();
@@ -178,61 +182,9 @@ impl Seen {
     }
 }
 
-/// The run's state-change events: the subscription while one is open, and when to subscribe
-/// again while none is.
-struct Changes {
-    client: Client,
-    id: Uuid,
-    open: Option<Subscription<ReceivedEvent>>,
-    /// The pauses between attempts to subscribe again; started afresh once an event arrives.
-    retry: Pauses,
-    /// When the next attempt is due (`None`: at once).
-    next_try: Option<Instant>,
-    /// The server refused the subscription itself (credentials, an upgrade a proxy refuses):
-    /// trying again would not help, the watch only polls.
-    refused: bool,
-}
-
-impl Changes {
-    /// No subscription yet; the first is opened before the first read.
-    fn new(client: &Client, id: Uuid) -> Changes {
-        Changes {
-            client: client.clone(),
-            id,
-            open: None,
-            retry: waits::RECONNECT.pauses(),
-            next_try: None,
-            refused: false,
-        }
-    }
-
-    /// Subscribes when no subscription is open and an attempt is due; a failure is logged and
-    /// the watch polls until the next attempt.
-    async fn open_if_due(&mut self) {
-        if self.open.is_some() || self.refused || self.next_try.is_some_and(|at| Instant::now() < at) {
-            return;
-        }
-        match subscribe(&self.client, self.id).await {
-            Ok(events) => self.open = Some(events),
-            Err(error) => {
-                self.refused = is_refusal(&error);
-                tracing::debug!(flow_run_id = %self.id, %error, "waiting by polling: the event socket is not available");
-                self.lost();
-            }
-        }
-    }
-
-    /// The subscription ended or could not be opened: the next attempt after a pause.
-    fn lost(&mut self) {
-        self.open = None;
-        let pause = self.retry.next_delay().unwrap_or(waits::MAX_RECONNECT_DELAY);
-        self.next_try = Some(Instant::now() + pause);
-    }
-}
-
-/// Run `id`'s state-change events, from a little before now (a new subscription replays
-/// them: the watch drops the one of the state it read last).
-async fn subscribe(client: &Client, id: Uuid) -> Result<Subscription<ReceivedEvent>, Error> {
+/// Run `id`'s state-change events, subscribed again whenever the subscription ends (a new
+/// subscription replays the last ones: the watch drops the one of the state it read last).
+fn changes(client: &Client, id: Uuid) -> Lasting {
     let filter = EventFilter {
         event: Some(EventNameFilter {
             prefix: Some(vec!["prefect.flow-run.".into()]),
@@ -242,27 +194,9 @@ async fn subscribe(client: &Client, id: Uuid) -> Result<Subscription<ReceivedEve
             id: Some(vec![format!("prefect.flow-run.{id}")]),
             ..Default::default()
         }),
-        // From well before now: a client clock ahead of the server's (the server stamps its
-        // own events) must not make the watch miss the change and fall back to polls. Older
-        // events of the run wake at most one read.
-        occurred: Some(waits::since_skew_allowance()),
         ..Default::default()
     };
-    client
-        .events()
-        .subscribe(filter)
-        .max_reconnects(SUBSCRIPTION_RECONNECTS)
-        .open()
-        .await
-}
-
-/// Whether a failed subscription was refused for good (its credentials, or an upgrade the
-/// server or a proxy refuses), not lost to a server away for a while.
-fn is_refusal(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::SocketUnauthorized { .. } | Error::SocketRejected { .. }
-    )
+    Lasting::new(client, filter, "a flow run's watch").max_reconnects(SUBSCRIPTION_RECONNECTS)
 }
 
 #[cfg(test)]
@@ -364,22 +298,5 @@ mod tests {
             "a retry's RUNNING"
         );
         assert_ne!(seen(1, StateType::Running), seen(2, StateType::Completed));
-    }
-
-    #[test]
-    fn only_a_refused_subscription_stops_the_watch_from_subscribing_again() {
-        let path = "/api/events/out".to_string();
-        assert!(is_refusal(&Error::SocketUnauthorized {
-            path: path.clone(),
-            detail: "bad key".into()
-        }));
-        assert!(is_refusal(&Error::SocketRejected {
-            path: path.clone(),
-            detail: "404".into()
-        }));
-        assert!(!is_refusal(&Error::SocketClosed {
-            path,
-            detail: "reset".into()
-        }));
     }
 }
