@@ -206,6 +206,11 @@ impl Client {
         crate::resources::events::Events::new(self)
     }
 
+    /// Automations: triggers on events and the actions they take; create, or apply by name.
+    pub fn automations(&self) -> crate::resources::automations::Automations<'_> {
+        crate::resources::automations::Automations::new(self)
+    }
+
     /// Work pools and their work queues.
     pub fn work_pools(&self) -> crate::resources::work_pools::WorkPools<'_> {
         crate::resources::work_pools::WorkPools::new(self)

@@ -69,6 +69,23 @@ pub enum Error {
     #[error("{0}; an object with that name or key exists already: read or update it instead")]
     Conflict(ApiError),
 
+    /// Several objects share a name that must find one (an automation's, for `apply` and
+    /// `get_by_name`): nothing was written.
+    #[error(
+        "{count} {what}s are named {name:?} ({ids}); a name must find one: delete or rename all \
+         but one of them, or address one by its id",
+        count = ids.len(),
+        ids = ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousName {
+        /// What kind of object.
+        what: &'static str,
+        /// The name they share.
+        name: String,
+        /// Their ids.
+        ids: Vec<uuid::Uuid>,
+    },
+
     /// 422: the server rejected the request's content.
     #[error("{error}{}; fix the request", FieldErrors(fields))]
     Validation {
@@ -581,6 +598,10 @@ impl Error {
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict(_))
     }
+    /// Several objects share the name asked for ([`Error::AmbiguousName`]).
+    pub fn is_ambiguous_name(&self) -> bool {
+        matches!(self, Error::AmbiguousName { .. })
+    }
     /// 422.
     pub fn is_validation(&self) -> bool {
         matches!(self, Error::Validation { .. })
@@ -721,5 +742,22 @@ mod tests {
         assert!(acquire.is_timeout() && acquire.is_acquire_timeout());
         assert!(!acquire.is_wait_timeout() && !acquire.is_request_timeout());
         assert!(wait.is_timeout() && wait.is_wait_timeout() && !wait.is_acquire_timeout());
+    }
+
+    #[test]
+    fn a_shared_name_says_how_many_share_it_and_what_to_do() {
+        let error = Error::AmbiguousName {
+            what: "automation",
+            name: "nightly".into(),
+            ids: vec![uuid::Uuid::nil(), uuid::Uuid::max()],
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("2 automations are named \"nightly\" (00000000-")
+                && text.contains("ffffffff-ffff")
+                && text.contains("delete or rename"),
+            "{text}"
+        );
+        assert!(error.is_ambiguous_name() && !error.is_client_side() && !error.is_not_found());
     }
 }

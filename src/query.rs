@@ -20,6 +20,8 @@
 pub type GlobalConcurrencyLimitQuery = crate::types::ReadAllConcurrencyLimitsV2Body;
 /// The body of the list call of artifacts: its filters, sort, `limit` and `offset`.
 pub type ArtifactQuery = crate::types::ReadArtifactsBody;
+/// The body of the list call of automations: its filters, sort, `limit` and `offset`.
+pub type AutomationQuery = crate::types::ReadAutomationsBody;
 /// The body of the list call of tag concurrency limits: its filters, sort, `limit` and `offset`.
 pub type ConcurrencyLimitQuery = crate::types::ReadConcurrencyLimitsBody;
 /// The body of the list call of deployments: its filters, sort, `limit` and `offset`.
@@ -42,10 +44,11 @@ pub type WorkPoolQuery = crate::types::ReadWorkPoolsBody;
 pub type WorkQueueQuery = crate::types::ReadWorkQueuesInWorkPoolsBody;
 
 pub use crate::types::{
-    ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey, ArtifactSort, DeploymentFilter,
-    DeploymentFilterId, DeploymentFilterName, DeploymentFilterTags, DeploymentSort, EventFilter,
-    EventNameFilter, EventOccurredFilter, EventOrder, EventRelatedFilter, EventResourceFilter, FlowFilter,
-    FlowFilterId, FlowFilterName, FlowFilterTags, FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterId,
+    ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey, ArtifactSort, AutomationFilter,
+    AutomationFilterName, AutomationFilterTags, AutomationSort, DeploymentFilter, DeploymentFilterId,
+    DeploymentFilterName, DeploymentFilterTags, DeploymentSort, EventFilter, EventNameFilter,
+    EventOccurredFilter, EventOrder, EventRelatedFilter, EventResourceFilter, FlowFilter, FlowFilterId,
+    FlowFilterName, FlowFilterTags, FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterId,
     FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateName, FlowRunFilterStateType, FlowRunFilterTags,
     FlowRunSort, FlowSort, LogFilter, LogFilterFlowRunId, LogFilterLevel, LogFilterTaskRunId,
     LogFilterTimestamp, LogSort, TaskRunFilter, TaskRunFilterFlowRunId, TaskRunFilterName,

@@ -41,15 +41,27 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 }
 
 /// Prefect's error bodies: `{"detail": "..."}` or, for validation, `{"exception_message": ...,
-/// "exception_detail": [...]}`; FastAPI's own `{"detail": [...]}` is accepted too.
+/// "exception_detail": [...]}`; FastAPI's own `{"detail": [...]}` is accepted too, and the
+/// template check's `{"error": {"line": ..., "message": ...}}`.
 #[derive(Deserialize)]
 struct ErrorBody {
+    #[serde(default)]
+    error: Option<TemplateError>,
     #[serde(default)]
     detail: Option<serde_json::Value>,
     #[serde(default)]
     exception_message: Option<String>,
     #[serde(default)]
     exception_detail: Option<Vec<FieldError>>,
+}
+
+/// What the server's template check (`POST /templates/validate`) finds wrong with a template.
+#[derive(Deserialize)]
+struct TemplateError {
+    #[serde(default)]
+    line: Option<u64>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// Decodes an unsuccessful answer into the matching [`Error`].
@@ -74,7 +86,16 @@ pub(crate) fn from_status(
                     parsed.exception_message.unwrap_or_default()
                 }
                 Some(other) => other.to_string(),
-                None => parsed.exception_message.unwrap_or_default(),
+                None => match (parsed.error, parsed.exception_message) {
+                    (Some(TemplateError { line, message }), _) => {
+                        let message = message.unwrap_or_default();
+                        match line {
+                            Some(line) => format!("line {line}: {message}"),
+                            None => message,
+                        }
+                    }
+                    (None, message) => message.unwrap_or_default(),
+                },
             }
         }
         Err(_) => excerpt(body),
@@ -248,6 +269,16 @@ mod tests {
             text.contains("body.concurrency_limit: Input should be a valid integer"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_template_check_s_finding_is_the_detail() {
+        let body = br#"{"error":{"line":1,"message":"unexpected '}'","source":"{{ x }"}}"#;
+        let err = from_status(status(422), "/api/templates/validate".into(), None, body);
+        let Error::Validation { error, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(error.detail, "line 1: unexpected '}'");
     }
 
     #[test]

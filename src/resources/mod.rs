@@ -10,6 +10,7 @@
 mod applied;
 pub use applied::{Applied, Change};
 pub mod artifacts;
+pub mod automations;
 pub mod concurrency_limits;
 pub mod deployments;
 pub mod events;

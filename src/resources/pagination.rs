@@ -59,7 +59,7 @@ fn id_desc(id: Uuid) -> Key {
 }
 
 /// A time (descending with `desc`), as the key of ascending order.
-fn time(at: Option<chrono::DateTime<chrono::Utc>>, desc: bool) -> Key {
+pub(crate) fn time(at: Option<chrono::DateTime<chrono::Utc>>, desc: bool) -> Key {
     let micros = i128::from(at.map_or(i64::MIN, |t| t.timestamp_micros()));
     (if desc { -micros } else { micros }, 0)
 }

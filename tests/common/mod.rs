@@ -367,30 +367,10 @@ pub fn set_test_subscriber(
 /// Prefect's documented zombie-run automation ("detect zombie flows"), with a 10 s window: a
 /// flow run whose heartbeats stop, without a final state, is set CRASHED.
 pub async fn create_zombie_automation(client: &Client) {
-    let automation: prefect_client::types::AutomationCreate = serde_json::from_value(serde_json::json!({
-        "name": unique("crash-zombie-flows"),
-        "trigger": {
-            "type": "event",
-            "posture": "Proactive",
-            "after": ["prefect.flow-run.heartbeat"],
-            "expect": [
-                "prefect.flow-run.heartbeat",
-                "prefect.flow-run.Completed",
-                "prefect.flow-run.Failed",
-                "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed"
-            ],
-            "match": { "prefect.resource.id": ["prefect.flow-run.*"] },
-            "for_each": ["prefect.resource.id"],
-            "threshold": 1,
-            "within": 10
-        },
-        "actions": [{
-            "type": "change-flow-run-state",
-            "state": "CRASHED",
-            "message": "no heartbeat for 10 s: the process running it is gone"
-        }]
-    }))
-    .unwrap();
-    client.raw().create_automation(&automation).await.unwrap();
+    use prefect_client::resources::automations::AutomationSpec;
+    let spec =
+        AutomationSpec::crash_zombie_flow_runs(&unique("crash-zombie-flows")).within(Duration::from_secs(10));
+    if let Err(e) = client.automations().create(&spec).await {
+        panic!("cannot create the zombie-run automation: {e}");
+    }
 }
