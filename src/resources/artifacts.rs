@@ -1,12 +1,11 @@
 //! Artifacts: markdown, table and link artifacts; the latest by key; list.
 
-use futures_core::Stream;
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::query::ArtifactQuery;
-use crate::resources::{call, pagination, send_on_await};
+use crate::resources::{call, send_on_await};
 use crate::types::{Artifact, ArtifactCreate};
 use crate::{Client, Error};
 
@@ -81,26 +80,7 @@ impl<'a> Artifacts<'a> {
         call!(self.client, read_latest_artifact(key))
     }
 
-    /// One page of artifacts matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ArtifactQuery) -> Result<Vec<Artifact>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every artifact (every version) matching `filter` (`ArtifactQuery::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: ArtifactQuery,
-    ) -> impl Stream<Item = Result<Artifact, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("artifacts", ArtifactQuery => Artifact);
 }
 
 /// An artifact to create; from [`Artifacts::create_markdown`], [`Artifacts::create_table`] or

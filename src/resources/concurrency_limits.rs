@@ -3,11 +3,9 @@
 //! Prefect 3 stores each as a global limit named `tag:<tag>`; the API below is the v1 one
 //! (`/concurrency_limits/...`).
 
-use futures_core::Stream;
 use uuid::Uuid;
 
 use crate::query::ConcurrencyLimitQuery;
-use crate::resources::pagination;
 use crate::resources::{call, check_limit, check_name};
 use crate::types::{self, ConcurrencyLimit, MinimalConcurrencyLimitResponse};
 use crate::{Client, Error};
@@ -70,26 +68,7 @@ impl<'a> ConcurrencyLimits<'a> {
         call!(self.client, read_concurrency_limit_by_tag(tag))
     }
 
-    /// One page of limits (the body's `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &ConcurrencyLimitQuery) -> Result<Vec<ConcurrencyLimit>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every limit (`ConcurrencyLimitQuery::default()`), page after page as consumed.
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: ConcurrencyLimitQuery,
-    ) -> impl Stream<Item = Result<ConcurrencyLimit, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("tag concurrency limits", ConcurrencyLimitQuery => ConcurrencyLimit);
 
     /// Deletes the limit with this id.
     ///

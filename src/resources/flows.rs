@@ -1,10 +1,9 @@
 //! Flows: create, get by id or name, list.
 
-use futures_core::Stream;
 use uuid::Uuid;
 
 use crate::query::FlowQuery;
-use crate::resources::{call, check_name, generated_name, pagination};
+use crate::resources::{call, check_name, generated_name};
 use crate::types::{Flow, FlowCreate};
 use crate::{Client, Error};
 
@@ -65,21 +64,5 @@ impl<'a> Flows<'a> {
         call!(self.client, delete_flow(&id))
     }
 
-    /// One page of flows matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &FlowQuery) -> Result<Vec<Flow>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every flow matching `filter` (`FlowQuery::default()` for all), paged as needed.
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(&self, filter: FlowQuery) -> impl Stream<Item = Result<Flow, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("flows", FlowQuery => Flow);
 }

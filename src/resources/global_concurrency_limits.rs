@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 
-use futures_core::Stream;
 use uuid::Uuid;
 
 use crate::error::LeaseLoss;
 use crate::lease::{LeaseHolder, LeaseTerms, SlotMode, check_lease_duration, checked_slots};
 use crate::query::GlobalConcurrencyLimitQuery;
-use crate::resources::{call, check_limit, check_name, generated_name, pagination, send_on_await};
+use crate::resources::{call, check_limit, check_name, generated_name, send_on_await};
 use crate::types::{
     self, ConcurrencyLimitV2, ConcurrencyLimitWithLeaseResponse, GlobalConcurrencyLimitResponse,
     MinimalConcurrencyLimitResponse,
@@ -98,29 +97,7 @@ impl<'a> GlobalConcurrencyLimits<'a> {
         call!(self.client, delete_concurrency_limit_v2(name)).map(drop)
     }
 
-    /// One page of limits (the body's `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(
-        &self,
-        filter: &GlobalConcurrencyLimitQuery,
-    ) -> Result<Vec<GlobalConcurrencyLimitResponse>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every limit (`GlobalConcurrencyLimitQuery::default()`), page after page as consumed.
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: GlobalConcurrencyLimitQuery,
-    ) -> impl Stream<Item = Result<GlobalConcurrencyLimitResponse, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("global concurrency limits", GlobalConcurrencyLimitQuery => GlobalConcurrencyLimitResponse);
 
     /// Takes `slots` of each named limit without a lease ([`Error::SlotsUnavailable`] when
     /// taken). Slots taken this way are only freed by [`decrement`](Self::decrement) or decay:

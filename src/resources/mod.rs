@@ -40,6 +40,36 @@ macro_rules! call {
 }
 pub(crate) use call;
 
+/// The two list verbs of a handle (a struct with a `client: &Client` field) whose list call
+/// pages with `limit` and `offset`: `list_page(&query)` and `stream(query)`, over
+/// `pagination`. `list_verbs!("flow runs", FlowRunQuery => FlowRunResponse);`
+macro_rules! list_verbs {
+    ($what:literal, $query:ty => $item:ty) => {
+        #[doc = concat!("One page of ", $what, " matching `query` (its `limit` and `offset` apply).")]
+        ///
+        /// # Errors
+        /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a `limit` below 1 (nothing
+        /// sent); [`Error::Validation`](crate::Error::Validation) for a filter or page size the
+        /// server refuses; any other error of the request.
+        pub async fn list_page(&self, query: &$query) -> Result<Vec<$item>, $crate::Error> {
+            $crate::resources::pagination::page(self.client, query).await
+        }
+
+        #[doc = concat!("Every one of the ", $what, " matching `query` (`Default::default()` for all), paged as it is consumed.")]
+        ///
+        /// # Errors
+        /// The stream's last item is the error that stopped it: those of `list_page`, and an
+        /// error of any page after the first.
+        pub fn stream(
+            &self,
+            query: $query,
+        ) -> impl ::futures_core::Stream<Item = Result<$item, $crate::Error>> + Send + use<> {
+            $crate::resources::pagination::stream(self.client, query)
+        }
+    };
+}
+pub(crate) use list_verbs;
+
 /// Lets an options builder be awaited directly: `.await` does what `.send().await` does, so
 /// `limits.create("db", 5).await` and `limits.create("db", 5).send().await` are the same call.
 /// `send_on_await! { CreateLimit => ConcurrencyLimitV2; }`.

@@ -1,10 +1,9 @@
 //! Task runs: get, list, and the states a run went through.
 
-use futures_core::Stream;
 use uuid::Uuid;
 
 use crate::query::TaskRunQuery;
-use crate::resources::{call, pagination};
+use crate::resources::call;
 use crate::types::{State, TaskRun};
 use crate::{Client, Error};
 
@@ -43,23 +42,7 @@ impl<'a> TaskRuns<'a> {
         call!(self.client, read_task_run(&id))
     }
 
-    /// One page of task runs matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &TaskRunQuery) -> Result<Vec<TaskRun>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every task run matching `filter` (`Default::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(&self, filter: TaskRunQuery) -> impl Stream<Item = Result<TaskRun, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("task runs", TaskRunQuery => TaskRun);
 
     /// Deletes the task run with this id.
     ///

@@ -1,13 +1,12 @@
 //! Variables: typed values, set, list, delete.
 
-use futures_core::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::query::VariableQuery;
-use crate::resources::{call, pagination};
+use crate::resources::call;
 use crate::types::{Variable, VariableCreate, VariableUpdate};
 use crate::{Client, Error};
 
@@ -127,26 +126,7 @@ impl<'a> Variables<'a> {
         call!(self.client, delete_variable_by_name(name))
     }
 
-    /// One page of variables matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &VariableQuery) -> Result<Vec<Variable>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every variable matching `filter` (`VariableQuery::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: VariableQuery,
-    ) -> impl Stream<Item = Result<Variable, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("variables", VariableQuery => Variable);
 }
 
 /// Any JSON value as a generated variable value (its union keeps every value, `null` too, as

@@ -16,7 +16,6 @@ pub use actions::{Action, CallWebhook, ChangeFlowRunState, RunDeployment, SendNo
 pub use spec::{Automation, AutomationSpec, ZOMBIE_WINDOW};
 pub use triggers::{CompoundTrigger, EventTrigger, Posture, Require, ResourceSpec, SequenceTrigger, Trigger};
 
-use futures_core::Stream;
 use progenitor_client::{ClientHooks, OperationInfo};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -96,27 +95,7 @@ impl<'a> Automations<'a> {
         }
     }
 
-    /// One page of automations matching `query` (its `limit` and `offset` apply; sorted by
-    /// name unless it says otherwise).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent); [`Error::Validation`] for
-    /// a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, query: &AutomationQuery) -> Result<Vec<Automation>, Error> {
-        pagination::page(self.client, query).await
-    }
-
-    /// Every automation matching `query` (`AutomationQuery::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        query: AutomationQuery,
-    ) -> impl Stream<Item = Result<Automation, Error>> + Send + use<> {
-        pagination::stream(self.client, query)
-    }
+    crate::resources::list_verbs!("automations", AutomationQuery => Automation);
 
     /// Makes the automation with this id what `spec` says, every field (PUT): what the spec
     /// leaves empty (tags, the lists of actions) is emptied.

@@ -6,14 +6,13 @@ mod spec;
 pub use spec::{CollisionStrategy, DeploymentSpec, Schedule};
 
 use chrono::{DateTime, Utc};
-use futures_core::Stream;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::OptionalExt;
 use crate::query::DeploymentQuery;
-use crate::resources::{InvalidField, call, check_name, json_object, pagination, send_on_await};
+use crate::resources::{InvalidField, call, check_name, json_object, send_on_await};
 use crate::types::{
     DeploymentCreate, DeploymentFlowRunCreate, DeploymentResponse, DeploymentSchedule,
     DeploymentScheduleUpdate, FlowRunResponse, StateCreate, StateDetails, StateType,
@@ -107,26 +106,7 @@ impl<'a> Deployments<'a> {
         call!(self.client, read_deployment_by_name(flow, deployment))
     }
 
-    /// One page of deployments matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &DeploymentQuery) -> Result<Vec<DeploymentResponse>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every deployment matching `filter` (`DeploymentQuery::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: DeploymentQuery,
-    ) -> impl Stream<Item = Result<DeploymentResponse, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("deployments", DeploymentQuery => DeploymentResponse);
 
     /// Deletes the deployment with this id.
     ///

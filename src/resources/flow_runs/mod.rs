@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::query::{FlowRunQuery, LogQuery};
-use crate::resources::{call, pagination, send_on_await};
+use crate::resources::{call, send_on_await};
 use crate::types::{
     FlowRunCreate, FlowRunResponse, Log, LogFilter, LogFilterFlowRunId, LogSort, OrchestrationResult,
     SetFlowRunStateBody, State, StateCreate, StateType,
@@ -60,26 +60,7 @@ impl<'a> FlowRuns<'a> {
         call!(self.client, read_flow_run(&id))
     }
 
-    /// One page of flow runs matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &FlowRunQuery) -> Result<Vec<FlowRunResponse>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every flow run matching `filter` (`FlowRunQuery::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: FlowRunQuery,
-    ) -> impl Stream<Item = Result<FlowRunResponse, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("flow runs", FlowRunQuery => FlowRunResponse);
 
     /// The run now, then again each time its state changes, for as long as the stream is
     /// polled (a final state too: a run can be retried from the UI). The run's events (the

@@ -11,11 +11,10 @@ pub use queues::{CreateWorkQueue, UpdateWorkQueue, WorkQueues};
 pub use spec::{RUST_WORKER_TYPE, WorkPoolSpec};
 pub use workers::PoolWorkers;
 
-use futures_core::Stream;
 use serde_json::{Map, Value};
 
 use crate::query::WorkPoolQuery;
-use crate::resources::{Applied, Change, call, pagination, send_on_await};
+use crate::resources::{Applied, Change, call, send_on_await};
 use crate::types::{
     ReadWorkPoolConcurrencyStatusBody, WorkPoolConcurrencyStatus, WorkPoolResponse, WorkPoolUpdate,
 };
@@ -127,26 +126,7 @@ impl<'a> WorkPools<'a> {
         call!(self.client, read_work_pool(name))
     }
 
-    /// One page of work pools matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &WorkPoolQuery) -> Result<Vec<WorkPoolResponse>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every work pool matching `filter` (`WorkPoolQuery::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: WorkPoolQuery,
-    ) -> impl Stream<Item = Result<WorkPoolResponse, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    crate::resources::list_verbs!("work pools", WorkPoolQuery => WorkPoolResponse);
 
     /// Changes the work pool `name`: set what to change, then await it (or
     /// [`send`](UpdateWorkPool::send) it). What is not set is left as it is.
@@ -266,6 +246,71 @@ impl UpdateWorkPool {
 
 send_on_await! {
     UpdateWorkPool => ();
+}
+
+/// The two list verbs of a pool's queues or workers (a struct with `client` and `pool`
+/// fields): `list_page(&query)` and `stream(query)` over the generated list call `$op`.
+macro_rules! pool_list_verbs {
+    ($what:literal, $query:ty => $item:ty, $op:ident) => {
+        #[doc = concat!("One page of the pool's ", $what, " matching `query` (its `limit` and `offset` apply).")]
+        ///
+        /// # Errors
+        /// [`Error::InvalidInput`] for a bad pool name or a `limit` below 1 (nothing sent);
+        /// [`Error::NotFound`] for no such pool; any other error of the request.
+        pub async fn list_page(&self, query: &$query) -> Result<Vec<$item>, Error> {
+            super::check_pool(&self.pool)?;
+            call!(self.client, $op(&self.pool, query))
+        }
+
+        #[doc = concat!("Every one of the pool's ", $what, " matching `query` (`Default::default()` for all).")]
+        ///
+        /// # Errors
+        /// The stream's last item is the error that stopped it: those of `list_page`, and an
+        /// error of any page after the first.
+        pub fn stream(
+            &self,
+            query: $query,
+        ) -> impl ::futures_core::Stream<Item = Result<$item, Error>> + Send + use<> {
+            super::pool_list(
+                self.client,
+                &self.pool,
+                query,
+                |page, offset, limit| {
+                    page.offset = offset;
+                    page.limit = Some(i64::from(limit));
+                },
+                |item: &$item| item.id,
+                |client, pool, page| async move {
+                    super::check_pool(&pool)?;
+                    call!(client, $op(&pool, &page))
+                },
+            )
+        }
+    };
+}
+use pool_list_verbs;
+
+/// Every item of a list of the pool `pool`, paged as it is consumed: `at` sets a page's `offset`
+/// and `limit` on the query, `read` asks for the page, `id` tells repeats apart.
+fn pool_list<Q, T, Fut>(
+    client: &Client,
+    pool: &str,
+    query: Q,
+    at: fn(&mut Q, u64, u32),
+    id: fn(&T) -> uuid::Uuid,
+    read: fn(Client, String, Q) -> Fut,
+) -> impl futures_core::Stream<Item = Result<T, Error>> + Send + use<Q, T, Fut>
+where
+    Q: Clone + Send + Sync + 'static,
+    T: Send + 'static,
+    Fut: std::future::Future<Output = Result<Vec<T>, Error>> + Send + 'static,
+{
+    let (owned, pool) = (client.clone(), pool.to_string());
+    crate::resources::pagination::paginate_with(client, id, move |offset, limit| {
+        let mut page = query.clone();
+        at(&mut page, offset, limit);
+        read(owned.clone(), pool.clone(), page)
+    })
 }
 
 fn check_pool(name: &str) -> Result<(), Error> {

@@ -3,10 +3,8 @@
 
 use std::num::NonZeroU64;
 
-use futures_core::Stream;
-
 use crate::query::WorkQueueQuery;
-use crate::resources::{call, generated_name, pagination, send_on_await};
+use crate::resources::{call, generated_name, send_on_await};
 use crate::types::{
     ReadWorkQueueConcurrencyStatusBody, WorkQueueConcurrencyStatus, WorkQueueCreate, WorkQueueResponse,
     WorkQueueUpdate,
@@ -15,7 +13,7 @@ use crate::{Client, Error};
 
 use super::check_pool;
 
-/// The work queues of one work pool; from [`WorkPools::queues`].
+/// The work queues of one work pool; from [`WorkPools::queues`](super::WorkPools::queues).
 ///
 /// ```no_run
 /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
@@ -90,41 +88,7 @@ impl<'a> WorkQueues<'a> {
         call!(self.client, read_work_queue_in_work_pools(&self.pool, name))
     }
 
-    /// One page of the pool's work queues matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &WorkQueueQuery) -> Result<Vec<WorkQueueResponse>, Error> {
-        check_pool(&self.pool)?;
-        call!(self.client, read_work_queues_in_work_pools(&self.pool, filter))
-    }
-
-    /// Every work queue of the pool matching `filter` (`Default::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: WorkQueueQuery,
-    ) -> impl Stream<Item = Result<WorkQueueResponse, Error>> + Send + use<> {
-        let (client, pool) = (self.client.clone(), self.pool.clone());
-        pagination::paginate_with(
-            self.client,
-            |queue: &WorkQueueResponse| queue.id,
-            move |offset, limit| {
-                let (client, pool) = (client.clone(), pool.clone());
-                let mut page = filter.clone();
-                page.offset = offset;
-                page.limit = Some(i64::from(limit));
-                async move {
-                    check_pool(&pool)?;
-                    call!(client, read_work_queues_in_work_pools(&pool, &page))
-                }
-            },
-        )
-    }
+    super::pool_list_verbs!("work queues", WorkQueueQuery => WorkQueueResponse, read_work_queues_in_work_pools);
 
     /// Deletes the work queue `name` of the pool.
     ///
@@ -160,6 +124,31 @@ impl<'a> WorkQueues<'a> {
     }
 }
 
+/// The settings a queue is created or updated with, as setters over `priority`,
+/// `concurrency_limit` and `description` fields.
+macro_rules! queue_setters {
+    () => {
+        /// Its priority in the pool: 1 is served first (a new queue's default: after the
+        /// pool's other queues).
+        pub fn priority(mut self, priority: u64) -> Self {
+            self.priority = Some(priority);
+            self
+        }
+
+        /// Runs of the queue at once, at most.
+        pub fn concurrency_limit(mut self, limit: u64) -> Self {
+            self.concurrency_limit = Some(limit);
+            self
+        }
+
+        /// Its description.
+        pub fn description(mut self, description: impl Into<String>) -> Self {
+            self.description = Some(description.into());
+            self
+        }
+    };
+}
+
 /// A work queue to create; from [`WorkQueues::create`]. Await it, or call
 /// [`send`](CreateWorkQueue::send).
 #[derive(Debug)]
@@ -175,23 +164,7 @@ pub struct CreateWorkQueue {
 }
 
 impl CreateWorkQueue {
-    /// Its priority in the pool: 1 is served first (default: after the pool's other queues).
-    pub fn priority(mut self, priority: u64) -> Self {
-        self.priority = Some(priority);
-        self
-    }
-
-    /// Runs of the queue at once, at most.
-    pub fn concurrency_limit(mut self, limit: u64) -> Self {
-        self.concurrency_limit = Some(limit);
-        self
-    }
-
-    /// Its description.
-    pub fn description(mut self, description: impl Into<String>) -> Self {
-        self.description = Some(description.into());
-        self
-    }
+    queue_setters!();
 
     /// Created paused (workers pick up none of its runs).
     pub fn paused(mut self, paused: bool) -> Self {
@@ -234,23 +207,7 @@ pub struct UpdateWorkQueue {
 }
 
 impl UpdateWorkQueue {
-    /// Its priority in the pool: 1 is served first.
-    pub fn priority(mut self, priority: u64) -> Self {
-        self.priority = Some(priority);
-        self
-    }
-
-    /// Runs of the queue at once, at most.
-    pub fn concurrency_limit(mut self, limit: u64) -> Self {
-        self.concurrency_limit = Some(limit);
-        self
-    }
-
-    /// Its description.
-    pub fn description(mut self, description: impl Into<String>) -> Self {
-        self.description = Some(description.into());
-        self
-    }
+    queue_setters!();
 
     /// Paused (workers pick up none of its runs) or not.
     pub fn paused(mut self, paused: bool) -> Self {

@@ -1,8 +1,6 @@
 //! The workers polling one work pool: list them, delete one.
 
-use futures_core::Stream;
-
-use crate::resources::{call, pagination};
+use crate::resources::call;
 use crate::types::{ReadWorkersBody, WorkerResponse};
 use crate::{Client, Error};
 
@@ -35,41 +33,7 @@ impl<'a> PoolWorkers<'a> {
         }
     }
 
-    /// One page of the pool's workers matching `filter` (its `limit` and `offset` apply).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a bad pool name (nothing sent); [`Error::NotFound`] for no
-    /// such pool; any other error of the request.
-    pub async fn list_page(&self, filter: &ReadWorkersBody) -> Result<Vec<WorkerResponse>, Error> {
-        check_pool(&self.pool)?;
-        call!(self.client, read_workers(&self.pool, filter))
-    }
-
-    /// Every worker of the pool matching `filter` (`Default::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: ReadWorkersBody,
-    ) -> impl Stream<Item = Result<WorkerResponse, Error>> + Send + use<> {
-        let (client, pool) = (self.client.clone(), self.pool.clone());
-        pagination::paginate_with(
-            self.client,
-            |worker: &WorkerResponse| worker.id,
-            move |offset, limit| {
-                let (client, pool) = (client.clone(), pool.clone());
-                let mut page = filter.clone();
-                page.offset = offset;
-                page.limit = Some(i64::from(limit));
-                async move {
-                    check_pool(&pool)?;
-                    call!(client, read_workers(&pool, &page))
-                }
-            },
-        )
-    }
+    super::pool_list_verbs!("workers", ReadWorkersBody => WorkerResponse, read_workers);
 
     /// Deletes the worker `name` from the pool's list (a worker still running heartbeats again
     /// and is listed again).
