@@ -11,6 +11,7 @@ mod applied;
 pub use applied::{Applied, Change};
 pub mod artifacts;
 pub mod automations;
+pub mod blocks;
 pub mod concurrency_limits;
 pub mod deployments;
 pub mod events;
