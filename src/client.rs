@@ -191,6 +191,12 @@ impl Client {
         crate::resources::variables::Variables::new(self)
     }
 
+    /// Blocks: typed configuration documents (your own types, Prefect's `Secret`, `Webhook`,
+    /// `LocalFileSystem`), their block types and schemas.
+    pub fn blocks(&self) -> crate::resources::blocks::Blocks<'_> {
+        crate::resources::blocks::Blocks::new(self)
+    }
+
     /// Logs: write a batch, read with filters.
     pub fn logs(&self) -> crate::resources::logs::Logs<'_> {
         crate::resources::logs::Logs::new(self)

@@ -18,6 +18,13 @@
 
 /// The body of the list call of global concurrency limits: its filters, sort, `limit` and `offset`.
 pub type GlobalConcurrencyLimitQuery = crate::types::ReadAllConcurrencyLimitsV2Body;
+/// The body of the list call of block documents: its filters, sort, `limit` and `offset`
+/// (`include_secrets` is set by the call's `Secrets` argument).
+pub type BlockDocumentQuery = crate::types::ReadBlockDocumentsBody;
+/// The body of the list call of block schemas: its filters, `limit` and `offset`.
+pub type BlockSchemaQuery = crate::types::ReadBlockSchemasBody;
+/// The body of the list call of block types: its filters, `limit` and `offset`.
+pub type BlockTypeQuery = crate::types::ReadBlockTypesBody;
 /// The body of the list call of artifacts: its filters, sort, `limit` and `offset`.
 pub type ArtifactQuery = crate::types::ReadArtifactsBody;
 /// The body of the list call of automations: its filters, sort, `limit` and `offset`.
@@ -56,3 +63,30 @@ pub use crate::types::{
     VariableFilterTags, VariableSort, WorkPoolFilter, WorkPoolFilterName, WorkQueueFilter,
     WorkQueueFilterName,
 };
+pub use crate::types::{
+    BlockDocumentFilter, BlockDocumentFilterBlockTypeId, BlockDocumentFilterId, BlockDocumentFilterName,
+    BlockDocumentSort, BlockSchemaFilter, BlockSchemaFilterBlockTypeId, BlockSchemaFilterVersion,
+    BlockTypeFilter, BlockTypeFilterName, BlockTypeFilterSlug,
+};
+
+impl BlockDocumentQuery {
+    /// The documents of the block type with this slug (`secret`, `webhook`, …).
+    ///
+    /// ```
+    /// use prefect_client::query::BlockDocumentQuery;
+    ///
+    /// let secrets = BlockDocumentQuery::of_type("secret");
+    /// # let _ = secrets;
+    /// ```
+    pub fn of_type(block_type_slug: &str) -> BlockDocumentQuery {
+        BlockDocumentQuery {
+            block_types: Some(BlockTypeFilter {
+                slug: Some(BlockTypeFilterSlug {
+                    any: Some(vec![block_type_slug.to_string()]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}

@@ -9,7 +9,7 @@
 //! flows, deployments and variables; the timestamp for logs), and each page is read from one
 //! item before where the last one ended: that item, already seen, shows the page is contiguous
 //! with what came before; if it is not, the stream steps back. Lists the server orders by name
-//! (work pools, queues, concurrency limits), or by a sort the caller chose, are read by offset,
+//! (work pools, queues, concurrency limits, block types and documents), or by a sort the caller chose, are read by offset,
 //! with repeats dropped by id.
 //!
 //! Page size: [`PAGE_SIZE`] per request, or the server's own cap when it is lower
@@ -118,6 +118,9 @@ listing! {
     crate::query::WorkPoolQuery => types::WorkPoolResponse, read_work_pools, id |p| p.id,;
     crate::query::ConcurrencyLimitQuery => types::ConcurrencyLimit, read_concurrency_limits, id |l| l.id,;
     crate::query::GlobalConcurrencyLimitQuery => types::GlobalConcurrencyLimitResponse, read_all_concurrency_limits_v2, id |l| l.id,;
+    crate::query::BlockDocumentQuery => types::BlockDocument, read_block_documents, id |d| d.id,;
+    crate::query::BlockSchemaQuery => types::BlockSchema, read_block_schemas, id |s| s.id,;
+    crate::query::BlockTypeQuery => types::BlockType, read_block_types, id |t| t.id,;
 }
 
 /// One page: the filter's own `limit` (default the server's) and `offset`.
