@@ -168,6 +168,24 @@ macro_rules! presentation_setters {
                 self.shown.code_example = Some(example.into());
                 self
             }
+
+            /// Sets the given ones of description, logo URL, documentation URL and code
+            /// example, in that order.
+            pub(super) fn presentation(
+                mut self,
+                [description, logo_url, documentation_url, code_example]: [Option<&str>; 4],
+            ) -> Self {
+                let set = |value: Option<&str>, field: &mut Option<String>| {
+                    if let Some(value) = value {
+                        *field = Some(value.into());
+                    }
+                };
+                set(description, &mut self.shown.description);
+                set(logo_url, &mut self.shown.logo_url);
+                set(documentation_url, &mut self.shown.documentation_url);
+                set(code_example, &mut self.shown.code_example);
+                self
+            }
         }
     };
 }

@@ -191,6 +191,26 @@ impl BlockDocument {
         })
     }
 
+    /// The data a save compares with what it would send: a nested block saved as a document
+    /// of its own is its reference, as a save writes it.
+    pub(super) fn stored_data(&self) -> Map<String, Value> {
+        let mut data = self.data.clone();
+        for (field, id) in &self.references {
+            data.insert(
+                field.clone(),
+                serde_json::json!({ "$ref": { "block_document_id": id.to_string() } }),
+            );
+        }
+        data
+    }
+
+    /// The same document with its secret fields obfuscated, as a read without secrets gives it.
+    pub(super) fn obfuscated(mut self) -> BlockDocument {
+        self.data = self.data();
+        self.secrets = Secrets::Obfuscate;
+        self
+    }
+
     /// `slug/name`, as Python's `Block.load` names documents.
     fn label(&self) -> String {
         format!(
