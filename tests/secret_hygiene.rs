@@ -87,16 +87,9 @@ impl log::Log for LogCapture {
 #[tokio::test]
 async fn no_secret_in_websocket_traces() {
     use futures_util::StreamExt;
-    let captured = Captured::default();
+    let (captured, _default) = common::capture_traces();
     let _ = log::set_boxed_logger(Box::new(LogCapture(captured.clone())));
     log::set_max_level(log::LevelFilter::Trace);
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _default = common::set_test_subscriber(subscriber);
 
     let server = prefect_testkit::LocalServer::builder()
         .env("PREFECT_SERVER_API_AUTH_STRING", AUTH)

@@ -350,6 +350,18 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Everything the SDK traces on this thread, at the most verbose level, until the guard drops.
+pub fn capture_traces() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    (captured, set_test_subscriber(subscriber))
+}
+
 /// Installs `subscriber` as this thread's default, after giving the process a global baseline
 /// dispatcher (a bare registry, once). With a single dispatcher registered, tracing-core caches
 /// a callsite's interest from whichever thread reaches it first (tokio-rs/tracing#3611): a
