@@ -1,10 +1,9 @@
 //! Block types: the kinds of blocks (`secret`, `webhook`, your own), found by slug.
 
-use futures_core::Stream;
 use uuid::Uuid;
 
 use crate::query::BlockTypeQuery;
-use crate::resources::{call, generated_name, pagination, send_on_await};
+use crate::resources::{call, generated_name, list_verbs, send_on_await};
 use crate::types::{BlockType, BlockTypeCreate, BlockTypeUpdate};
 use crate::{Client, Error};
 
@@ -78,26 +77,7 @@ impl<'a> BlockTypes<'a> {
         call!(self.client, delete_block_type(&id))
     }
 
-    /// One page of block types matching `filter` (its `limit` and `offset` apply), by name.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &BlockTypeQuery) -> Result<Vec<BlockType>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every block type matching `filter` (`BlockTypeQuery::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: BlockTypeQuery,
-    ) -> impl Stream<Item = Result<BlockType, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    list_verbs!("block types", BlockTypeQuery => BlockType);
 }
 
 /// Block type slugs as Python's `slugify` writes them: lowercase ASCII letters and digits in

@@ -1,14 +1,13 @@
 //! Block schemas: the fields of a block type's documents, one per version of a type's fields,
 //! found by id or by checksum.
 
-use futures_core::Stream;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::block_types::{BlockTypes, check_path_slug};
 use crate::query::{BlockSchemaFilter, BlockSchemaFilterBlockTypeId, BlockSchemaQuery};
-use crate::resources::{InvalidField, call, json_object, pagination, send_on_await};
+use crate::resources::{InvalidField, call, json_object, list_verbs, send_on_await};
 use crate::types::{BlockSchema, BlockSchemaCreate};
 use crate::{ApiError, Client, Error};
 
@@ -113,27 +112,7 @@ impl<'a> BlockSchemas<'a> {
         call!(self.client, delete_block_schema(&id))
     }
 
-    /// One page of block schemas matching `filter` (its `limit` and `offset` apply), newest
-    /// first.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `limit` below 1 (nothing sent);
-    /// [`Error::Validation`] for a filter or page size the server refuses; any other error of the request.
-    pub async fn list_page(&self, filter: &BlockSchemaQuery) -> Result<Vec<BlockSchema>, Error> {
-        pagination::page(self.client, filter).await
-    }
-
-    /// Every block schema matching `filter` (`BlockSchemaQuery::default()` for all).
-    ///
-    /// # Errors
-    /// The stream's last item is the error that stopped it: those of `list_page`, and an error
-    /// of any page after the first.
-    pub fn stream(
-        &self,
-        filter: BlockSchemaQuery,
-    ) -> impl Stream<Item = Result<BlockSchema, Error>> + Send + use<> {
-        pagination::stream(self.client, filter)
-    }
+    list_verbs!("block schemas", BlockSchemaQuery => BlockSchema);
 }
 
 /// A block schema to create; from [`BlockSchemas::create`].
