@@ -61,7 +61,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut report = Report::default();
 
     let secret = std::env::var("CONFIGURE_SECRET").unwrap_or_else(|_| "s3cr3t".into());
-    let saved = client.blocks().save("rust-configure-secret", &Secret::new(secret)).await?;
+    let saved = client
+        .blocks()
+        .save("rust-configure-secret", &Secret::new(secret))
+        .await?;
     report.applied(saved, "secret block rust-configure-secret", |d| d.id);
 
     let (change, type_id) = register_settings(&client).await?;
@@ -95,7 +98,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         EventTrigger::reactive()
             .expect(["prefect.flow-run.Failed"])
             .matching("prefect.resource.id", ["prefect.flow-run.*"])
-            .matching_related("prefect.resource.id", [format!("prefect.deployment.{}", deployment.id)]),
+            .matching_related(
+                "prefect.resource.id",
+                [format!("prefect.deployment.{}", deployment.id)],
+            ),
     )
     .action(Action::PauseDeployment(Target::Selected(deployment.id)));
     let on_failure = client.automations().apply(&on_failure).await?;
@@ -116,7 +122,12 @@ async fn register_settings(client: &Client) -> Result<(Change, Uuid), Box<dyn st
         .optional()?
         .is_some();
     let checksum = schema_checksum(&schema_fields::<ConfigureSettings>()?);
-    let had_schema = blocks.schemas().get_by_checksum(&checksum).await.optional()?.is_some();
+    let had_schema = blocks
+        .schemas()
+        .get_by_checksum(&checksum)
+        .await
+        .optional()?
+        .is_some();
     let registered = blocks.register::<ConfigureSettings>().await?;
     let change = match (had_type, had_schema) {
         (true, true) => Change::Unchanged,

@@ -13,7 +13,9 @@ use common::serving::{example, own_server, python};
 /// Runs the example against `api_url` (`secret` as `CONFIGURE_SECRET`, if given); its lines.
 async fn configure(api_url: &str, secret: Option<&str>) -> Vec<String> {
     let mut command = Command::new(example("configure"));
-    command.env("PREFECT_API_URL", api_url).env_remove("CONFIGURE_SECRET");
+    command
+        .env("PREFECT_API_URL", api_url)
+        .env_remove("CONFIGURE_SECRET");
     if let Some(secret) = secret {
         command.env("CONFIGURE_SECRET", secret);
     }
@@ -80,11 +82,18 @@ async fn configure_applies_every_object_once_changes_nothing_again_and_python_re
     let api_url = server.api_url();
 
     let first = configure(api_url, None).await;
-    assert_eq!(first.last().unwrap(), "applied 7 objects, 7 changed", "{first:#?}");
-    let kinds: Vec<String> = changes(&first).into_iter().map(|(change, what)| {
-        assert_eq!(change, "created", "{what}");
-        what
-    }).collect();
+    assert_eq!(
+        first.last().unwrap(),
+        "applied 7 objects, 7 changed",
+        "{first:#?}"
+    );
+    let kinds: Vec<String> = changes(&first)
+        .into_iter()
+        .map(|(change, what)| {
+            assert_eq!(change, "created", "{what}");
+            what
+        })
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -99,20 +108,52 @@ async fn configure_applies_every_object_once_changes_nothing_again_and_python_re
     );
 
     let again = configure(api_url, None).await;
-    assert_eq!(again.last().unwrap(), "applied 7 objects, 0 changed", "{again:#?}");
-    assert!(changes(&again).iter().all(|(change, _)| change == "unchanged"), "{again:#?}");
+    assert_eq!(
+        again.last().unwrap(),
+        "applied 7 objects, 0 changed",
+        "{again:#?}"
+    );
+    assert!(
+        changes(&again).iter().all(|(change, _)| change == "unchanged"),
+        "{again:#?}"
+    );
     // The same objects: the ids did not change.
-    assert_eq!(&first[..7], &again[..7].iter().map(|l| l.replacen("unchanged", "created", 1)).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        &first[..7],
+        &again[..7]
+            .iter()
+            .map(|l| l.replacen("unchanged", "created", 1))
+            .collect::<Vec<_>>()[..]
+    );
 
     let other = configure(api_url, Some("another")).await;
-    assert_eq!(other.last().unwrap(), "applied 7 objects, 1 changed", "{other:#?}");
-    let updated: Vec<_> = changes(&other).into_iter().filter(|(change, _)| change != "unchanged").collect();
-    assert_eq!(updated, [("updated".to_string(), "secret block rust-configure-secret".to_string())]);
-    assert!(!other.join("\n").contains("another"), "the secret is never printed");
+    assert_eq!(
+        other.last().unwrap(),
+        "applied 7 objects, 1 changed",
+        "{other:#?}"
+    );
+    let updated: Vec<_> = changes(&other)
+        .into_iter()
+        .filter(|(change, _)| change != "unchanged")
+        .collect();
+    assert_eq!(
+        updated,
+        [(
+            "updated".to_string(),
+            "secret block rust-configure-secret".to_string()
+        )]
+    );
+    assert!(
+        !other.join("\n").contains("another"),
+        "the secret is never printed"
+    );
 
     let read: serde_json::Value = serde_json::from_str(python(api_url, READ_BACK, &[]).await.trim()).unwrap();
     assert_eq!(read["secret"], "another");
-    assert_eq!(read["settings"], serde_json::json!({ "batch": 500, "region": "eu" }));
+    assert_eq!(
+        read["settings"],
+        serde_json::json!({ "batch": 500, "region": "eu" })
+    );
     assert_eq!(read["pool"], serde_json::json!(["process", 3]));
     assert_eq!(read["cron"], serde_json::json!(["0 3 * * *", "Europe/Paris"]));
     assert_eq!(
@@ -127,6 +168,10 @@ async fn configure_applies_every_object_once_changes_nothing_again_and_python_re
     assert_eq!(read["zombies"], "change-flow-run-state");
     assert_eq!(
         read["on_failure"],
-        serde_json::json!(["pause-deployment", read["deployment_id"], ["prefect.flow-run.Failed"]])
+        serde_json::json!([
+            "pause-deployment",
+            read["deployment_id"],
+            ["prefect.flow-run.Failed"]
+        ])
     );
 }

@@ -22,7 +22,8 @@ async fn a_misspelt_per_run_job_variable_is_refused_before_the_run_is_created() 
         .deployments()
         .apply(&DeploymentSpec::new("rust-serve-example", "per-run-variables").work_pool(pool))
         .await
-        .unwrap();
+        .unwrap()
+        .object;
     let runs = || async {
         client
             .flow_runs()
@@ -62,7 +63,8 @@ async fn a_misspelt_per_run_job_variable_is_refused_before_the_run_is_created() 
         .deployments()
         .apply(&DeploymentSpec::new("rust-serve-example", "no-pool"))
         .await
-        .unwrap();
+        .unwrap()
+        .object;
     client
         .deployments()
         .create_run(served.id)
@@ -88,7 +90,7 @@ async fn deployments_from_code_upsert_their_schedules_schema_and_limit() {
         .version("7")
         .concurrency_limit(2, CollisionStrategy::CancelNew);
     let deployments = client.deployments();
-    let first = deployments.apply(&spec).await.unwrap();
+    let first = deployments.apply(&spec).await.unwrap().object;
     assert_eq!(
         first.parameter_openapi_schema.as_ref().unwrap()["properties"]["rows"]["type"],
         "integer"
@@ -100,7 +102,8 @@ async fn deployments_from_code_upsert_their_schedules_schema_and_limit() {
     let again = deployments
         .apply(&flow.deployment("coded").schedule(Schedule::cron("30 8 * * *")))
         .await
-        .unwrap();
+        .unwrap()
+        .object;
     assert_eq!(again.id, first.id, "an upsert by flow and name");
     let schedules = deployments.schedules(again.id).list().await.unwrap();
     assert_eq!(schedules.len(), 1);

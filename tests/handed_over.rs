@@ -24,7 +24,11 @@ async fn apply_in_pool(
     let spec = DeploymentSpec::new("rust-serve-example", name)
         .work_pool(pool)
         .job_variables(&job_variables);
-    client.deployments().apply(&spec).await
+    client
+        .deployments()
+        .apply(&spec)
+        .await
+        .map(|applied| applied.object)
 }
 
 /// Runs the `serve` example as a deployment's command runs: handed the run `run` to execute
@@ -86,7 +90,8 @@ async fn a_handed_over_run_is_executed_by_the_example_and_exits_zero() {
         .deployments()
         .apply(&DeploymentSpec::new("rust-serve-example", "handed-over"))
         .await
-        .unwrap();
+        .unwrap()
+        .object;
     let run = create_run_with(&client, deployment.id, json!({ "rows": 2 })).await;
     let output = hand_over(server.api_url(), run).await;
     assert!(

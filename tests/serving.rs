@@ -147,7 +147,7 @@ async fn a_deployment_limit_of_one_never_runs_two_at_once() {
     let spec = DeploymentSpec::new("rust-serve-example", "example")
         .concurrency_limit(1, CollisionStrategy::Enqueue)
         .concurrency_grace_period(Duration::from_secs(60));
-    let limited = client.deployments().apply(&spec).await.unwrap();
+    let limited = client.deployments().apply(&spec).await.unwrap().object;
     assert_eq!(limited.id, deployment);
     assert!(limited.global_concurrency_limit.is_some());
     let runs = example_runs(server.api_url(), r#"{"rows": 1, "sleep_s": 1}"#, 5).await;

@@ -64,7 +64,8 @@ async fn the_rust_worker_shows_online_and_its_pools_limit_of_two_holds() {
         .deployments()
         .apply(&flow.deployment("in-pool").work_pool(&pool))
         .await
-        .unwrap();
+        .unwrap()
+        .object;
     let mut runs = Vec::new();
     for _ in 0..5 {
         runs.push(create_run_with(&client, deployment.id, json!({ "sleep_s": 1.5 })).await);
@@ -103,7 +104,8 @@ async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
         .deployments()
         .apply(&other.deployment("elsewhere").work_pool(&pool))
         .await
-        .unwrap();
+        .unwrap()
+        .object;
     for _ in 0..8 {
         client.deployments().create_run(others.id).await.unwrap();
     }
@@ -113,7 +115,8 @@ async fn a_worker_finds_its_runs_behind_many_due_runs_of_other_flows() {
         .deployments()
         .apply(&mine.deployment("here").work_pool(&pool))
         .await
-        .unwrap();
+        .unwrap()
+        .object;
     let run = client
         .deployments()
         .create_run(own.id)
@@ -190,7 +193,7 @@ async fn a_rust_worker_records_the_labels_job_variable_of_the_deployment_and_the
         .deployment("labelled")
         .work_pool(&pool)
         .job_variables(&serde_json::json!({ "labels": { "team": "data", "env": "prod" } }));
-    let deployment = client.deployments().apply(&spec).await.unwrap();
+    let deployment = client.deployments().apply(&spec).await.unwrap().object;
     let run = client
         .deployments()
         .create_run(deployment.id)

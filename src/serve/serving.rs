@@ -115,7 +115,7 @@ impl Serve {
         }
         let mut deployments = Vec::with_capacity(self.deployments.len());
         for spec in &self.deployments {
-            deployments.push(self.client.deployments().apply(spec).await?);
+            deployments.push(self.client.deployments().apply(spec).await?.object);
         }
         let source = Arc::new(Deployments {
             ids: deployments.iter().map(|d| d.id).collect(),

@@ -194,6 +194,29 @@ impl<'a> Automations<'a> {
         Ok(())
     }
 
+    /// Creates the automation `spec` describes, owned by the resource `owner`
+    /// (`prefect.deployment.<id>`), as Prefect's `deploy` creates a deployment's triggers.
+    pub(crate) async fn create_owned(&self, spec: &AutomationSpec, owner: &str) -> Result<Automation, Error> {
+        self.check(spec).await?;
+        let mut body = serde_json::to_value(spec)
+            .map_err(|e| Error::invalid("automation", format!("cannot be serialized: {e}")))?;
+        body["owner_resource"] = serde_json::Value::String(owner.to_string());
+        let answer = exchange(
+            self.client,
+            "create_automation",
+            Method::POST,
+            "automations/",
+            Some(json_body(&body)?),
+        )
+        .await?;
+        decode("create_automation", &answer)
+    }
+
+    /// Deletes every automation the resource `owner` owns.
+    pub(crate) async fn delete_owned(&self, owner: &str) -> Result<(), Error> {
+        call!(self.client, delete_automations_owned_by_resource(owner)).map(drop)
+    }
+
     async fn send_create(&self, spec: &AutomationSpec) -> Result<Automation, Error> {
         let body = json_body(spec)?;
         let answer = exchange(
@@ -265,7 +288,7 @@ fn ambiguous(name: &str, named: &[Automation]) -> Error {
 /// trigger unions are untagged (a body could be read as the wrong member), and
 /// `AutomationUpdate` leaves out empty lists, which the server's PUT then keeps where it
 /// should empty them. The hand-written types are the body instead.
-async fn exchange(
+pub(crate) async fn exchange(
     client: &Client,
     operation: &'static str,
     method: Method,
@@ -299,12 +322,12 @@ async fn exchange(
 }
 
 /// `value` as a JSON body.
-fn json_body(value: &impl Serialize) -> Result<Vec<u8>, Error> {
+pub(crate) fn json_body(value: &impl Serialize) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::invalid("automation", format!("cannot be serialized: {e}")))
 }
 
 /// The answer of `operation` as `T`.
-fn decode<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, Error> {
+pub(crate) fn decode<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(body).map_err(|source| Error::Decode {
         operation: operation.to_string(),
         excerpt: crate::response::excerpt(body),

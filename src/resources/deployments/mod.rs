@@ -1,18 +1,29 @@
 //! Deployments: create, or apply from code ([`DeploymentSpec`]), get by id or
 //! `flow/deployment` name, list, pause and resume, their schedules, and run.
 
+mod compare;
 mod spec;
+mod steps;
 
-pub use spec::{CollisionStrategy, DeploymentSpec, Schedule};
+pub use spec::{CollisionStrategy, DeploymentSpec, DeploymentTrigger, Schedule, VersionInfo};
+pub use steps::{
+    BlockReference, BucketPull, Common, GitClone, PipInstallRequirements, PullStep, RunShellScript,
+    SetWorkingDirectory,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use reqwest::Method;
+
 use crate::OptionalExt;
 use crate::query::DeploymentQuery;
-use crate::resources::{InvalidField, call, check_name, json_object, send_on_await};
+use crate::resources::automations::{
+    Action, Automation, AutomationSpec, Target, decode, exchange, json_body,
+};
+use crate::resources::{Applied, Change, InvalidField, call, check_name, json_object, send_on_await};
 use crate::types::{
     DeploymentCreate, DeploymentFlowRunCreate, DeploymentResponse, DeploymentSchedule,
     DeploymentScheduleUpdate, FlowRunResponse, StateCreate, StateDetails, StateType,
@@ -116,24 +127,73 @@ impl<'a> Deployments<'a> {
         call!(self.client, delete_deployment(&id))
     }
 
-    /// Creates the deployment `spec` describes, or, for a deployment of that flow and name that
-    /// exists, makes it what the spec says (the server upserts by flow and name): the flow is
-    /// created when missing, the schedules become the spec's, the concurrency limit is removed
-    /// when the spec sets none. For a worker deployment the job variables are checked against
-    /// the work pool's variables first.
+    /// Makes the deployment `spec` names (by flow and name) what the spec says: creates it when
+    /// there is none ([`Change::Created`]), sends the spec when the deployment differs
+    /// ([`Change::Updated`]), and writes nothing when it is as the spec says
+    /// ([`Change::Unchanged`]). The flow is created when missing, the schedules become the
+    /// spec's, the concurrency limit is removed when the spec sets none, and the automations the
+    /// deployment owns become its [triggers](DeploymentSpec::trigger) (deleted and created
+    /// again when they differ, as Prefect's `deploy` does). For a worker deployment the job
+    /// variables are checked against the work pool's variables first.
+    ///
+    /// "As the spec says" compares what would be sent with what the server has, both as the
+    /// server keeps them: schedules by their schedule, active, parameters and slug (in any
+    /// order, an anchor or time zone the server filled in aside), tags in any order, pull
+    /// steps, labels but Prefect's own, and every other field the spec sets. A field the spec
+    /// leaves unset (description, version, tags, work pool) keeps the server's value and is
+    /// not compared; nor is the version info, which the server does not send back.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: prefect_client::Client) -> Result<(), prefect_client::Error> {
+    /// use prefect_client::resources::deployments::{DeploymentSpec, PullStep, RunShellScript, Schedule};
+    ///
+    /// let spec = DeploymentSpec::new("etl", "nightly")
+    ///     .schedule(Schedule::cron("0 3 * * *").timezone("Europe/Paris"))
+    ///     .work_pool("process")
+    ///     .pull_step(PullStep::set_working_directory("/opt/etl"))
+    ///     .pull_step(RunShellScript::new("make deps"));
+    /// let applied = client.deployments().apply(&spec).await?;
+    /// println!("{} {}", applied.object.id, applied.change); // "… created", then "… unchanged"
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad option or a job variable the pool does not have
     /// (nothing sent, or nothing changed); [`Error::NotFound`] for a work pool that does not
     /// exist; [`Error::Validation`] for a schedule the server refuses (a bad time zone or cron
     /// expression); any other error of the requests.
-    pub async fn apply(&self, spec: &DeploymentSpec) -> Result<DeploymentResponse, Error> {
-        let flow = self.client.flows().create(&spec.flow).await?;
-        let body = spec.create_body(flow.id)?;
+    pub async fn apply(&self, spec: &DeploymentSpec) -> Result<Applied<DeploymentResponse>, Error> {
+        spec.create_body(Uuid::nil())?;
+        let flow = match self.client.flows().get_by_name(&spec.flow).await.optional()? {
+            Some(flow) => flow,
+            None => self.client.flows().create(&spec.flow).await?,
+        };
+        let body = spec.body(flow.id)?;
         if let Some(pool) = &spec.work_pool {
             check_job_variables(self.client, pool, &spec.job_variables).await?;
         }
-        let deployment = call!(self.client, create_deployment(&body))?;
+        let existing = call!(self.client, read_deployment_by_name(&spec.flow, &spec.name)).optional()?;
+        let change = match &existing {
+            None => Change::Created,
+            Some(existing) => {
+                let owned = self.owned_automations(existing.id).await?;
+                if compare::unchanged(&body, existing)
+                    && same_automations(&owned, &spec.automations(existing.id))
+                {
+                    return Ok(Applied::new(existing.clone(), Change::Unchanged));
+                }
+                Change::Updated
+            }
+        };
+        let answer = exchange(
+            self.client,
+            "create_deployment",
+            Method::POST,
+            "deployments/",
+            Some(json_body(&body)?),
+        )
+        .await?;
+        let mut deployment: DeploymentResponse = decode("create_deployment", &answer)?;
         if spec.concurrency.is_none() && deployment.global_concurrency_limit.is_some() {
             // Set by an earlier apply and not by this one: the limit goes, as Prefect's runner
             // does it (deleting the limit clears the deployment's reference to it).
@@ -143,9 +203,65 @@ impl<'a> Deployments<'a> {
                 .delete_by_name(&name)
                 .await
                 .optional()?;
-            return self.get(deployment.id).await;
+            deployment = self.get(deployment.id).await?;
         }
-        Ok(deployment)
+        let wanted = spec.automations(deployment.id);
+        let owned = match change {
+            Change::Created => Vec::new(),
+            _ => self.owned_automations(deployment.id).await?,
+        };
+        if !same_automations(&owned, &wanted) {
+            let owner = owner(deployment.id);
+            let automations = self.client.automations();
+            if !owned.is_empty() {
+                automations.delete_owned(&owner).await?;
+            }
+            for automation in &wanted {
+                automations.create_owned(automation, &owner).await?;
+            }
+        }
+        Ok(Applied::new(deployment, change))
+    }
+
+    /// The automations that are the deployment `id`'s triggers, sorted by name: those related
+    /// to it that run it. The server does not say which of them the deployment owns, so an
+    /// automation made apart that runs this deployment counts too.
+    async fn owned_automations(&self, id: Uuid) -> Result<Vec<Automation>, Error> {
+        let route = format!("automations/related-to/{}", owner(id));
+        let answer = exchange(
+            self.client,
+            "read_automations_related_to_resource",
+            Method::GET,
+            &route,
+            None,
+        )
+        .await?;
+        let related: Vec<Automation> = decode("read_automations_related_to_resource", &answer)?;
+        let runs_it = |action: &Action| matches!(action, Action::RunDeployment(run) if run.target == Target::Selected(id));
+        let mut owned: Vec<Automation> = related
+            .into_iter()
+            .filter(|automation| automation.spec.all_actions().any(|(_, action)| runs_it(action)))
+            .collect();
+        owned.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(owned)
+    }
+
+    /// Changes some fields of the deployment with this id (Prefect's `DeploymentUpdate`): set
+    /// those to change, then await it (or [`send`](UpdateDeployment::send) it). Only what is
+    /// set is sent; the rest stays as the server has it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: prefect_client::Client, id: uuid::Uuid) -> Result<(), prefect_client::Error> {
+    /// client.deployments().update(id).description("Loads last night's rows").tags(["etl"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn update(&self, id: Uuid) -> UpdateDeployment {
+        UpdateDeployment {
+            client: self.client.clone(),
+            id,
+            body: Map::new(),
+            invalid: None,
+        }
     }
 
     /// Pauses the deployment: no runs are scheduled (those scheduled already are removed).
@@ -183,6 +299,23 @@ impl<'a> Deployments<'a> {
             invalid: None,
         }
     }
+}
+
+/// The resource that owns a deployment's automations, as Prefect names it.
+fn owner(id: Uuid) -> String {
+    format!("prefect.deployment.{id}")
+}
+
+/// Whether the automations a deployment owns are those its spec wants (as the server keeps
+/// them; `owned` sorted by name).
+fn same_automations(owned: &[Automation], wanted: &[AutomationSpec]) -> bool {
+    let mut wanted: Vec<AutomationSpec> = wanted.iter().map(AutomationSpec::normalized).collect();
+    wanted.sort_by(|a, b| a.name.cmp(&b.name));
+    owned.len() == wanted.len()
+        && owned
+            .iter()
+            .zip(&wanted)
+            .all(|(owned, wanted)| &owned.spec.normalized() == wanted)
 }
 
 /// Checks job variables against the variables of the work pool `pool`'s base job template: a
@@ -380,6 +513,139 @@ impl CreateDeploymentRun {
     }
 }
 
+/// Changes to a deployment; from [`Deployments::update`]. An option given a value it cannot
+/// take makes [`send`](UpdateDeployment::send) fail with [`Error::InvalidInput`], before anything
+/// is sent.
+#[derive(Debug, Clone)]
+#[must_use = "await it (or call .send().await) to update the deployment"]
+pub struct UpdateDeployment {
+    client: Client,
+    id: Uuid,
+    /// The fields set, as sent.
+    body: Map<String, Value>,
+    /// The first option that was given a bad value.
+    invalid: Option<InvalidField>,
+}
+
+impl UpdateDeployment {
+    fn set(mut self, field: &str, value: Value) -> Self {
+        self.body.insert(field.to_string(), value);
+        self
+    }
+
+    fn set_object(mut self, field: &'static str, value: &impl Serialize) -> Self {
+        match json_object(field, value) {
+            Ok(object) => self.set(field, Value::Object(object)),
+            Err(invalid) => {
+                self.invalid.get_or_insert(invalid);
+                self
+            }
+        }
+    }
+
+    /// Its description.
+    pub fn description(self, description: impl Into<String>) -> Self {
+        self.set("description", Value::String(description.into()))
+    }
+
+    /// Its version.
+    pub fn version(self, version: impl Into<String>) -> Self {
+        self.set("version", Value::String(version.into()))
+    }
+
+    /// Its tags (replacing all of them).
+    pub fn tags(self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let tags = tags
+            .into_iter()
+            .map(|t| Value::String(t.as_ref().to_string()))
+            .collect();
+        self.set("tags", Value::Array(tags))
+    }
+
+    /// Default parameters of its runs (replacing them): any value serializing to a JSON object.
+    pub fn parameters(self, parameters: &impl Serialize) -> Self {
+        self.set_object("parameters", parameters)
+    }
+
+    /// Job variables for its work pool's workers (replacing them): any value serializing to a
+    /// JSON object.
+    pub fn job_variables(self, variables: &impl Serialize) -> Self {
+        self.set_object("job_variables", variables)
+    }
+
+    /// Paused (no scheduled runs) or not.
+    pub fn paused(self, paused: bool) -> Self {
+        self.set("paused", Value::Bool(paused))
+    }
+
+    /// The work pool its runs go to.
+    pub fn work_pool(self, pool: impl Into<String>) -> Self {
+        self.set("work_pool_name", Value::String(pool.into()))
+    }
+
+    /// The work pool's queue its runs go to.
+    pub fn work_queue(self, queue: impl Into<String>) -> Self {
+        self.set("work_queue_name", Value::String(queue.into()))
+    }
+
+    /// Its pull steps (replacing them).
+    pub fn pull_steps(self, steps: impl IntoIterator<Item = PullStep>) -> Self {
+        let steps = steps.into_iter().map(|step| step.to_json()).collect();
+        self.set("pull_steps", Value::Array(steps))
+    }
+
+    /// Its entrypoint.
+    pub fn entrypoint(self, entrypoint: impl Into<String>) -> Self {
+        self.set("entrypoint", Value::String(entrypoint.into()))
+    }
+
+    /// Its path.
+    pub fn path(self, path: impl Into<String>) -> Self {
+        self.set("path", Value::String(path.into()))
+    }
+
+    /// Its schedules (replacing all of them).
+    pub fn schedules(mut self, schedules: impl IntoIterator<Item = Schedule>) -> Self {
+        let mut sent = Vec::new();
+        for schedule in schedules {
+            match schedule.create_body() {
+                Ok(body) => sent.push(serde_json::to_value(body).unwrap_or_default()),
+                Err(error) => {
+                    let invalid = match error {
+                        Error::InvalidInput { what, message } => InvalidField::new(what, message),
+                        other => InvalidField::new("schedule", other.to_string()),
+                    };
+                    self.invalid.get_or_insert(invalid);
+                }
+            }
+        }
+        self.set("schedules", Value::Array(sent))
+    }
+
+    /// Sends the fields set (`PATCH /deployments/{id}`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a value an option could not take (nothing sent);
+    /// [`Error::NotFound`] for no such deployment; [`Error::Validation`] for a value the server
+    /// refuses; any other error of the request.
+    pub async fn send(self) -> Result<(), Error> {
+        if let Some(invalid) = self.invalid {
+            return Err(invalid.into());
+        }
+        let route = format!("deployments/{}", self.id);
+        exchange(
+            &self.client,
+            "update_deployment",
+            Method::PATCH,
+            &route,
+            Some(json_body(&self.body)?),
+        )
+        .await
+        .map(drop)
+    }
+}
+
 send_on_await! {
     CreateDeploymentRun => FlowRunResponse;
+    UpdateDeployment => ();
 }

@@ -7,7 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use uuid::Uuid;
+
+use super::steps::PullStep;
 use crate::Error;
+use crate::resources::automations::{AutomationSpec, RunDeployment, Trigger};
 use crate::resources::{InvalidField, json_object};
 use crate::types;
 
@@ -51,6 +55,13 @@ pub struct DeploymentSpec {
     pub(crate) work_queue: Option<String>,
     pub(crate) job_variables: Map<String, Value>,
     pub(crate) entrypoint: Option<String>,
+    pub(crate) pull_steps: Option<Vec<PullStep>>,
+    pub(crate) path: Option<String>,
+    pub(crate) labels: Option<Map<String, Value>>,
+    pub(crate) version_info: Option<VersionInfo>,
+    pub(crate) storage_document_id: Option<Uuid>,
+    pub(crate) infrastructure_document_id: Option<Uuid>,
+    pub(crate) triggers: Vec<DeploymentTrigger>,
     /// The first option given a value it cannot take, for `apply` to report.
     pub(crate) invalid: Option<InvalidField>,
 }
@@ -85,6 +96,13 @@ impl DeploymentSpec {
             work_queue: None,
             job_variables: Map::new(),
             entrypoint: None,
+            pull_steps: None,
+            path: None,
+            labels: None,
+            version_info: None,
+            storage_document_id: None,
+            infrastructure_document_id: None,
+            triggers: Vec::new(),
             invalid: None,
         }
     }
@@ -202,6 +220,71 @@ impl DeploymentSpec {
         self
     }
 
+    /// Adds a pull step: what a worker does, in order, before it runs the flow (clone the
+    /// code, move into its directory, install its requirements). Without any, the deployment
+    /// keeps the pull steps it has.
+    pub fn pull_step(mut self, step: impl Into<PullStep>) -> Self {
+        self.pull_steps.get_or_insert_with(Vec::new).push(step.into());
+        self
+    }
+
+    /// The pull steps, replacing those added before (none: the deployment has no pull steps).
+    pub fn pull_steps(mut self, steps: impl IntoIterator<Item = PullStep>) -> Self {
+        self.pull_steps = Some(steps.into_iter().collect());
+        self
+    }
+
+    /// The directory the flow runs in, for a worker without pull steps.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Adds a label (its value a string, number or boolean); Prefect's own labels
+    /// (`prefect.flow.id`) are the server's.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        let value = value.into();
+        if value.is_object() || value.is_array() || value.is_null() {
+            self.invalid.get_or_insert(InvalidField::new(
+                "deployment label",
+                format!("{value}; a label's value is a string, a number or a boolean"),
+            ));
+        } else {
+            self.labels.get_or_insert_with(Map::new).insert(key.into(), value);
+        }
+        self
+    }
+
+    /// What version of the code it runs, with where it comes from (sent with the deployment;
+    /// Prefect's server does not send it back, so it is not compared by
+    /// [`apply`](super::Deployments::apply)).
+    pub fn version_info(mut self, info: VersionInfo) -> Self {
+        self.version_info = Some(info);
+        self
+    }
+
+    /// The storage block document its code is read from (Prefect 2's deployments).
+    pub fn storage_document_id(mut self, id: Uuid) -> Self {
+        self.storage_document_id = Some(id);
+        self
+    }
+
+    /// The infrastructure block document its runs start on (Prefect 2's deployments).
+    pub fn infrastructure_document_id(mut self, id: Uuid) -> Self {
+        self.infrastructure_document_id = Some(id);
+        self
+    }
+
+    /// Adds a trigger: an automation, owned by the deployment, that runs it when `trigger`
+    /// fires, as Prefect's `deploy` creates a deployment's `triggers` (named
+    /// `<deployment>__automation_<n>` unless [`DeploymentTrigger::name`] says otherwise).
+    /// The deployment's automations are the spec's: those it owns are replaced when they
+    /// differ.
+    pub fn trigger(mut self, trigger: impl Into<DeploymentTrigger>) -> Self {
+        self.triggers.push(trigger.into());
+        self
+    }
+
     /// `value` as a JSON object; else remembers why not (for `apply` to report).
     fn object(&mut self, what: &'static str, value: &impl Serialize) -> Option<Map<String, Value>> {
         match json_object(what, value) {
@@ -271,6 +354,260 @@ impl DeploymentSpec {
         })
     }
 }
+
+impl DeploymentSpec {
+    /// The spec of a deployment as the server has it (`flow_name` is its flow's name, which
+    /// the deployment does not carry): applied back, it reports
+    /// [`Change::Unchanged`](crate::resources::Change::Unchanged). For tools that move
+    /// deployments between servers or into code. The deployment's triggers (automations it
+    /// owns) are not read; add them with [`trigger`](Self::trigger).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: prefect_client::Client, other: prefect_client::Client) -> Result<(), prefect_client::Error> {
+    /// use prefect_client::resources::deployments::DeploymentSpec;
+    ///
+    /// let deployment = client.deployments().get_by_name("etl/nightly").await?;
+    /// let spec = DeploymentSpec::from_deployment(&deployment, "etl");
+    /// other.deployments().apply(&spec).await?; // the same deployment on another server
+    /// # Ok(()) }
+    /// ```
+    pub fn from_deployment(deployment: &types::DeploymentResponse, flow_name: &str) -> DeploymentSpec {
+        let mut spec = DeploymentSpec::new(flow_name, &deployment.name);
+        spec.schedules = deployment
+            .schedules
+            .iter()
+            .filter_map(Schedule::from_server)
+            .collect();
+        spec.parameters = deployment.parameters.clone();
+        spec.parameter_schema = deployment.parameter_openapi_schema.clone();
+        spec.enforce_parameter_schema = Some(deployment.enforce_parameter_schema);
+        spec.tags = deployment.tags.clone();
+        spec.description = deployment.description.clone();
+        spec.version = deployment.version.clone();
+        spec.concurrency = deployment.global_concurrency_limit.as_ref().map(|limit| {
+            let options = deployment.concurrency_options.as_ref();
+            let strategy = match options.map(|o| &o.collision_strategy) {
+                Some(types::ConcurrencyLimitStrategy::CancelNew) => CollisionStrategy::CancelNew,
+                _ => CollisionStrategy::Enqueue,
+            };
+            let grace = options
+                .and_then(|o| o.grace_period_seconds)
+                .map(|seconds| Duration::from_secs(seconds.max(0) as u64));
+            (limit.limit.max(0) as u64, strategy, grace)
+        });
+        spec.paused = deployment.paused;
+        spec.work_pool = deployment.work_pool_name.clone();
+        spec.work_queue = deployment.work_queue_name.clone();
+        spec.job_variables = deployment.job_variables.clone();
+        spec.entrypoint = deployment.entrypoint.clone();
+        spec.pull_steps = deployment.pull_steps.as_ref().map(|steps| {
+            steps
+                .iter()
+                .map(|step| PullStep::from_json(&Value::Object(step.clone())))
+                .collect()
+        });
+        spec.path = deployment.path.clone();
+        let labels: Map<String, Value> = serde_json::to_value(&deployment.labels)
+            .ok()
+            .and_then(|labels| labels.as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(key, _)| !key.starts_with("prefect."))
+            .collect();
+        spec.labels = (!labels.is_empty()).then_some(labels);
+        spec.storage_document_id = deployment.storage_document_id;
+        spec.infrastructure_document_id = deployment.infrastructure_document_id;
+        spec
+    }
+
+    /// What `apply` sends for the flow `flow_id`: the create body, with the pull steps, labels
+    /// and version info as Prefect takes them.
+    pub(crate) fn body(&self, flow_id: Uuid) -> Result<Value, Error> {
+        let mut body = serde_json::to_value(self.create_body(flow_id)?)
+            .map_err(|e| Error::invalid("deployment", format!("cannot be serialized: {e}")))?;
+        if let Some(steps) = &self.pull_steps {
+            body["pull_steps"] = Value::Array(steps.iter().map(PullStep::to_json).collect());
+        }
+        if let Some(labels) = &self.labels {
+            body["labels"] = Value::Object(labels.clone());
+        }
+        if let Some(info) = &self.version_info {
+            body["version_info"] = serde_json::to_value(info)
+                .map_err(|e| Error::invalid("version info", format!("cannot be serialized: {e}")))?;
+        }
+        for (key, id) in [
+            ("storage_document_id", self.storage_document_id),
+            ("infrastructure_document_id", self.infrastructure_document_id),
+        ] {
+            if let Some(id) = id {
+                body[key] = Value::String(id.to_string());
+            }
+        }
+        if let Some(path) = &self.path {
+            body["path"] = Value::String(path.clone());
+        }
+        Ok(body)
+    }
+
+    /// The automations of its triggers, for the deployment `id`.
+    pub(crate) fn automations(&self, id: Uuid) -> Vec<AutomationSpec> {
+        self.triggers
+            .iter()
+            .enumerate()
+            .map(|(index, trigger)| trigger.automation(&self.name, index + 1, id))
+            .collect()
+    }
+}
+
+/// What version of the code a deployment runs, as Prefect's `VersionInfo`: its `type`
+/// (`"vcs:git"`, `"vcs:github"`, …), the version, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct VersionInfo {
+    /// The kind of version (`"vcs:git"`, `"vcs:github"`, `"prefect:simple"`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The version (a commit, a tag).
+    pub version: String,
+    /// The branch it was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Where to see it (a commit's URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Any other field Prefect's version types have (`commit_sha`, `repository`, `message`).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl VersionInfo {
+    /// Version `version` of the kind `kind` (`"vcs:git"`).
+    pub fn new(kind: impl Into<String>, version: impl Into<String>) -> VersionInfo {
+        VersionInfo {
+            kind: kind.into(),
+            version: version.into(),
+            branch: None,
+            url: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The branch.
+    pub fn branch(mut self, branch: impl Into<String>) -> Self {
+        self.branch = Some(branch.into());
+        self
+    }
+
+    /// Where to see it.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+}
+
+/// A trigger of a deployment ([`DeploymentSpec::trigger`]): when it fires, an automation owned
+/// by the deployment runs it, as Prefect's `DeploymentEventTrigger` and its kin do.
+///
+/// ```
+/// use std::time::Duration;
+/// use prefect_client::resources::automations::EventTrigger;
+/// use prefect_client::resources::deployments::DeploymentTrigger;
+///
+/// let on_upload = DeploymentTrigger::new(EventTrigger::reactive().expect(["acme.file.uploaded"]))
+///     .name("load-uploads")
+///     .parameters(&serde_json::json!({ "file": "{{ event.resource.id }}" }))
+///     .schedule_after(Duration::from_secs(30));
+/// # let _ = on_upload;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "add it to a DeploymentSpec with .trigger(..)"]
+pub struct DeploymentTrigger {
+    trigger: Trigger,
+    name: Option<String>,
+    description: String,
+    enabled: bool,
+    run: RunDeployment,
+}
+
+impl DeploymentTrigger {
+    /// Runs the deployment, with its own parameters, when `trigger` fires.
+    pub fn new(trigger: impl Into<Trigger>) -> DeploymentTrigger {
+        DeploymentTrigger {
+            trigger: trigger.into(),
+            name: None,
+            description: String::new(),
+            enabled: true,
+            run: RunDeployment::selected(Uuid::nil()),
+        }
+    }
+
+    /// The automation's name (default `<deployment>__automation_<n>`, as Prefect's).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The automation's description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// Whether Prefect evaluates it (default true).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// The run's parameters (Jinja templates over the event are rendered); default the
+    /// deployment's own.
+    pub fn parameters(mut self, parameters: &impl Serialize) -> Self {
+        self.run = self.run.parameters(parameters);
+        self
+    }
+
+    /// The run's job variables; default the deployment's own.
+    pub fn job_variables(mut self, variables: &impl Serialize) -> Self {
+        self.run = self.run.job_variables(variables);
+        self
+    }
+
+    /// Schedules the run this long after the trigger fires (default: at once).
+    pub fn schedule_after(mut self, delay: Duration) -> Self {
+        self.run = self.run.schedule_after(delay);
+        self
+    }
+
+    /// The automation, for the `index`th trigger of the deployment `deployment` (`id`).
+    fn automation(&self, deployment: &str, index: usize, id: Uuid) -> AutomationSpec {
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{deployment}__automation_{index}"));
+        let mut run = self.run.clone();
+        run.target = crate::resources::automations::Target::Selected(id);
+        AutomationSpec::new(&name, self.trigger.clone())
+            .description(self.description.clone())
+            .enabled(self.enabled)
+            .action(run)
+    }
+}
+
+/// `From<$trigger> for DeploymentTrigger`: the trigger, running the deployment as it is.
+macro_rules! deployment_trigger_from {
+    ($($trigger:ty),*) => {$(
+        impl From<$trigger> for DeploymentTrigger {
+            fn from(trigger: $trigger) -> DeploymentTrigger {
+                DeploymentTrigger::new(trigger)
+            }
+        }
+    )*};
+}
+deployment_trigger_from!(
+    Trigger,
+    crate::resources::automations::EventTrigger,
+    crate::resources::automations::CompoundTrigger,
+    crate::resources::automations::SequenceTrigger
+);
 
 /// A schedule of a deployment: cron (with a time zone), an interval (with an anchor), or an
 /// RRULE; active or not.
@@ -416,6 +753,30 @@ impl Schedule {
                 ),
             }),
         })
+    }
+
+    /// The schedule the server has, `None` for a kind this SDK does not know.
+    pub(crate) fn from_server(schedule: &types::DeploymentSchedule) -> Option<Schedule> {
+        let inner = serde_json::to_value(&schedule.schedule).ok()?;
+        let text = |key: &str| inner.get(key).and_then(Value::as_str).map(str::to_string);
+        let mut read = if let Some(cron) = text("cron") {
+            Schedule::cron(cron).day_or(inner.get("day_or").and_then(Value::as_bool).unwrap_or(true))
+        } else if let Some(seconds) = inner.get("interval").and_then(Value::as_f64) {
+            let every = Schedule::interval(Duration::try_from_secs_f64(seconds).ok()?);
+            match text("anchor_date").and_then(|at| at.parse().ok()) {
+                Some(anchor) => every.anchor(anchor),
+                None => every,
+            }
+        } else {
+            Schedule::rrule(text("rrule")?)
+        };
+        if let Some(timezone) = text("timezone") {
+            read = read.timezone(timezone);
+        }
+        read.active = schedule.active;
+        read.slug = schedule.slug.clone();
+        read.parameters = schedule.parameters.clone();
+        Some(read)
     }
 
     pub(crate) fn create_body(&self) -> Result<types::DeploymentScheduleCreate, Error> {
