@@ -219,9 +219,9 @@ impl<'de> Deserialize<'de> for BlockReference {
     }
 }
 
-/// Adds `id` and `requires` setters and `From<$step> for PullStep`.
+/// Adds `id` and `requires` setters, and `From<$step> for PullStep` when a variant is named.
 macro_rules! step {
-    ($step:ident => $variant:ident) => {
+    ($step:ident) => {
         impl $step {
             /// The step's id: later steps read its outputs as `{{ <id>.<output> }}`.
             pub fn id(mut self, id: impl Into<String>) -> Self {
@@ -235,6 +235,9 @@ macro_rules! step {
                 self
             }
         }
+    };
+    ($step:ident => $variant:ident) => {
+        step!($step);
 
         impl From<$step> for PullStep {
             fn from(step: $step) -> PullStep {
@@ -371,19 +374,8 @@ impl BucketPull {
         self.credentials = Some(block);
         self
     }
-
-    /// The step `id`: later steps read its outputs as `{{ <id>.<output> }}`.
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.common.id = Some(id.into());
-        self
-    }
-
-    /// Packages installed before the step runs (`"prefect-aws>=0.5"`).
-    pub fn requires(mut self, requires: impl Into<String>) -> Self {
-        self.common.requires = Some(requires.into());
-        self
-    }
 }
+step!(BucketPull);
 
 /// Runs a command (`prefect.deployments.steps.run_shell_script`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
