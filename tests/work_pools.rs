@@ -200,3 +200,42 @@ async fn a_pool_lists_its_rust_worker_and_deletes_it() {
     let err = workers.delete_by_name("listed-worker").await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
+
+/// What Prefect's Python client creates: a pool of type `argv[2]` named `argv[1]` with its CLI's
+/// default template, a limit of 7 and a description, and a queue of priority 2 in it.
+const CREATE_POOL: &str = r#"
+import asyncio, sys
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate, WorkQueueCreate
+from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
+
+async def main():
+    template = await get_default_base_job_template_for_infrastructure_type(sys.argv[2])
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(
+            name=sys.argv[1], type=sys.argv[2], base_job_template=template,
+            concurrency_limit=7, description="made in Python"))
+        await client.create_work_queue(name="python-queue", work_pool_name=sys.argv[1], priority=2)
+
+asyncio.run(main())
+"#;
+
+#[tokio::test]
+async fn a_pool_made_by_prefects_python_client_reads_through_the_sdk_and_applies_back_unchanged() {
+    let client = client().await;
+    let name = unique("python-made-pool");
+    python(client.api_url(), CREATE_POOL, &[&name, "process"]).await;
+    let pools = client.work_pools();
+    let pool = pools.get_by_name(&name).await.unwrap();
+    assert_eq!(pool.type_, "process");
+    assert_eq!(pool.concurrency_limit, Some(7));
+    assert_eq!(pool.description.as_deref(), Some("made in Python"));
+    let queue = pools.queues(&name).get_by_name("python-queue").await.unwrap();
+    assert_eq!(queue.priority.get(), 2);
+    // The same pool declared in Rust: Python's CLI template is the SDK's default, nothing to do.
+    let spec = WorkPoolSpec::new(&name, "process")
+        .concurrency_limit(7)
+        .description("made in Python");
+    let applied = pools.apply(&spec).await.unwrap();
+    assert_eq!(applied.change, Change::Unchanged, "{:?}", applied.object);
+}
